@@ -1,1 +1,39 @@
-fn main() {}
+//! `moe`: the command line of moe-emergence.
+//!
+//! With no arguments it runs the demo; `moe data …` prepares and inspects
+//! token data, `moe model …` inspects the model.
+
+mod cmd_data;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Mixture-of-Experts GPT-2: data, model, training and routing analysis.
+#[derive(Parser)]
+#[command(name = "moe", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Prepare and inspect token data.
+    #[command(subcommand)]
+    Data(cmd_data::DataCommand),
+    /// Run the demo: prepare the embedded corpora and show what came out.
+    Demo(cmd_data::DemoArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.command {
+        None => cmd_data::demo(&cmd_data::DemoArgs::default()),
+        Some(Command::Demo(args)) => cmd_data::demo(&args),
+        Some(Command::Data(cmd)) => cmd_data::run(cmd),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,247 @@
+//! Collecting a domain: read its sources in order, filter, format, tokenize
+//! and deduplicate, until the domain's token target is met (DATA-2, FILT-*).
+//!
+//! Rows are read in order into batches; a batch is filtered, hashed and
+//! tokenized in parallel (results keep their order), then consumed one by
+//! one, so the documents kept — and where reading stops — never depend on the
+//! thread count (DATA-6).
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::config::{DataConfig, DomainConfig, SourceConfig, SourceKind};
+use crate::error::{DataError, Result};
+use crate::filter::{DropReason, check_length, content_key};
+use crate::manifest::{FileStats, SourceStats};
+use crate::sources::{self, Candidate, HubOptions, SourceFile};
+use crate::tokenizer::TokenEncoder;
+
+/// Candidates tokenized per parallel batch.
+const BATCH: usize = 256;
+
+/// A domain's kept documents, as tokens, in reading order.
+#[derive(Debug, Default)]
+pub struct DomainDocs {
+    /// One token list per kept document (no EOS).
+    pub docs: Vec<Vec<u16>>,
+    /// Per source statistics.
+    pub sources: Vec<SourceStats>,
+}
+
+/// Shared state of one prepare run.
+pub struct Collector<'a, E: TokenEncoder> {
+    /// The config.
+    pub config: &'a DataConfig,
+    /// Folder that relative local paths start from.
+    pub base: &'a Path,
+    /// Hub access.
+    pub hub: &'a HubOptions,
+    /// The encoder.
+    pub encoder: &'a E,
+    /// The worker pool.
+    pub pool: &'a rayon::ThreadPool,
+    /// Content keys of every kept document so far (all domains).
+    pub seen: HashSet<[u8; 16]>,
+    /// Progress display.
+    pub progress: &'a ProgressBar,
+}
+
+/// A candidate after the parallel stage.
+enum Processed {
+    Drop(DropReason),
+    Doc { key: [u8; 16], ids: Vec<u16> },
+}
+
+/// Running totals of one domain.
+struct Budget {
+    target: Option<u64>,
+    tokens: u64,
+}
+
+impl Budget {
+    fn reached(&self) -> bool {
+        self.target.is_some_and(|t| self.tokens >= t)
+    }
+}
+
+impl<E: TokenEncoder> Collector<'_, E> {
+    /// Reads `domain`'s sources in order until its target is met.
+    pub fn collect(&mut self, domain: &DomainConfig) -> Result<DomainDocs> {
+        let mut out = DomainDocs::default();
+        let mut budget = Budget {
+            target: self.config.target_tokens(domain),
+            tokens: 0,
+        };
+        for source in &domain.sources {
+            if budget.reached() {
+                break;
+            }
+            let stats = self.collect_source(domain, source, &mut budget, &mut out.docs)?;
+            out.sources.push(stats);
+        }
+        if out.docs.is_empty() {
+            let rows_read = out.sources.iter().map(|s| s.records_read).sum();
+            return Err(DataError::EmptyDomain {
+                domain: domain.name.clone(),
+                rows_read,
+            });
+        }
+        Ok(out)
+    }
+
+    fn collect_source(
+        &mut self,
+        domain: &DomainConfig,
+        source: &SourceConfig,
+        budget: &mut Budget,
+        docs: &mut Vec<Vec<u16>>,
+    ) -> Result<SourceStats> {
+        let resolved = sources::resolve(source, self.base, self.hub)?;
+        let mut stats = SourceStats {
+            domain: domain.name.clone(),
+            label: source.label(),
+            kind: match source.kind {
+                SourceKind::Local => "local".into(),
+                SourceKind::Hf => "hf".into(),
+            },
+            repo: source.repo.clone(),
+            revision: source.revision.clone(),
+            commit: resolved.commit.clone(),
+            files: Vec::new(),
+            records_read: 0,
+            documents_kept: 0,
+            tokens_kept: 0,
+            drops: Default::default(),
+        };
+        for file in &resolved.files {
+            stats.files.push(file_stats(file, self.base)?);
+        }
+        self.progress
+            .set_message(format!("{} ← {}", domain.name, stats.label));
+        let mut source_budget = SourceLimit {
+            max_docs: source.max_documents,
+            stopped: false,
+        };
+        let utf8_policy = self.config.pipeline.invalid_utf8;
+        for file in &resolved.files {
+            if budget.reached() || source_budget.stopped {
+                break;
+            }
+            let mut batch: Vec<Candidate> = Vec::with_capacity(BATCH);
+            let mut visit = |c: Candidate| -> Result<ControlFlow<()>> {
+                batch.push(c);
+                if batch.len() < BATCH {
+                    return Ok(ControlFlow::Continue(()));
+                }
+                let pending = std::mem::take(&mut batch);
+                Ok(self.consume(
+                    pending,
+                    source,
+                    budget,
+                    &mut source_budget,
+                    &mut stats,
+                    docs,
+                ))
+            };
+            sources::read_candidates(file, source, utf8_policy, &mut visit)?;
+            if !budget.reached() && !source_budget.stopped {
+                let _ = self.consume(batch, source, budget, &mut source_budget, &mut stats, docs);
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Processes a batch in parallel, then keeps its documents in order until a limit.
+    fn consume(
+        &mut self,
+        batch: Vec<Candidate>,
+        source: &SourceConfig,
+        budget: &mut Budget,
+        limit: &mut SourceLimit,
+        stats: &mut SourceStats,
+        docs: &mut Vec<Vec<u16>>,
+    ) -> ControlFlow<()> {
+        if budget.reached() || limit.stopped {
+            return ControlFlow::Break(());
+        }
+        let encoder = self.encoder;
+        let processed: Vec<Processed> = self.pool.install(|| {
+            batch
+                .into_par_iter()
+                .map_init(E::Scratch::default, |scratch, candidate| {
+                    process(candidate, source, encoder, scratch)
+                })
+                .collect()
+        });
+        for item in processed {
+            stats.records_read += 1;
+            match item {
+                Processed::Drop(reason) => *stats.drops.entry(reason).or_default() += 1,
+                Processed::Doc { key, .. }
+                    if self.config.pipeline.dedup && self.seen.contains(&key) =>
+                {
+                    *stats.drops.entry(DropReason::Duplicate).or_default() += 1;
+                }
+                Processed::Doc { key, ids } => {
+                    self.seen.insert(key);
+                    budget.tokens += ids.len() as u64 + 1;
+                    stats.documents_kept += 1;
+                    stats.tokens_kept += ids.len() as u64;
+                    self.progress.inc(ids.len() as u64 + 1);
+                    docs.push(ids);
+                    limit.stopped = limit.max_docs.is_some_and(|m| stats.documents_kept >= m);
+                    if budget.reached() || limit.stopped {
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+struct SourceLimit {
+    max_docs: Option<u64>,
+    stopped: bool,
+}
+
+fn process<E: TokenEncoder>(
+    candidate: Candidate,
+    source: &SourceConfig,
+    encoder: &E,
+    scratch: &mut E::Scratch,
+) -> Processed {
+    let text = match candidate {
+        Candidate::Dropped(reason) => return Processed::Drop(reason),
+        Candidate::Doc(_, text) => text,
+    };
+    if let Err(reason) = check_length(&text, source) {
+        return Processed::Drop(reason);
+    }
+    let mut ids = Vec::with_capacity(text.len() / 3);
+    encoder.encode_into(&text, scratch, &mut ids);
+    Processed::Doc {
+        key: content_key(&text),
+        ids: ids.into_iter().map(|t| t as u16).collect(),
+    }
+}
+
+fn file_stats(file: &SourceFile, base: &Path) -> Result<FileStats> {
+    let mut f = std::fs::File::open(&file.path).map_err(|e| DataError::io(&file.path, e))?;
+    let mut hasher = Sha256::new();
+    let bytes = std::io::copy(&mut f, &mut hasher).map_err(|e| DataError::io(&file.path, e))?;
+    let name = Path::new(&file.name)
+        .strip_prefix(base)
+        .map(|p| p.to_string_lossy().to_string())
+        .unwrap_or_else(|_| file.name.clone());
+    Ok(FileStats {
+        name,
+        sha256: hex::encode(hasher.finalize()),
+        bytes,
+    })
+}

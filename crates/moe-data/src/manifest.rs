@@ -1,0 +1,184 @@
+//! `manifest.json`: everything needed to reproduce and check a prepared
+//! directory (MAN-*) — the resolved config, tool and tokenizer versions,
+//! every source file with its sha256 and drop counts, and every shard with
+//! its counts and sha256. It holds no timestamps, so the same input and seed
+//! give byte-identical manifests.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Balance, DataConfig};
+use crate::error::{DataError, Result};
+use crate::filter::DropCounts;
+use crate::split::Split;
+
+/// Value of [`Manifest::format`].
+pub const MANIFEST_FORMAT: &str = "moe-emergence/prepared-data";
+/// Value of [`Manifest::format_version`].
+pub const MANIFEST_VERSION: u32 = 1;
+/// File name of the manifest inside a prepared directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// The manifest of a prepared directory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Always [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// Always [`MANIFEST_VERSION`].
+    pub format_version: u32,
+    /// Version of the tool that wrote it.
+    pub tool_version: String,
+    /// The resolved config.
+    pub config: DataConfig,
+    /// Which tokenizer made the ids.
+    pub tokenizer: TokenizerInfo,
+    /// Tokens per block.
+    pub block_size: usize,
+    /// Per source: where it came from and what was kept.
+    pub sources: Vec<SourceStats>,
+    /// Per (split, domain) shard.
+    pub shards: Vec<ShardInfo>,
+    /// What balancing did.
+    pub balance: BalanceInfo,
+    /// Warnings raised while preparing.
+    pub warnings: Vec<String>,
+}
+
+/// Tokenizer identity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerInfo {
+    /// Always `gpt2-bpe`.
+    pub kind: String,
+    /// sha256 over `vocab.json` then `merges.txt`.
+    pub sha256: String,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Document separator id.
+    pub eos_id: u32,
+}
+
+/// One source file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileStats {
+    /// Path relative to the config (local) or name in the repo (hf).
+    pub name: String,
+    /// sha256 of the file's bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// One source of one domain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceStats {
+    /// The domain.
+    pub domain: String,
+    /// The source's label.
+    pub label: String,
+    /// `local` or `hf`.
+    pub kind: String,
+    /// Hub repo.
+    pub repo: Option<String>,
+    /// Revision as configured.
+    pub revision: Option<String>,
+    /// Commit the revision resolved to.
+    pub commit: Option<String>,
+    /// Files read (all resolved files, in order; reading may stop early).
+    pub files: Vec<FileStats>,
+    /// Records considered (rows, or articles when rebuilt) before the target stopped reading.
+    pub records_read: u64,
+    /// Documents kept.
+    pub documents_kept: u64,
+    /// Tokens of kept documents (no EOS).
+    pub tokens_kept: u64,
+    /// Drops by reason.
+    pub drops: DropCounts,
+}
+
+/// One shard.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ShardInfo {
+    /// The split.
+    pub split: Split,
+    /// The domain.
+    pub domain: String,
+    /// Path relative to the prepared directory, `<split>/<domain>.bin`.
+    pub file: String,
+    /// Documents packed.
+    pub documents: u64,
+    /// Tokens written (blocks × block_size).
+    pub tokens: u64,
+    /// Blocks written.
+    pub blocks: u64,
+    /// Blocks before balancing.
+    pub blocks_before_balance: u64,
+    /// Tail tokens dropped by packing.
+    pub tail_dropped: u64,
+    /// EOS tokens in the written blocks.
+    pub eos_count: u64,
+    /// sha256 of the shard file.
+    pub sha256: String,
+}
+
+/// What balancing did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BalanceInfo {
+    /// The configured mode.
+    pub mode: Balance,
+    /// Train blocks kept per domain, when balanced.
+    pub train_blocks_per_domain: Option<u64>,
+    /// Largest over smallest train token count before balancing.
+    pub token_ratio_before: f64,
+}
+
+impl Manifest {
+    /// Reads `<dir>/manifest.json`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| DataError::Read {
+            path: path.clone(),
+            row: None,
+            reason: format!("invalid manifest: {e}"),
+        })?;
+        if manifest.format != MANIFEST_FORMAT || manifest.format_version != MANIFEST_VERSION {
+            return Err(DataError::Read {
+                path,
+                row: None,
+                reason: format!("not a v{MANIFEST_VERSION} {MANIFEST_FORMAT} manifest"),
+            });
+        }
+        Ok(manifest)
+    }
+
+    /// The shard of (split, domain), if any.
+    pub fn shard(&self, split: Split, domain: &str) -> Option<&ShardInfo> {
+        self.shards
+            .iter()
+            .find(|s| s.split == split && s.domain == domain)
+    }
+
+    /// Domain names in config order.
+    pub fn domains(&self) -> Vec<String> {
+        self.config.domains.iter().map(|d| d.name.clone()).collect()
+    }
+
+    /// Pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// Path of a shard file inside a prepared directory.
+pub fn shard_path(dir: &Path, split: Split, domain: &str) -> PathBuf {
+    dir.join(split.name()).join(format!("{domain}.bin"))
+}

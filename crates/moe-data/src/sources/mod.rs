@@ -1,0 +1,176 @@
+//! Sources: from a `[[domains.sources]]` entry to formatted candidate
+//! documents (SRC-*, FMT-*).
+//!
+//! [`resolve`] turns a source into local files (globbing local paths,
+//! downloading Hub files); [`read_candidates`] streams one file's rows,
+//! applies the row-level filters and the formatting, and hands each
+//! candidate document or drop to a visitor.
+
+pub mod hf;
+pub mod readers;
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use crate::config::{SourceConfig, SourceKind, Utf8Policy};
+use crate::error::{DataError, Result};
+use crate::filter::{DropReason, check_suffix};
+use crate::format::{ArticleAssembler, Template, strip_calc_annotations, wikitext_detokenize};
+use readers::RowData;
+
+pub use hf::HubOptions;
+
+/// One file of a resolved source.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Name in the manifest: the path as configured, or the name in the Hub repo.
+    pub name: String,
+    /// Where it is on disk.
+    pub path: PathBuf,
+}
+
+/// A source resolved to files.
+#[derive(Debug, Clone)]
+pub struct ResolvedSource {
+    /// The Hub commit, for `hf` sources.
+    pub commit: Option<String>,
+    /// The files, in reading order.
+    pub files: Vec<SourceFile>,
+}
+
+/// Resolves a source to files; relative local paths are taken from `base`
+/// (the config file's folder).
+pub fn resolve(source: &SourceConfig, base: &Path, hub: &HubOptions) -> Result<ResolvedSource> {
+    match source.kind {
+        SourceKind::Local => {
+            let pattern = source.local_pattern(base).unwrap_or_default();
+            Ok(ResolvedSource {
+                commit: None,
+                files: glob_files(&pattern)?,
+            })
+        }
+        SourceKind::Hf => {
+            let resolved = hf::resolve(source, hub)?;
+            let files = resolved
+                .files
+                .into_iter()
+                .map(|(name, path)| SourceFile { name, path })
+                .collect();
+            Ok(ResolvedSource {
+                commit: Some(resolved.commit),
+                files,
+            })
+        }
+    }
+}
+
+fn glob_files(pattern: &Path) -> Result<Vec<SourceFile>> {
+    let text = pattern.to_string_lossy().to_string();
+    if pattern.is_file() {
+        return Ok(vec![SourceFile {
+            name: text,
+            path: pattern.to_path_buf(),
+        }]);
+    }
+    let paths = glob::glob(&text).map_err(|e| DataError::Read {
+        path: pattern.into(),
+        row: None,
+        reason: e.to_string(),
+    })?;
+    let mut files: Vec<PathBuf> = paths
+        .filter_map(|p| p.ok())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(DataError::NoFiles { pattern: text });
+    }
+    Ok(files
+        .into_iter()
+        .map(|p| SourceFile {
+            name: p.to_string_lossy().to_string(),
+            path: p,
+        })
+        .collect())
+}
+
+/// A row's outcome before tokenization.
+#[derive(Debug)]
+pub enum Candidate {
+    /// A formatted document (row number of its first row, text).
+    Doc(u64, String),
+    /// A row dropped before formatting was complete.
+    Dropped(DropReason),
+}
+
+/// Reads one file of `source`, calling `visit` with each candidate.
+pub fn read_candidates(
+    file: &SourceFile,
+    source: &SourceConfig,
+    policy: Utf8Policy,
+    visit: &mut dyn FnMut(Candidate) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let mut fields = source.fields.clone();
+    let suffix_idx = source.require_suffix.as_ref().map(|rule| {
+        fields
+            .iter()
+            .position(|f| *f == rule.field)
+            .unwrap_or_else(|| {
+                fields.push(rule.field.clone());
+                fields.len() - 1
+            })
+    });
+    let template = match &source.template {
+        Some(t) => Template::parse(t, &source.fields).map_err(|reason| DataError::Read {
+            path: file.path.clone(),
+            row: None,
+            reason,
+        })?,
+        None => Template::single_field(),
+    };
+    let mut articles = source.wikitext_articles.then(ArticleAssembler::default);
+    let mut article_row = 1u64;
+    let finish = |text: String| -> String {
+        let text = if source.strip_calc_annotations {
+            strip_calc_annotations(&text)
+        } else {
+            text
+        };
+        if source.wikitext_detokenize {
+            wikitext_detokenize(&text)
+        } else {
+            text
+        }
+    };
+    let mut on_row = |row: u64, data: RowData| -> Result<ControlFlow<()>> {
+        let values = match data {
+            RowData::InvalidUtf8 if policy == Utf8Policy::Fail => {
+                return Err(DataError::InvalidUtf8 {
+                    path: file.path.clone(),
+                    row,
+                });
+            }
+            RowData::InvalidUtf8 => return visit(Candidate::Dropped(DropReason::InvalidUtf8)),
+            RowData::Values(values) => values,
+        };
+        if let Err(reason) = check_suffix(suffix_idx.map(|i| values[i].as_str()), source) {
+            return visit(Candidate::Dropped(reason));
+        }
+        let text = template.render(&values);
+        match articles.as_mut() {
+            None => visit(Candidate::Doc(row, finish(text))),
+            Some(assembler) => match assembler.push(&text) {
+                None => Ok(ControlFlow::Continue(())),
+                Some(article) => {
+                    let first_row = std::mem::replace(&mut article_row, row);
+                    visit(Candidate::Doc(first_row, finish(article)))
+                }
+            },
+        }
+    };
+    readers::for_each_row(&file.path, source.format, &fields, &mut on_row)?;
+    if let Some(article) = articles.and_then(ArticleAssembler::finish) {
+        let _ = visit(Candidate::Doc(article_row, finish(article)))?;
+    }
+    Ok(())
+}

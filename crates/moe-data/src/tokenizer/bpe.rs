@@ -1,0 +1,166 @@
+//! Byte-level BPE over the GPT-2 vocabulary and merge list.
+//!
+//! GPT-2 maps every byte to a printable character before building its
+//! vocabulary (`Ġ` is the space byte, and so on); [`byte_to_unicode`] is that
+//! map. We undo it when loading, so the encoder works on raw bytes: a piece is
+//! split into single bytes and the lowest-ranked adjacent pair is merged until
+//! no pair is in the merge list.
+
+use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
+
+/// GPT-2's reversible byte → printable character map.
+pub fn byte_to_unicode() -> [char; 256] {
+    let mut map = ['\0'; 256];
+    let mut next = 256u32;
+    for b in 0..=255u8 {
+        let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+        map[b as usize] = if printable {
+            char::from(b)
+        } else {
+            let c = char::from_u32(next).unwrap_or('\0');
+            next += 1;
+            c
+        };
+    }
+    map
+}
+
+/// Merge table: for a pair of token ids, the merge rank and the merged id.
+pub type Merges = FxHashMap<(u32, u32), (u32, u32)>;
+
+/// The loaded vocabulary: bytes ↔ ids, plus the merge table.
+#[derive(Debug, Clone)]
+pub struct BpeTables {
+    /// Token bytes → id.
+    pub encoder: FxHashMap<Vec<u8>, u32>,
+    /// Id → token bytes.
+    pub decoder: Vec<Vec<u8>>,
+    /// Single byte → id.
+    pub byte_ids: [u32; 256],
+    /// `(left, right)` → `(rank, merged)`.
+    pub merges: Merges,
+}
+
+/// Why the vocabulary files could not be turned into BPE tables.
+#[derive(Debug, thiserror::Error)]
+pub enum TablesError {
+    /// `vocab.json` is not a JSON object of string → integer.
+    #[error("vocab.json: {0}")]
+    Vocab(String),
+    /// A line of `merges.txt` is malformed or names an unknown token.
+    #[error("merges.txt line {line}: {reason}")]
+    Merge {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn unicode_to_bytes(token: &str, inverse: &HashMap<char, u8>) -> Result<Vec<u8>, TablesError> {
+    token
+        .chars()
+        .map(|c| {
+            inverse.get(&c).copied().ok_or_else(|| {
+                TablesError::Vocab(format!("token {token:?} has unmapped char {c:?}"))
+            })
+        })
+        .collect()
+}
+
+impl BpeTables {
+    /// Builds the tables from the text of `vocab.json` and `merges.txt`.
+    pub fn from_texts(vocab_json: &str, merges_txt: &str) -> Result<Self, TablesError> {
+        let vocab: HashMap<String, u32> =
+            serde_json::from_str(vocab_json).map_err(|e| TablesError::Vocab(e.to_string()))?;
+        let inverse: HashMap<char, u8> = byte_to_unicode()
+            .iter()
+            .enumerate()
+            .map(|(b, &c)| (c, b as u8))
+            .collect();
+        let size = vocab.values().max().map_or(0, |&m| m as usize + 1);
+        let mut decoder = vec![Vec::new(); size];
+        let mut encoder = FxHashMap::default();
+        for (token, &id) in &vocab {
+            let bytes = if token == "<|endoftext|>" {
+                token.as_bytes().to_vec()
+            } else {
+                unicode_to_bytes(token, &inverse)?
+            };
+            decoder[id as usize] = bytes.clone();
+            if token != "<|endoftext|>" {
+                encoder.insert(bytes, id);
+            }
+        }
+        let mut byte_ids = [0u32; 256];
+        for b in 0..=255u8 {
+            byte_ids[b as usize] = *encoder
+                .get(&vec![b])
+                .ok_or_else(|| TablesError::Vocab(format!("no token for byte {b}")))?;
+        }
+        let merges = parse_merges(merges_txt, &encoder, &inverse)?;
+        Ok(Self {
+            encoder,
+            decoder,
+            byte_ids,
+            merges,
+        })
+    }
+
+    /// Encodes one pre-tokenized piece, appending its ids to `out`.
+    pub fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) {
+        if let Some(&id) = self.encoder.get(piece) {
+            out.push(id);
+            return;
+        }
+        let mut parts: Vec<u32> = piece.iter().map(|&b| self.byte_ids[b as usize]).collect();
+        while parts.len() > 1 {
+            let best = parts
+                .windows(2)
+                .enumerate()
+                .filter_map(|(i, w)| {
+                    self.merges
+                        .get(&(w[0], w[1]))
+                        .map(|&(rank, id)| (rank, i, id))
+                })
+                .min();
+            let Some((_, i, merged)) = best else { break };
+            parts[i] = merged;
+            parts.remove(i + 1);
+        }
+        out.extend_from_slice(&parts);
+    }
+}
+
+fn parse_merges(
+    merges_txt: &str,
+    encoder: &FxHashMap<Vec<u8>, u32>,
+    inverse: &HashMap<char, u8>,
+) -> Result<Merges, TablesError> {
+    let mut merges = Merges::default();
+    let lines = merges_txt
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.starts_with("#version") && !l.is_empty());
+    for (rank, (idx, line)) in lines.enumerate() {
+        let err = |reason: &str| TablesError::Merge {
+            line: idx + 1,
+            reason: reason.to_string(),
+        };
+        let (left, right) = line
+            .split_once(' ')
+            .ok_or_else(|| err("expected two tokens"))?;
+        let id_of = |t: &str| -> Result<u32, TablesError> {
+            let bytes = unicode_to_bytes(t, inverse)?;
+            encoder
+                .get(&bytes)
+                .copied()
+                .ok_or_else(|| err(&format!("unknown token {t:?}")))
+        };
+        let merged = id_of(&format!("{left}{right}"))?;
+        merges.insert((id_of(left)?, id_of(right)?), (rank as u32, merged));
+    }
+    Ok(merges)
+}

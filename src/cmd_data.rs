@@ -1,0 +1,145 @@
+//! `moe data prepare|inspect` and the demo's data step.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use moe_data::config::DataConfig;
+use moe_data::inspect::inspect;
+use moe_data::prepare::{PrepareOptions, prepare};
+use moe_data::prepared::PreparedData;
+use moe_data::sources::HubOptions;
+
+/// `moe data …`
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Turn a data config into packed, split, balanced token shards + manifest.
+    Prepare(PrepareArgs),
+    /// Print a prepared directory's manifest as tables and decode sample blocks.
+    Inspect(InspectArgs),
+}
+
+/// Arguments of `moe data prepare`.
+#[derive(Args)]
+pub struct PrepareArgs {
+    /// The data config (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The prepared directory to create.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Worker threads (default: all cores); never changes the output bytes.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Use only the local Hugging Face cache.
+    #[arg(long)]
+    pub offline: bool,
+    /// Refuse Hub revisions that are not 40-hex commits.
+    #[arg(long)]
+    pub locked: bool,
+    /// Replace the output directory if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `moe data inspect`.
+#[derive(Args)]
+pub struct InspectArgs {
+    /// The prepared directory.
+    pub dir: PathBuf,
+    /// Number of sample train blocks to decode.
+    #[arg(long, default_value_t = 0)]
+    pub decode: usize,
+}
+
+/// Arguments of `moe demo`.
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Where the demo writes its outputs.
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+}
+
+impl Default for DemoArgs {
+    fn default() -> Self {
+        Self {
+            out: PathBuf::from("runs/demo"),
+        }
+    }
+}
+
+/// Runs a `moe data` subcommand.
+pub fn run(cmd: DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Prepare(args) => run_prepare(&args),
+        DataCommand::Inspect(args) => {
+            let data = PreparedData::open(&args.dir)?;
+            print!("{}", inspect(&data, args.decode)?);
+            Ok(())
+        }
+    }
+}
+
+fn run_prepare(args: &PrepareArgs) -> Result<()> {
+    let config = DataConfig::load(&args.config)?;
+    let opts = PrepareOptions {
+        out: args.out.clone(),
+        threads: args.threads,
+        force: args.force,
+        hub: HubOptions {
+            offline: args.offline,
+            locked: args.locked,
+            ..Default::default()
+        },
+        progress: std::io::stderr().is_terminal(),
+    };
+    let start = std::time::Instant::now();
+    let manifest = prepare(&config, &args.config, &opts)?;
+    for w in &manifest.warnings {
+        eprintln!("warning: {w}");
+    }
+    let tokens: u64 = manifest.shards.iter().map(|s| s.tokens).sum();
+    eprintln!(
+        "prepared {} shards, {tokens} tokens in {:.1}s → {}",
+        manifest.shards.len(),
+        start.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The demo's data step: prepare the embedded corpora (reusing a prepared
+/// directory that verifies) and print its inspect table.
+pub fn demo(args: &DemoArgs) -> Result<()> {
+    let config_path = demo_config()?;
+    let data_dir = args.out.join("data");
+    let reuse = PreparedData::open(&data_dir).and_then(|d| d.verify().map(|_| d));
+    let data = match reuse {
+        Ok(data) => {
+            eprintln!("reusing verified data in {}", data_dir.display());
+            data
+        }
+        Err(_) => {
+            let args = PrepareArgs {
+                config: config_path,
+                out: data_dir.clone(),
+                threads: None,
+                offline: true,
+                locked: false,
+                force: true,
+            };
+            run_prepare(&args)?;
+            PreparedData::open(&data_dir)?
+        }
+    };
+    print!("{}", inspect(&data, 3)?);
+    Ok(())
+}
+
+/// `configs/data/demo.toml` of this checkout.
+fn demo_config() -> Result<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/data/demo.toml");
+    path.canonicalize()
+        .with_context(|| format!("{}: the demo config is missing", path.display()))
+}
