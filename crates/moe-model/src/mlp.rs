@@ -1,0 +1,78 @@
+//! The GPT-2 MLP: `c_fc` → tanh-GELU → `c_proj` (HF `GPT2MLP`, MODEL-3).
+//!
+//! Also the unit an MoE expert is made of, so an upcycled expert is literally a
+//! copy of the dense MLP.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::Tensor;
+use burn::tensor::activation::gelu_approximate;
+use burn::tensor::backend::Backend;
+
+use crate::init::{self, NormalRng};
+
+/// Two linear maps around a tanh-approximated GELU (`gelu_new` in HF).
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// `[d_model, d_ff]` (HF `c_fc`, Conv1D layout `[in, out]`).
+    pub c_fc: Linear<B>,
+    /// `[d_ff, d_model]` (HF `c_proj`).
+    pub c_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// GPT-2 initialisation: N(0, 0.02²) for `c_fc`, `proj_std` for `c_proj`, zero biases.
+    pub fn init(
+        rng: &mut NormalRng,
+        d_model: usize,
+        d_ff: usize,
+        proj_std: f64,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            c_fc: init::linear(rng, d_model, d_ff, 0.02, true, device),
+            c_proj: init::linear(rng, d_ff, d_model, proj_std, true, device),
+        }
+    }
+
+    /// Applies the MLP to the last dimension.
+    ///
+    /// # Shapes
+    /// - `x`: `[..., d_model]` → `[..., d_model]`
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let h = self.c_fc.forward(x); // [..., d_ff]
+        self.c_proj.forward(gelu_approximate(h)) // [..., d_model]
+    }
+
+    /// A copy with fresh parameter ids, each weight plus N(0, noise_std²) from
+    /// `rng` (no noise is drawn when `noise_std == 0`), detached from any graph.
+    pub fn perturbed_copy(&self, rng: &mut NormalRng, noise_std: f64) -> Self {
+        Self {
+            c_fc: perturb_linear(&self.c_fc, rng, noise_std),
+            c_proj: perturb_linear(&self.c_proj, rng, noise_std),
+        }
+    }
+}
+
+fn perturb_linear<B: Backend>(layer: &Linear<B>, rng: &mut NormalRng, std: f64) -> Linear<B> {
+    let weight = perturb(layer.weight.val(), rng, std);
+    let bias = layer.bias.as_ref().map(|b| perturb(b.val(), rng, std));
+    let mut copy = layer.clone();
+    copy.weight = Param::from_tensor(weight);
+    copy.bias = bias.map(Param::from_tensor);
+    copy
+}
+
+fn perturb<B: Backend, const D: usize>(
+    t: Tensor<B, D>,
+    rng: &mut NormalRng,
+    std: f64,
+) -> Tensor<B, D> {
+    let t = t.detach();
+    if std == 0.0 {
+        return t;
+    }
+    let dims = t.dims();
+    let noise = init::normal_tensor::<B, D>(rng, dims, std, &t.device());
+    t + noise
+}

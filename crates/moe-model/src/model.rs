@@ -1,0 +1,158 @@
+//! GPT-2 (`GPT2LMHeadModel`) with optional MoE blocks: embeddings, blocks,
+//! final LayerNorm, LM head tied to the token embedding (MODEL-3).
+
+use burn::module::Module;
+use burn::nn::{Embedding, LayerNorm};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+
+use crate::attention::Attention;
+use crate::block::{Block, FeedForward};
+use crate::config::{ModelConfig, MoeConfig};
+use crate::init::{self, NormalRng};
+use crate::losses::mean_of;
+use crate::mlp::Mlp;
+use crate::moe::MoeLayer;
+use crate::routing::RoutingRecord;
+
+/// Per-call inputs besides the tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ForwardOptions {
+    /// Std of the Gaussian noise added to router logits for routing decisions
+    /// (0 = none; use [`noise_std_at`](crate::router::noise_std_at) to anneal).
+    pub router_noise_std: f64,
+}
+
+/// Router losses averaged over the MoE layers.
+#[derive(Debug, Clone)]
+pub struct AuxLosses<B: Backend> {
+    /// Mean load-balancing loss (micro-batch scope). `[1]`
+    pub lb: Tensor<B, 1>,
+    /// Mean z-loss. `[1]`
+    pub z: Tensor<B, 1>,
+}
+
+/// Everything a forward pass returns.
+#[derive(Debug, Clone)]
+pub struct ModelOutput<B: Backend> {
+    /// Next-token logits. `[batch, seq, vocab]`
+    pub logits: Tensor<B, 3>,
+    /// One record per MoE block, in block order (empty for a dense model).
+    pub routing: Vec<RoutingRecord<B>>,
+    /// Averaged router losses; `None` for a dense model.
+    pub aux: Option<AuxLosses<B>>,
+}
+
+/// GPT-2 with optional MoE blocks.
+#[derive(Module, Debug)]
+pub struct Gpt2<B: Backend> {
+    /// Token embedding `[vocab, d_model]`, also the LM head.
+    pub wte: Embedding<B>,
+    /// Learned positions `[n_positions, d_model]`.
+    pub wpe: Embedding<B>,
+    /// The blocks.
+    pub h: Vec<Block<B>>,
+    /// Final LayerNorm.
+    pub ln_f: LayerNorm<B>,
+}
+
+impl<B: Backend> Gpt2<B> {
+    /// A fresh model with GPT-2's initialisation (N(0, 0.02²), residual
+    /// projections N(0, (0.02/√(2·n_layer))²), LayerNorm 1/0), seeded (MODEL-5).
+    /// `config` must be valid ([`ModelConfig::validate`]).
+    pub fn init(config: &ModelConfig, seed: u64, device: &B::Device) -> Self {
+        let g = &config.gpt2;
+        let proj_std = 0.02 / (2.0 * g.n_layer as f64).sqrt();
+        let mut rng = NormalRng::new(seed, 0);
+        let wte = init::embedding(&mut rng, g.vocab_size, g.d_model, 0.02, device);
+        let wpe = init::embedding(&mut rng, g.n_positions, g.d_model, 0.01, device);
+        let h = (0..g.n_layer)
+            .map(|i| {
+                let mut rng = NormalRng::new(seed, 1 + i as u64);
+                let mlp = match config.moe_for_layer(i) {
+                    Some(moe) => FeedForward::Moe(MoeLayer::init(
+                        &mut rng, moe, i, g.d_model, g.d_ff, proj_std, device,
+                    )),
+                    None => {
+                        FeedForward::Dense(Mlp::init(&mut rng, g.d_model, g.d_ff, proj_std, device))
+                    }
+                };
+                Block {
+                    ln_1: init::layer_norm(g.d_model, g.layer_norm_eps, device),
+                    attn: Attention::init(&mut rng, g.d_model, g.n_head, proj_std, device),
+                    ln_2: init::layer_norm(g.d_model, g.layer_norm_eps, device),
+                    mlp,
+                }
+            })
+            .collect();
+        Self {
+            wte,
+            wpe,
+            h,
+            ln_f: init::layer_norm(g.d_model, g.layer_norm_eps, device),
+        }
+    }
+
+    /// Replaces the MLP of every block in `moe.layers` by an MoE layer whose
+    /// experts are copies of it (+ seeded noise, MOE-12). Blocks that are already
+    /// MoE are left as they are.
+    pub fn upcycle(mut self, moe: &MoeConfig, noise_std: f64, seed: u64) -> Self {
+        for (i, block) in self.h.iter_mut().enumerate() {
+            if let (true, FeedForward::Dense(mlp)) = (moe.is_moe_layer(i), &block.mlp) {
+                block.mlp = FeedForward::Moe(MoeLayer::upcycle(mlp, moe, i, noise_std, seed));
+            }
+        }
+        self
+    }
+
+    /// Vocabulary size.
+    pub fn vocab_size(&self) -> usize {
+        self.wte.weight.dims()[0]
+    }
+
+    /// Longest sequence the position table covers.
+    pub fn n_positions(&self) -> usize {
+        self.wpe.weight.dims()[0]
+    }
+
+    /// Logits for `tokens`, the routing records of the MoE blocks and their
+    /// averaged losses. Never does I/O. Token ids must be `< vocab_size` and
+    /// `seq <= n_positions` (checked where input is read, not here).
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, seq]` → logits `[batch, seq, vocab]`
+    pub fn forward(&self, tokens: Tensor<B, 2, Int>, options: &ForwardOptions) -> ModelOutput<B> {
+        let [batch, seq] = tokens.dims();
+        let device = tokens.device();
+        let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device)
+            .reshape([1, seq])
+            .repeat_dim(0, batch); // [batch, seq]
+        let mut x = self.wte.forward(tokens) + self.wpe.forward(positions); // [batch, seq, d_model]
+        let mut routing = Vec::new();
+        for block in &self.h {
+            let (y, record) = block.forward(x, options.router_noise_std);
+            x = y;
+            routing.extend(record);
+        }
+        let x = self.ln_f.forward(x); // [batch, seq, d_model]
+        let d_model = x.dims()[2];
+        let head = self.wte.weight.val().transpose(); // [d_model, vocab]
+        let logits = x
+            .reshape([batch * seq, d_model])
+            .matmul(head) // [batch * seq, vocab]
+            .reshape([batch, seq, self.vocab_size()]);
+        let aux = aux_losses(&routing);
+        ModelOutput {
+            logits,
+            routing,
+            aux,
+        }
+    }
+}
+
+/// Averages the per-layer router losses (MOE-10).
+pub fn aux_losses<B: Backend>(routing: &[RoutingRecord<B>]) -> Option<AuxLosses<B>> {
+    let lb = mean_of(routing.iter().map(|r| r.lb_loss.clone()).collect())?;
+    let z = mean_of(routing.iter().map(|r| r.z_loss.clone()).collect())?;
+    Some(AuxLosses { lb, z })
+}
