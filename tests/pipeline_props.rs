@@ -1,0 +1,243 @@
+//! Property tests of split, pack, balance, shuffle and shards, at the unit
+//! level (PACK-1, PACK-2, BAL-2) and end to end through `prepare` on random
+//! corpora with empty documents, documents longer than a block, Unicode and
+//! the literal `<|endoftext|>` (SPLIT-2, PACK-3, PACK-4, BAL-1, SHARD-1, DATA-6).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use moe_data::balance::choose_and_shuffle;
+use moe_data::config::DataConfig;
+use moe_data::manifest::Manifest;
+use moe_data::pack::Packer;
+use moe_data::prepare::{PrepareOptions, prepare};
+use moe_data::shard::{HEADER_BYTES, read_shard};
+use moe_data::split::Split;
+use moe_data::tokenizer::{EOS_ID, Gpt2Tokenizer};
+use proptest::prelude::*;
+
+const EOS: u16 = EOS_ID as u16;
+
+fn docs_strategy() -> impl Strategy<Value = Vec<Vec<u16>>> {
+    let doc = prop_oneof![
+        1 => Just(Vec::new()),
+        4 => proptest::collection::vec(0u16..EOS, 1..12),
+        1 => proptest::collection::vec(0u16..EOS, 20..60),
+    ];
+    proptest::collection::vec(doc, 0..30)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// PACK-1, PACK-2: blocks are the EOS-joined stream cut at whole blocks.
+    #[test]
+    fn pack_1_pack_2_packer_keeps_docs_contiguous_and_counts_tail(docs in docs_strategy(), bs in 1usize..24) {
+        let mut packer = Packer::new(bs);
+        docs.iter().for_each(|d| packer.push(d));
+        let packed = packer.finish();
+        let stream: Vec<u16> = docs.iter().flat_map(|d| d.iter().copied().chain([EOS])).collect();
+        let whole = stream.len() / bs * bs;
+        prop_assert_eq!(packed.tokens.len() % bs, 0);
+        prop_assert_eq!(&packed.tokens[..], &stream[..whole]);
+        prop_assert_eq!(packed.stats.tail_dropped as usize, stream.len() - whole);
+        prop_assert_eq!(packed.stats.documents as usize, docs.len());
+        // Split at EOS: complete runs are exactly the documents, in order.
+        let runs: Vec<&[u16]> = packed.tokens.split(|&t| t == EOS).collect();
+        let complete = runs.len() - 1;
+        prop_assert_eq!(packed.stats.eos_count as usize, complete);
+        for (run, doc) in runs[..complete].iter().zip(&docs) {
+            prop_assert_eq!(*run, &doc[..]);
+        }
+        let last = runs[complete];
+        prop_assert!(docs.get(complete).is_none_or(|d| d.starts_with(last)));
+    }
+
+    /// BAL-2: balancing and shuffling keep a sub-multiset of whole blocks.
+    #[test]
+    fn bal_2_choose_and_shuffle_only_drops_and_permutes_blocks(docs in docs_strategy(), bs in 1usize..8, keep in proptest::option::of(0usize..40)) {
+        let mut packer = Packer::new(bs);
+        docs.iter().for_each(|d| packer.push(d));
+        let packed = packer.finish();
+        let out = choose_and_shuffle(&packed, keep, 3, "t");
+        prop_assert_eq!(out.len() % bs, 0);
+        let n = keep.unwrap_or(packed.n_blocks()).min(packed.n_blocks());
+        prop_assert_eq!(out.len() / bs, n);
+        let mut pool: BTreeMap<&[u16], usize> = BTreeMap::new();
+        (0..packed.n_blocks()).for_each(|i| *pool.entry(packed.block(i)).or_default() += 1);
+        for block in out.chunks(bs) {
+            let left = pool.get_mut(block);
+            prop_assert!(left.as_ref().is_some_and(|c| **c > 0), "block not in input");
+            *left.unwrap() -= 1;
+        }
+    }
+}
+
+#[test]
+fn bal_1_kept_blocks_are_chosen_by_shuffle_not_by_cutting_the_end() {
+    let mut packer = Packer::new(1);
+    (0..100u16).for_each(|i| packer.push(&[i]));
+    let packed = packer.finish(); // 200 one-token blocks: i, EOS, …
+    let kept: BTreeSet<u16> = choose_and_shuffle(&packed, Some(100), 42, "balance").into_iter().filter(|&t| t != EOS).collect();
+    assert!(kept.iter().any(|&t| t >= 50), "only the first blocks were kept: {kept:?}");
+}
+
+/// Each domain writes with its own alphabet, so a block's domain is visible in its text.
+const ALPHABETS: [(&str, &str, char); 3] = [
+    ("code", "abcdefghij", 'C'),
+    ("math", "αβγδεζηθικ", 'M'),
+    ("prose", "абвгдежзик", 'P'),
+];
+
+#[derive(Debug, Clone)]
+struct Corpus {
+    /// Per domain: documents as (kind, word count) recipes.
+    docs: Vec<Vec<(u8, usize, u8)>>,
+    block_size: usize,
+    balance_tokens: bool,
+}
+
+fn corpus_strategy() -> impl Strategy<Value = Corpus> {
+    let doc = (0u8..10, 0usize..70, any::<u8>());
+    (proptest::collection::vec(proptest::collection::vec(doc, 4..40), 3), 4usize..40, any::<bool>())
+        .prop_map(|(docs, block_size, balance_tokens)| Corpus { docs, block_size, balance_tokens })
+}
+
+/// The text of one recipe: kind 0 empty, 1 whitespace, 2 a duplicate of the previous
+/// document, otherwise a tagged document of `words` words.
+fn render(domain: usize, i: usize, recipe: (u8, usize, u8), prev: &str) -> String {
+    let (name, alphabet, tag) = ALPHABETS[domain];
+    let letters: Vec<char> = alphabet.chars().collect();
+    match recipe.0 {
+        0 => String::new(),
+        1 => " \n\t ".to_string(),
+        2 => prev.to_string(),
+        _ => {
+            let mut s = format!("⟦{tag}{i}⟧");
+            for w in 0..recipe.1 {
+                let len = 1 + (w + recipe.2 as usize) % 5;
+                s.push(' ');
+                s.extend((0..len).map(|k| letters[(w * 7 + k + recipe.2 as usize) % letters.len()]));
+                if name == "code" && w % 9 == 4 {
+                    s.push_str(" <|endoftext|>");
+                }
+            }
+            s
+        }
+    }
+}
+
+fn write_corpus(dir: &Path, corpus: &Corpus) -> (String, Vec<Vec<String>>) {
+    let mut texts = Vec::new();
+    for (d, recipes) in corpus.docs.iter().enumerate() {
+        let mut prev = String::new();
+        let mut domain_texts = Vec::new();
+        for (i, r) in recipes.iter().enumerate() {
+            let text = render(d, i, *r, &prev);
+            prev = text.clone();
+            domain_texts.push(text);
+        }
+        let rows: Vec<serde_json::Value> = domain_texts.iter().map(|t| serde_json::json!({ "text": t })).collect();
+        common::write_jsonl(&dir.join(format!("{}.jsonl", ALPHABETS[d].0)), &rows);
+        texts.push(domain_texts);
+    }
+    let names: Vec<(&str, String)> = ALPHABETS.iter().map(|(n, _, _)| (*n, format!("{n}.jsonl"))).collect();
+    let pairs: Vec<(&str, &str)> = names.iter().map(|(n, f)| (*n, f.as_str())).collect();
+    let balance = if corpus.balance_tokens { "tokens" } else { "none" };
+    (common::local_config(corpus.block_size, balance, &pairs, ""), texts)
+}
+
+fn all_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for split in ["train", "val"] {
+        for (name, _, _) in ALPHABETS {
+            let p = dir.join(split).join(format!("{name}.bin"));
+            out.insert(format!("{split}/{name}"), std::fs::read(p).unwrap());
+        }
+    }
+    out.insert("manifest".into(), std::fs::read(dir.join("manifest.json")).unwrap());
+    out
+}
+
+fn check_prepared(dir: &Path, corpus: &Corpus, texts: &[Vec<String>]) -> Result<(), TestCaseError> {
+    let tok = Gpt2Tokenizer::embedded().unwrap();
+    let manifest = Manifest::load(dir).unwrap();
+    let bs = corpus.block_size;
+    let mut tag_splits: BTreeMap<String, BTreeSet<Split>> = BTreeMap::new();
+    let mut train_blocks = Vec::new();
+    for info in &manifest.shards {
+        let path = dir.join(&info.file);
+        let shard = read_shard(&path).unwrap();
+        let file_len = std::fs::metadata(&path).unwrap().len() as usize;
+        // SHARD-1
+        prop_assert_eq!(shard.tokens.len() % bs, 0);
+        prop_assert_eq!(file_len, HEADER_BYTES + 2 * shard.tokens.len());
+        prop_assert_eq!(shard.tokens.len() as u64, info.tokens);
+        prop_assert_eq!(shard.tokens.iter().filter(|&&t| t == EOS).count() as u64, info.eos_count);
+        let d = ALPHABETS.iter().position(|(n, _, _)| *n == info.domain).unwrap();
+        if info.split == Split::Train {
+            train_blocks.push(info.blocks);
+        }
+        let foreign: Vec<char> =
+            ALPHABETS.iter().enumerate().filter(|(i, _)| *i != d).flat_map(|(_, (_, a, _))| a.chars()).collect();
+        for block in shard.tokens.chunks(bs) {
+            let runs: Vec<&[u16]> = block.split(|&t| t == EOS).collect();
+            for (r, run) in runs.iter().enumerate() {
+                let text = tok.decode(&run.iter().map(|&t| t as u32).collect::<Vec<_>>());
+                // PACK-3: no character of another domain's alphabet.
+                prop_assert!(!text.chars().any(|c| foreign.contains(&c)), "foreign text in {}: {text:?}", info.file);
+                // PACK-4: a run bounded by EOS on both sides is a whole input document.
+                if r > 0 && r + 1 < runs.len() {
+                    prop_assert!(texts[d].contains(&text), "not an input document: {text:?}");
+                }
+                for tag in text.split('⟦').skip(1).filter_map(|t| t.split_once('⟧')).map(|(t, _)| t) {
+                    tag_splits.entry(tag.to_string()).or_default().insert(info.split);
+                }
+            }
+        }
+    }
+    // SPLIT-2: no document in two splits.
+    for (tag, splits) in &tag_splits {
+        prop_assert_eq!(splits.len(), 1, "document {} in splits {:?}", tag, splits);
+    }
+    // BAL-1: equal train block counts when balanced.
+    if corpus.balance_tokens {
+        prop_assert!(train_blocks.windows(2).all(|w| w[0] == w[1]), "unbalanced: {:?}", train_blocks);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// SPLIT-2, PACK-3, PACK-4, BAL-1, SHARD-1, DATA-6 end to end.
+    #[test]
+    fn data_6_prepare_properties_and_thread_independence(corpus in corpus_strategy()) {
+        let tmp = tempfile::tempdir().unwrap();
+        let (config_text, texts) = write_corpus(tmp.path(), &corpus);
+        let config_path = tmp.path().join("data.toml");
+        std::fs::write(&config_path, &config_text).unwrap();
+        let config = DataConfig::load(&config_path).unwrap();
+        let mut outputs = Vec::new();
+        for threads in [1, 2] {
+            let out = tmp.path().join(format!("out{threads}"));
+            let opts = PrepareOptions { out: out.clone(), threads: Some(threads), ..Default::default() };
+            match prepare(&config, &config_path, &opts) {
+                Ok(_) => {
+                    check_prepared(&out, &corpus, &texts)?;
+                    outputs.push(Some(all_bytes(&out)));
+                }
+                Err(e) => {
+                    // Too little data for a block in some split: a clear error, no output.
+                    let msg = e.to_string();
+                    prop_assert!(msg.contains("less than one block") || msg.contains("no documents"), "{msg}");
+                    prop_assert!(!out.exists());
+                    outputs.push(None);
+                }
+            }
+        }
+        prop_assert_eq!(&outputs[0], &outputs[1]);
+    }
+}

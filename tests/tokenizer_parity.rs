@@ -1,0 +1,95 @@
+//! TOK-1 … TOK-3: our GPT-2 BPE against `tiktoken-rs`'s `r50k_base`, an
+//! independent copy of the same vocabulary and regex.
+
+use moe_data::tokenizer::{EOS_ID, Gpt2Tokenizer, pieces};
+use proptest::prelude::*;
+use std::sync::OnceLock;
+
+fn ours() -> &'static Gpt2Tokenizer {
+    static TOK: OnceLock<Gpt2Tokenizer> = OnceLock::new();
+    TOK.get_or_init(|| Gpt2Tokenizer::embedded().unwrap())
+}
+
+fn reference() -> &'static tiktoken_rs::CoreBPE {
+    static TOK: OnceLock<tiktoken_rs::CoreBPE> = OnceLock::new();
+    TOK.get_or_init(|| tiktoken_rs::r50k_base().unwrap())
+}
+
+const MIXED: &[&str] = &[
+    "def fib(n: int) -> int:\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n\n\n",
+    "for (int i = 0; i < n; ++i) { x[i] += y[i] * 0.5f; }\t// axpy\r\n",
+    "Problem: Let $f(x) = \\frac{x^2 - 1}{x + 1}$. Find $\\lim_{x \\to -1} f(x)$.\n\nSolution: $f(x) = x - 1$, so the limit is $-2$. #### -2",
+    "$$\\sum_{k=1}^{n} k^2 = \\frac{n(n+1)(2n+1)}{6}$$ and \\begin{align} a &= b \\\\ c &= d \\end{align}",
+    " = Valkyria Chronicles III = \n Senjō no Valkyria 3 : Unrecorded Chronicles ( Japanese : 戦場のヴァルキュリア3 ) , commonly referred to as Valkyria Chronicles III outside Japan , is a tactical role @-@ playing video game .\n",
+    "It's a dog's life, isn't it? They'll say we'd've known. I'M SHOUTING'S",
+    "Ünïcödé: naïve café — “quotes” ‘single’ … € £ ¥ ₹ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 👩‍👩‍👧‍👦 🇫🇷 \u{200b}zero\u{200d}width \u{feff}bom \u{3000}ideographic\u{a0}nbsp",
+    "Ελληνικά, русский язык, العربية, हिन्दी, 한국어, ไทย, עברית 123 ١٢٣ ½ ² Ⅻ",
+    "   leading spaces\n\n\n   \t\t  trailing   \n   ",
+    "<|endoftext|> literal inside <|endoftext|>text<|endoftext|>",
+    "x=1;y=2;z=x+y*3**4//5%6<<7>>8&9|10^~11!=12==13<=14>=15->16=>17::18...19",
+    "\n\n\n\n\n\n\n\n   \n \n",
+    "'s 't 're 've 'm 'll 'd 'S 'T 'x '' '''",
+];
+
+#[test]
+fn tok_1_mixed_corpus_ids_equal_reference() {
+    for text in MIXED {
+        assert_eq!(ours().encode(text), reference().encode_ordinary(text), "text: {text:?}");
+    }
+    let all = MIXED.concat();
+    assert_eq!(ours().encode(&all), reference().encode_ordinary(&all));
+}
+
+#[test]
+fn tok_1_embedded_corpora_ids_equal_reference() {
+    // The demo corpora: ~1 MB of real code, math and prose.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/corpora");
+    for domain in ["code", "math", "prose"] {
+        for entry in std::fs::read_dir(root.join(domain)).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            assert_eq!(ours().encode(&text), reference().encode_ordinary(&text), "{domain}");
+        }
+    }
+}
+
+#[test]
+fn tok_3_literal_endoftext_never_becomes_eos() {
+    let ids = ours().encode("a <|endoftext|> b<|endoftext|>");
+    assert!(!ids.contains(&EOS_ID));
+    assert_eq!(ours().decode(&ids), "a <|endoftext|> b<|endoftext|>");
+}
+
+fn unicode_text() -> impl Strategy<Value = String> {
+    let atoms = prop_oneof![
+        Just(" ".to_string()),
+        Just("\n".to_string()),
+        Just("\t".to_string()),
+        Just("'s".to_string()),
+        Just("'".to_string()),
+        Just("<|endoftext|>".to_string()),
+        "[a-zA-Z]{1,8}",
+        "[0-9]{1,5}",
+        "[ -~]{1,6}",
+        any::<char>().prop_map(|c| c.to_string()),
+        "\\PC{1,4}",
+        "[\\s]{1,4}",
+    ];
+    proptest::collection::vec(atoms, 0..40).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn tok_1_random_text_ids_equal_reference(text in unicode_text()) {
+        prop_assert_eq!(ours().encode(&text), reference().encode_ordinary(&text));
+    }
+
+    #[test]
+    fn tok_2_pieces_cover_text_and_roundtrip(text in unicode_text()) {
+        let joined: String = pieces(&text).collect();
+        prop_assert_eq!(&joined, &text);
+        prop_assert!(pieces(&text).all(|p| !p.is_empty()));
+        prop_assert_eq!(ours().decode(&ours().encode(&text)), text);
+    }
+}
