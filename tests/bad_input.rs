@@ -11,31 +11,50 @@ use std::sync::Arc;
 use common::{entries, local_config, moe, write_jsonl};
 use serde_json::json;
 
-/// Runs prepare in `dir` with `config`; asserts failure, one line naming `needles`, no output.
+/// Runs prepare in `dir` with `config`; asserts failure, one line naming
+/// `needles`, no output (DATA-3, and DATA-5: no temporary directory either).
 fn assert_fails(dir: &Path, config: &str, needles: &[&str]) {
     std::fs::write(dir.join("data.toml"), config).unwrap();
     let before = entries(dir);
-    let out = moe(dir, &["data", "prepare", "--config", "data.toml", "--out", "out"]);
+    let out = moe(
+        dir,
+        &["data", "prepare", "--config", "data.toml", "--out", "out"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {stderr}"
+    );
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
     for needle in needles {
-        assert!(lines[0].contains(needle), "{needle:?} not in {:?}", lines[0]);
+        assert!(
+            lines[0].contains(needle),
+            "{needle:?} not in {:?}",
+            lines[0]
+        );
     }
     assert_eq!(entries(dir), before, "output left behind");
 }
 
 fn good_rows(n: usize) -> Vec<serde_json::Value> {
-    (0..n).map(|i| json!({ "text": format!("document number {i} with some words in it") })).collect()
+    (0..n)
+        .map(|i| json!({ "text": format!("document number {i} with some words in it") }))
+        .collect()
 }
 
+// Checks: SRC-1
 #[test]
 fn src_1_missing_file_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    assert_fails(tmp.path(), &local_config(8, "tokens", &[("a", "nope.jsonl")], ""), &["nope.jsonl", "no file matches"]);
+    assert_fails(
+        tmp.path(),
+        &local_config(8, "tokens", &[("a", "nope.jsonl")], ""),
+        &["nope.jsonl", "no file matches"],
+    );
 }
 
+// Checks: SRC-3
 #[test]
 fn src_3_truncated_gzip_is_named() {
     let tmp = tempfile::tempdir().unwrap();
@@ -45,39 +64,73 @@ fn src_3_truncated_gzip_is_named() {
     }
     let bytes = gz.finish().unwrap();
     std::fs::write(tmp.path().join("a.jsonl.gz"), &bytes[..bytes.len() / 2]).unwrap();
-    let config = local_config(8, "tokens", &[("a", "a.jsonl.gz")], "").replace("\"jsonl\"", "\"jsonl.gz\"");
-    assert_fails(tmp.path(), &config, &["a.jsonl.gz", "row", "truncated or corrupt"]);
+    let config =
+        local_config(8, "tokens", &[("a", "a.jsonl.gz")], "").replace("\"jsonl\"", "\"jsonl.gz\"");
+    assert_fails(
+        tmp.path(),
+        &config,
+        &["a.jsonl.gz", "row", "truncated or corrupt"],
+    );
 }
 
+// Checks: SRC-3
 #[test]
 fn src_3_corrupt_parquet_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("a.parquet"), b"PAR1 this is not parquet at all PAR1").unwrap();
-    let config = local_config(8, "tokens", &[("a", "a.parquet")], "").replace("\"jsonl\"", "\"parquet\"");
+    std::fs::write(
+        tmp.path().join("a.parquet"),
+        b"PAR1 this is not parquet at all PAR1",
+    )
+    .unwrap();
+    let config =
+        local_config(8, "tokens", &[("a", "a.parquet")], "").replace("\"jsonl\"", "\"parquet\"");
     assert_fails(tmp.path(), &config, &["a.parquet", "corrupt parquet"]);
 }
 
+// Checks: SRC-3
 #[test]
 fn src_3_invalid_json_names_the_row() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("a.jsonl"), "{\"text\": \"ok\"}\n{\"text\": \n").unwrap();
-    assert_fails(tmp.path(), &local_config(8, "tokens", &[("a", "a.jsonl")], ""), &["a.jsonl row 2", "invalid JSON"]);
+    std::fs::write(
+        tmp.path().join("a.jsonl"),
+        "{\"text\": \"ok\"}\n{\"text\": \n",
+    )
+    .unwrap();
+    assert_fails(
+        tmp.path(),
+        &local_config(8, "tokens", &[("a", "a.jsonl")], ""),
+        &["a.jsonl row 2", "invalid JSON"],
+    );
 }
 
+// Checks: SRC-2
 #[test]
 fn src_2_missing_field_names_row_and_field() {
     let tmp = tempfile::tempdir().unwrap();
-    write_jsonl(&tmp.path().join("a.jsonl"), &[json!({"text": "fine"}), json!({"body": "no text"})]);
-    assert_fails(tmp.path(), &local_config(8, "tokens", &[("a", "a.jsonl")], ""), &["a.jsonl row 2", "missing field `text`"]);
+    write_jsonl(
+        &tmp.path().join("a.jsonl"),
+        &[json!({"text": "fine"}), json!({"body": "no text"})],
+    );
+    assert_fails(
+        tmp.path(),
+        &local_config(8, "tokens", &[("a", "a.jsonl")], ""),
+        &["a.jsonl row 2", "missing field `text`"],
+    );
 }
 
+// Checks: SRC-2
 #[test]
 fn src_2_non_string_field_names_what_was_found() {
     let tmp = tempfile::tempdir().unwrap();
     write_jsonl(&tmp.path().join("a.jsonl"), &[json!({"text": 5})]);
-    assert_fails(tmp.path(), &local_config(8, "tokens", &[("a", "a.jsonl")], ""), &["a.jsonl row 1", "`text` is a number"]);
+    assert_fails(
+        tmp.path(),
+        &local_config(8, "tokens", &[("a", "a.jsonl")], ""),
+        &["a.jsonl row 1", "`text` is a number"],
+    );
 }
 
+// Checks: DATA-1
 #[test]
 fn data_1_invalid_toml_and_unknown_key_are_named() {
     let tmp = tempfile::tempdir().unwrap();
@@ -86,6 +139,7 @@ fn data_1_invalid_toml_and_unknown_key_are_named() {
     assert_fails(tmp.path(), &config, &["data.toml", "blok_size"]);
 }
 
+// Checks: DATA-1
 #[test]
 fn data_1_block_size_out_of_range_is_named() {
     let tmp = tempfile::tempdir().unwrap();
@@ -96,15 +150,20 @@ fn data_1_block_size_out_of_range_is_named() {
     }
 }
 
+// Checks: DATA-7
 #[test]
 fn data_7_domain_with_no_documents_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     write_jsonl(&tmp.path().join("a.jsonl"), &good_rows(10));
-    write_jsonl(&tmp.path().join("b.jsonl"), &[json!({"text": "   "}), json!({"text": ""})]);
+    write_jsonl(
+        &tmp.path().join("b.jsonl"),
+        &[json!({"text": "   "}), json!({"text": ""})],
+    );
     let config = local_config(8, "tokens", &[("a", "a.jsonl"), ("b", "b.jsonl")], "");
     assert_fails(tmp.path(), &config, &["domain `b`", "no documents"]);
 }
 
+// Checks: FILT-3
 #[test]
 fn filt_3_invalid_utf8_fails_with_row_under_fail_policy() {
     let tmp = tempfile::tempdir().unwrap();
@@ -115,19 +174,45 @@ fn filt_3_invalid_utf8_fails_with_row_under_fail_policy() {
     assert_fails(tmp.path(), &config, &["a.jsonl row 2", "invalid UTF-8"]);
 }
 
+// Checks: DATA-4, DATA-5
 #[test]
 fn data_4_existing_output_is_refused_without_force() {
     let tmp = tempfile::tempdir().unwrap();
     write_jsonl(&tmp.path().join("a.jsonl"), &good_rows(40));
-    std::fs::write(tmp.path().join("data.toml"), local_config(8, "tokens", &[("a", "a.jsonl")], "")).unwrap();
+    std::fs::write(
+        tmp.path().join("data.toml"),
+        local_config(8, "tokens", &[("a", "a.jsonl")], ""),
+    )
+    .unwrap();
     std::fs::create_dir(tmp.path().join("out")).unwrap();
     std::fs::write(tmp.path().join("out/keep.txt"), "mine").unwrap();
-    let out = moe(tmp.path(), &["data", "prepare", "--config", "data.toml", "--out", "out"]);
+    let out = moe(
+        tmp.path(),
+        &["data", "prepare", "--config", "data.toml", "--out", "out"],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("use --force"));
-    assert!(tmp.path().join("out/keep.txt").exists(), "existing output touched");
-    let out = moe(tmp.path(), &["data", "prepare", "--config", "data.toml", "--out", "out", "--force"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        tmp.path().join("out/keep.txt").exists(),
+        "existing output touched"
+    );
+    let out = moe(
+        tmp.path(),
+        &[
+            "data",
+            "prepare",
+            "--config",
+            "data.toml",
+            "--out",
+            "out",
+            "--force",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(tmp.path().join("out/manifest.json").exists());
     assert!(!tmp.path().join("out/keep.txt").exists());
     // DATA-5: no temporary directory is left next to the output.
@@ -149,28 +234,53 @@ fn write_parquet(path: &Path, texts: &[&str]) {
     let mut group = writer.next_row_group().unwrap();
     let mut col = group.next_column().unwrap().unwrap();
     let values: Vec<ByteArray> = texts.iter().map(|t| ByteArray::from(*t)).collect();
-    col.typed::<ByteArrayType>().write_batch(&values, None, None).unwrap();
+    col.typed::<ByteArrayType>()
+        .write_batch(&values, None, None)
+        .unwrap();
     col.close().unwrap();
     let mut col = group.next_column().unwrap().unwrap();
     let ns: Vec<i32> = (0..texts.len() as i32).collect();
-    col.typed::<Int32Type>().write_batch(&ns, None, None).unwrap();
+    col.typed::<Int32Type>()
+        .write_batch(&ns, None, None)
+        .unwrap();
     col.close().unwrap();
     group.close().unwrap();
     writer.close().unwrap();
 }
 
+// Checks: SRC-1
 #[test]
 fn src_1_parquet_source_reads_and_non_string_column_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let texts: Vec<String> = (0..40).map(|i| format!("parquet document {i} about things")).collect();
-    write_parquet(&tmp.path().join("a.parquet"), &texts.iter().map(String::as_str).collect::<Vec<_>>());
-    let config = local_config(8, "tokens", &[("a", "a.parquet")], "").replace("\"jsonl\"", "\"parquet\"");
+    let texts: Vec<String> = (0..40)
+        .map(|i| format!("parquet document {i} about things"))
+        .collect();
+    write_parquet(
+        &tmp.path().join("a.parquet"),
+        &texts.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let config =
+        local_config(8, "tokens", &[("a", "a.parquet")], "").replace("\"jsonl\"", "\"parquet\"");
     std::fs::write(tmp.path().join("data.toml"), &config).unwrap();
-    let out = moe(tmp.path(), &["data", "prepare", "--config", "data.toml", "--out", "out"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = moe(
+        tmp.path(),
+        &["data", "prepare", "--config", "data.toml", "--out", "out"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let manifest = moe_data::manifest::Manifest::load(&tmp.path().join("out")).unwrap();
     assert_eq!(manifest.sources[0].documents_kept, 40);
     std::fs::remove_dir_all(tmp.path().join("out")).unwrap();
-    let config = config.replace("format = \"parquet\"", "format = \"parquet\"\nfields = [\"n\"]");
-    assert_fails(tmp.path(), &config, &["a.parquet row 1", "`n` is a parquet Int"]);
+    let config = config.replace(
+        "format = \"parquet\"",
+        "format = \"parquet\"\nfields = [\"n\"]",
+    );
+    assert_fails(
+        tmp.path(),
+        &config,
+        &["a.parquet row 1", "`n` is a parquet Int"],
+    );
 }

@@ -37,7 +37,11 @@ fn serve(repos: BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> FakeHub {
     FakeHub { url, log }
 }
 
-fn handle(mut stream: TcpStream, repos: &BTreeMap<String, BTreeMap<String, Vec<u8>>>, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+fn handle(
+    mut stream: TcpStream,
+    repos: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    log: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request = String::new();
@@ -48,14 +52,20 @@ fn handle(mut stream: TcpStream, repos: &BTreeMap<String, BTreeMap<String, Vec<u
         if reader.read_line(&mut line)? == 0 || line == "\r\n" {
             break;
         }
-        if let Some(v) = line.strip_prefix("Range: ").or_else(|| line.strip_prefix("range: ")) {
+        if let Some(v) = line
+            .strip_prefix("Range: ")
+            .or_else(|| line.strip_prefix("range: "))
+        {
             range = v.trim().strip_prefix("bytes=").map(str::to_string);
         }
     }
     let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
     log.lock().unwrap().push(path.clone());
     let (status, headers, body) = route(&path, range.as_deref(), repos);
-    let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head += &format!("{k}: {v}\r\n");
     }
@@ -66,15 +76,33 @@ fn handle(mut stream: TcpStream, repos: &BTreeMap<String, BTreeMap<String, Vec<u
 
 type Response = (String, Vec<(String, String)>, Vec<u8>);
 
-fn route(path: &str, range: Option<&str>, repos: &BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> Response {
+fn route(
+    path: &str,
+    range: Option<&str>,
+    repos: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+) -> Response {
     let not_found = ("404 Not Found".to_string(), vec![], b"not found".to_vec());
     if let Some(rest) = path.strip_prefix("/api/datasets/") {
         let parts: Vec<&str> = rest.splitn(4, '/').collect();
-        let (repo, rev) = (format!("{}/{}", parts[0], parts.get(1).unwrap_or(&"")), parts.get(3).copied().unwrap_or(""));
-        let Some(files) = repos.get(&repo).filter(|_| rev == "main" || rev == COMMIT) else { return not_found };
-        let siblings: Vec<_> = files.keys().map(|f| serde_json::json!({ "rfilename": f })).collect();
-        let body = serde_json::json!({ "sha": COMMIT, "siblings": siblings }).to_string().into_bytes();
-        return ("200 OK".into(), vec![("Content-Type".into(), "application/json".into())], body);
+        let (repo, rev) = (
+            format!("{}/{}", parts[0], parts.get(1).unwrap_or(&"")),
+            parts.get(3).copied().unwrap_or(""),
+        );
+        let Some(files) = repos.get(&repo).filter(|_| rev == "main" || rev == COMMIT) else {
+            return not_found;
+        };
+        let siblings: Vec<_> = files
+            .keys()
+            .map(|f| serde_json::json!({ "rfilename": f }))
+            .collect();
+        let body = serde_json::json!({ "sha": COMMIT, "siblings": siblings })
+            .to_string()
+            .into_bytes();
+        return (
+            "200 OK".into(),
+            vec![("Content-Type".into(), "application/json".into())],
+            body,
+        );
     }
     if let Some(rest) = path.strip_prefix("/datasets/") {
         let parts: Vec<&str> = rest.splitn(5, '/').collect();
@@ -82,23 +110,41 @@ fn route(path: &str, range: Option<&str>, repos: &BTreeMap<String, BTreeMap<Stri
             return not_found;
         }
         let repo = format!("{}/{}", parts[0], parts[1]);
-        let Some(bytes) = repos.get(&repo).and_then(|f| f.get(parts[4])) else { return not_found };
+        let Some(bytes) = repos.get(&repo).and_then(|f| f.get(parts[4])) else {
+            return not_found;
+        };
         let (start, end) = match range.and_then(|r| r.split_once('-')) {
-            Some((a, b)) => (a.parse().unwrap_or(0), b.parse().unwrap_or(bytes.len() - 1).min(bytes.len() - 1)),
+            Some((a, b)) => (
+                a.parse().unwrap_or(0),
+                b.parse().unwrap_or(bytes.len() - 1).min(bytes.len() - 1),
+            ),
             None => (0, bytes.len() - 1),
         };
         let headers = vec![
-            ("ETag".into(), format!("\"{}\"", hex::encode(Sha256::digest(bytes)))),
+            (
+                "ETag".into(),
+                format!("\"{}\"", hex::encode(Sha256::digest(bytes))),
+            ),
             ("X-Repo-Commit".into(), COMMIT.into()),
-            ("Content-Range".into(), format!("bytes {start}-{end}/{}", bytes.len())),
+            (
+                "Content-Range".into(),
+                format!("bytes {start}-{end}/{}", bytes.len()),
+            ),
         ];
-        return ("206 Partial Content".into(), headers, bytes[start..=end].to_vec());
+        return (
+            "206 Partial Content".into(),
+            headers,
+            bytes[start..=end].to_vec(),
+        );
     }
     not_found
 }
 
 fn jsonl(prefix: &str, n: usize) -> Vec<u8> {
-    (0..n).map(|i| format!("{{\"text\": \"{prefix} document {i} from the hub with words\"}}\n")).collect::<String>().into_bytes()
+    (0..n)
+        .map(|i| format!("{{\"text\": \"{prefix} document {i} from the hub with words\"}}\n"))
+        .collect::<String>()
+        .into_bytes()
 }
 
 fn fake_repos() -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
@@ -130,6 +176,7 @@ fn prepare(dir: &Path, hub: &FakeHub, out: &str, extra: &[&str]) -> std::process
         .unwrap()
 }
 
+// Checks: SRC-4, SRC-6
 #[test]
 fn src_4_src_6_download_at_commit_then_offline_from_cache() {
     let tmp = tempfile::tempdir().unwrap();
@@ -138,27 +185,50 @@ fn src_4_src_6_download_at_commit_then_offline_from_cache() {
     std::fs::write(tmp.path().join("data.toml"), hf_config("fake/ds", "main")).unwrap();
 
     let out = prepare(tmp.path(), &hub, "online", &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let manifest = moe_data::manifest::Manifest::load(&tmp.path().join("online")).unwrap();
     let source = &manifest.sources[0];
     assert_eq!(source.commit.as_deref(), Some(COMMIT));
     let names: Vec<&str> = source.files.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["data/train-00000.jsonl", "data/train-00001.jsonl"]);
     for f in &source.files {
-        assert_eq!(f.sha256, hex::encode(Sha256::digest(&repos["fake/ds"][&f.name])));
+        assert_eq!(
+            f.sha256,
+            hex::encode(Sha256::digest(&repos["fake/ds"][&f.name]))
+        );
     }
     assert_eq!(source.documents_kept, 60);
     // Files were fetched at the resolved commit, into HF_HOME's hub cache.
     let log = hub.log.lock().unwrap().clone();
-    assert!(log.iter().any(|p| p == &format!("/datasets/fake/ds/resolve/{COMMIT}/data/train-00001.jsonl")), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|p| p == &format!("/datasets/fake/ds/resolve/{COMMIT}/data/train-00001.jsonl")),
+        "{log:?}"
+    );
     assert!(!log.iter().any(|p| p.contains("README")));
-    assert!(tmp.path().join("hf-home/hub/datasets--fake--ds/refs/main").exists());
+    assert!(
+        tmp.path()
+            .join("hf-home/hub/datasets--fake--ds/refs/main")
+            .exists()
+    );
 
     // Offline: the same bytes from the cache, and not one request.
     let before = hub.log.lock().unwrap().len();
     let out = prepare(tmp.path(), &hub, "offline", &["--offline"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(hub.log.lock().unwrap().len(), before, "offline mode made requests");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        hub.log.lock().unwrap().len(),
+        before,
+        "offline mode made requests"
+    );
     for shard in ["train/hub.bin", "val/hub.bin", "manifest.json"] {
         let a = std::fs::read(tmp.path().join("online").join(shard)).unwrap();
         let b = std::fs::read(tmp.path().join("offline").join(shard)).unwrap();
@@ -166,6 +236,7 @@ fn src_4_src_6_download_at_commit_then_offline_from_cache() {
     }
 }
 
+// Checks: SRC-6
 #[test]
 fn src_6_offline_without_cache_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
@@ -174,10 +245,14 @@ fn src_6_offline_without_cache_is_a_clear_error() {
     let out = prepare(tmp.path(), &hub, "out", &["--offline"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("fake/ds@main") && err.contains("not in the cache"), "{err}");
+    assert!(
+        err.contains("fake/ds@main") && err.contains("not in the cache"),
+        "{err}"
+    );
     assert!(hub.log.lock().unwrap().is_empty());
 }
 
+// Checks: SRC-5
 #[test]
 fn src_5_locked_refuses_a_branch_before_any_request() {
     let tmp = tempfile::tempdir().unwrap();
@@ -185,23 +260,43 @@ fn src_5_locked_refuses_a_branch_before_any_request() {
     std::fs::write(tmp.path().join("data.toml"), hf_config("fake/ds", "main")).unwrap();
     let out = prepare(tmp.path(), &hub, "out", &["--locked"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--locked needs `revision` to be a 40-hex commit"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--locked needs `revision` to be a 40-hex commit")
+    );
     assert!(hub.log.lock().unwrap().is_empty());
     assert!(!tmp.path().join("out").exists());
     // A pinned commit passes --locked.
     std::fs::write(tmp.path().join("data.toml"), hf_config("fake/ds", COMMIT)).unwrap();
     let out = prepare(tmp.path(), &hub, "out", &["--locked"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
+// Checks: SRC-7
 #[test]
 fn src_7_unsafe_remote_names_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let hub = serve(fake_repos());
-    std::fs::write(tmp.path().join("data.toml"), hf_config("fake/evil", "main").replace("data/*.jsonl", "data/**")).unwrap();
+    std::fs::write(
+        tmp.path().join("data.toml"),
+        hf_config("fake/evil", "main").replace("data/*.jsonl", "data/**"),
+    )
+    .unwrap();
     let out = prepare(tmp.path(), &hub, "out", &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsafe file name"));
-    assert!(!tmp.path().join("evil.jsonl").exists() && !tmp.path().join("hf-home/evil.jsonl").exists());
-    assert!(!hub.log.lock().unwrap().iter().any(|p| p.contains("resolve")));
+    assert!(
+        !tmp.path().join("evil.jsonl").exists() && !tmp.path().join("hf-home/evil.jsonl").exists()
+    );
+    assert!(
+        !hub.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.contains("resolve"))
+    );
 }

@@ -80,8 +80,14 @@ fn bal_1_kept_blocks_are_chosen_by_shuffle_not_by_cutting_the_end() {
     let mut packer = Packer::new(1);
     (0..100u16).for_each(|i| packer.push(&[i]));
     let packed = packer.finish(); // 200 one-token blocks: i, EOS, …
-    let kept: BTreeSet<u16> = choose_and_shuffle(&packed, Some(100), 42, "balance").into_iter().filter(|&t| t != EOS).collect();
-    assert!(kept.iter().any(|&t| t >= 50), "only the first blocks were kept: {kept:?}");
+    let kept: BTreeSet<u16> = choose_and_shuffle(&packed, Some(100), 42, "balance")
+        .into_iter()
+        .filter(|&t| t != EOS)
+        .collect();
+    assert!(
+        kept.iter().any(|&t| t >= 50),
+        "only the first blocks were kept: {kept:?}"
+    );
 }
 
 /// Each domain writes with its own alphabet, so a block's domain is visible in its text.
@@ -101,8 +107,16 @@ struct Corpus {
 
 fn corpus_strategy() -> impl Strategy<Value = Corpus> {
     let doc = (0u8..10, 0usize..70, any::<u8>());
-    (proptest::collection::vec(proptest::collection::vec(doc, 4..40), 3), 4usize..40, any::<bool>())
-        .prop_map(|(docs, block_size, balance_tokens)| Corpus { docs, block_size, balance_tokens })
+    (
+        proptest::collection::vec(proptest::collection::vec(doc, 4..40), 3),
+        4usize..40,
+        any::<bool>(),
+    )
+        .prop_map(|(docs, block_size, balance_tokens)| Corpus {
+            docs,
+            block_size,
+            balance_tokens,
+        })
 }
 
 /// The text of one recipe: kind 0 empty, 1 whitespace, 2 a duplicate of the previous
@@ -119,7 +133,9 @@ fn render(domain: usize, i: usize, recipe: (u8, usize, u8), prev: &str) -> Strin
             for w in 0..recipe.1 {
                 let len = 1 + (w + recipe.2 as usize) % 5;
                 s.push(' ');
-                s.extend((0..len).map(|k| letters[(w * 7 + k + recipe.2 as usize) % letters.len()]));
+                s.extend(
+                    (0..len).map(|k| letters[(w * 7 + k + recipe.2 as usize) % letters.len()]),
+                );
                 if name == "code" && w % 9 == 4 {
                     s.push_str(" <|endoftext|>");
                 }
@@ -139,14 +155,27 @@ fn write_corpus(dir: &Path, corpus: &Corpus) -> (String, Vec<Vec<String>>) {
             prev = text.clone();
             domain_texts.push(text);
         }
-        let rows: Vec<serde_json::Value> = domain_texts.iter().map(|t| serde_json::json!({ "text": t })).collect();
+        let rows: Vec<serde_json::Value> = domain_texts
+            .iter()
+            .map(|t| serde_json::json!({ "text": t }))
+            .collect();
         common::write_jsonl(&dir.join(format!("{}.jsonl", ALPHABETS[d].0)), &rows);
         texts.push(domain_texts);
     }
-    let names: Vec<(&str, String)> = ALPHABETS.iter().map(|(n, _, _)| (*n, format!("{n}.jsonl"))).collect();
+    let names: Vec<(&str, String)> = ALPHABETS
+        .iter()
+        .map(|(n, _, _)| (*n, format!("{n}.jsonl")))
+        .collect();
     let pairs: Vec<(&str, &str)> = names.iter().map(|(n, f)| (*n, f.as_str())).collect();
-    let balance = if corpus.balance_tokens { "tokens" } else { "none" };
-    (common::local_config(corpus.block_size, balance, &pairs, ""), texts)
+    let balance = if corpus.balance_tokens {
+        "tokens"
+    } else {
+        "none"
+    };
+    (
+        common::local_config(corpus.block_size, balance, &pairs, ""),
+        texts,
+    )
 }
 
 fn all_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -157,7 +186,10 @@ fn all_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             out.insert(format!("{split}/{name}"), std::fs::read(p).unwrap());
         }
     }
-    out.insert("manifest".into(), std::fs::read(dir.join("manifest.json")).unwrap());
+    out.insert(
+        "manifest".into(),
+        std::fs::read(dir.join("manifest.json")).unwrap(),
+    );
     out
 }
 
@@ -175,25 +207,47 @@ fn check_prepared(dir: &Path, corpus: &Corpus, texts: &[Vec<String>]) -> Result<
         prop_assert_eq!(shard.tokens.len() % bs, 0);
         prop_assert_eq!(file_len, HEADER_BYTES + 2 * shard.tokens.len());
         prop_assert_eq!(shard.tokens.len() as u64, info.tokens);
-        prop_assert_eq!(shard.tokens.iter().filter(|&&t| t == EOS).count() as u64, info.eos_count);
-        let d = ALPHABETS.iter().position(|(n, _, _)| *n == info.domain).unwrap();
+        prop_assert_eq!(
+            shard.tokens.iter().filter(|&&t| t == EOS).count() as u64,
+            info.eos_count
+        );
+        let d = ALPHABETS
+            .iter()
+            .position(|(n, _, _)| *n == info.domain)
+            .unwrap();
         if info.split == Split::Train {
             train_blocks.push(info.blocks);
         }
-        let foreign: Vec<char> =
-            ALPHABETS.iter().enumerate().filter(|(i, _)| *i != d).flat_map(|(_, (_, a, _))| a.chars()).collect();
+        let foreign: Vec<char> = ALPHABETS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != d)
+            .flat_map(|(_, (_, a, _))| a.chars())
+            .collect();
         for block in shard.tokens.chunks(bs) {
             let runs: Vec<&[u16]> = block.split(|&t| t == EOS).collect();
             for (r, run) in runs.iter().enumerate() {
                 let text = tok.decode(&run.iter().map(|&t| t as u32).collect::<Vec<_>>());
                 // PACK-3: no character of another domain's alphabet.
-                prop_assert!(!text.chars().any(|c| foreign.contains(&c)), "foreign text in {}: {text:?}", info.file);
+                prop_assert!(
+                    !text.chars().any(|c| foreign.contains(&c)),
+                    "foreign text in {}: {text:?}",
+                    info.file
+                );
                 // PACK-4: a run bounded by EOS on both sides is a whole input document.
                 if r > 0 && r + 1 < runs.len() {
                     prop_assert!(texts[d].contains(&text), "not an input document: {text:?}");
                 }
-                for tag in text.split('⟦').skip(1).filter_map(|t| t.split_once('⟧')).map(|(t, _)| t) {
-                    tag_splits.entry(tag.to_string()).or_default().insert(info.split);
+                for tag in text
+                    .split('⟦')
+                    .skip(1)
+                    .filter_map(|t| t.split_once('⟧'))
+                    .map(|(t, _)| t)
+                {
+                    tag_splits
+                        .entry(tag.to_string())
+                        .or_default()
+                        .insert(info.split);
                 }
             }
         }
@@ -204,7 +258,11 @@ fn check_prepared(dir: &Path, corpus: &Corpus, texts: &[Vec<String>]) -> Result<
     }
     // BAL-1: equal train block counts when balanced.
     if corpus.balance_tokens {
-        prop_assert!(train_blocks.windows(2).all(|w| w[0] == w[1]), "unbalanced: {:?}", train_blocks);
+        prop_assert!(
+            train_blocks.windows(2).all(|w| w[0] == w[1]),
+            "unbalanced: {:?}",
+            train_blocks
+        );
     }
     Ok(())
 }

@@ -31,15 +31,21 @@ const MIXED: &[&str] = &[
     "'s 't 're 've 'm 'll 'd 'S 'T 'x '' '''",
 ];
 
+// Checks: TOK-1
 #[test]
 fn tok_1_mixed_corpus_ids_equal_reference() {
     for text in MIXED {
-        assert_eq!(ours().encode(text), reference().encode_ordinary(text), "text: {text:?}");
+        assert_eq!(
+            ours().encode(text),
+            reference().encode_ordinary(text),
+            "text: {text:?}"
+        );
     }
     let all = MIXED.concat();
     assert_eq!(ours().encode(&all), reference().encode_ordinary(&all));
 }
 
+// Checks: TOK-1
 #[test]
 fn tok_1_embedded_corpora_ids_equal_reference() {
     // The demo corpora: ~1 MB of real code, math and prose.
@@ -47,11 +53,16 @@ fn tok_1_embedded_corpora_ids_equal_reference() {
     for domain in ["code", "math", "prose"] {
         for entry in std::fs::read_dir(root.join(domain)).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            assert_eq!(ours().encode(&text), reference().encode_ordinary(&text), "{domain}");
+            assert_eq!(
+                ours().encode(&text),
+                reference().encode_ordinary(&text),
+                "{domain}"
+            );
         }
     }
 }
 
+// Checks: TOK-3
 #[test]
 fn tok_3_literal_endoftext_never_becomes_eos() {
     let ids = ours().encode("a <|endoftext|> b<|endoftext|>");
@@ -80,11 +91,13 @@ fn unicode_text() -> impl Strategy<Value = String> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
+    // Checks: TOK-1
     #[test]
     fn tok_1_random_text_ids_equal_reference(text in unicode_text()) {
         prop_assert_eq!(ours().encode(&text), reference().encode_ordinary(&text));
     }
 
+    // Checks: TOK-2
     #[test]
     fn tok_2_pieces_cover_text_and_roundtrip(text in unicode_text()) {
         let joined: String = pieces(&text).collect();

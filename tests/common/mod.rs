@@ -13,8 +13,15 @@ pub fn write_jsonl(path: &Path, rows: &[serde_json::Value]) {
 }
 
 /// A config with one local jsonl source per `(domain, file)`, field `text`.
-pub fn local_config(block_size: usize, balance: &str, domains: &[(&str, &str)], extra_pipeline: &str) -> String {
-    let mut s = format!("[pipeline]\nblock_size = {block_size}\nseed = 7\nval_fraction = 0.2\nbalance = \"{balance}\"\n{extra_pipeline}\n");
+pub fn local_config(
+    block_size: usize,
+    balance: &str,
+    domains: &[(&str, &str)],
+    extra_pipeline: &str,
+) -> String {
+    let mut s = format!(
+        "[pipeline]\nblock_size = {block_size}\nseed = 7\nval_fraction = 0.2\nbalance = \"{balance}\"\n{extra_pipeline}\n"
+    );
     for (name, file) in domains {
         s += &format!(
             "\n[[domains]]\nname = \"{name}\"\n[[domains.sources]]\nkind = \"local\"\npath = \"{file}\"\nformat = \"jsonl\"\n"
@@ -25,7 +32,11 @@ pub fn local_config(block_size: usize, balance: &str, domains: &[(&str, &str)], 
 
 /// Runs the `moe` binary with `args` in `dir`.
 pub fn moe(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_moe")).args(args).current_dir(dir).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_moe"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
 }
 
 /// The repository root.
@@ -35,8 +46,10 @@ pub fn repo_root() -> PathBuf {
 
 /// Names of the entries of `dir`, sorted.
 pub fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
     names.sort();
     names
 }
