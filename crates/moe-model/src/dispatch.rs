@@ -34,6 +34,21 @@ pub struct DispatchPlan<B: Backend> {
     pub top_k: usize,
 }
 
+/// How many entries of `idx` equal each of `0..n` (Burn has no `bincount`).
+///
+/// # Shapes
+/// - `idx`: `[len]` → `[n]`
+pub fn bincount<B: Backend>(idx: Tensor<B, 1, Int>, n: usize) -> Tensor<B, 1, Int> {
+    let [len] = idx.dims();
+    if n == 1 {
+        // one_hot needs at least two classes; with one, everything is class 0.
+        return Tensor::full([1], len as i64, &idx.device());
+    }
+    idx.one_hot::<2>(n) // [len, n]
+        .sum_dim(0) // [1, n]
+        .reshape([n])
+}
+
 /// Expert capacity for a batch: `ceil(factor * tokens * top_k / n_experts)`.
 pub fn capacity(n_tokens: usize, top_k: usize, n_experts: usize, factor: f64) -> usize {
     (factor * (n_tokens * top_k) as f64 / n_experts as f64).ceil() as usize
@@ -62,9 +77,7 @@ impl<B: Backend> DispatchPlan<B> {
         let key = experts.clone() * (n_assign as i64) + priority; // [A], unique
         let order = key.argsort(0); // [A]
         let inverse = order.clone().argsort(0); // [A]
-        let counts: Vec<usize> = experts
-            .one_hot::<2>(n_experts) // [A, n_experts]
-            .sum_dim(0) // [1, n_experts]
+        let counts: Vec<usize> = bincount(experts, n_experts)
             .into_data()
             .iter::<i64>()
             .map(|c| c as usize)

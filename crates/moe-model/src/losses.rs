@@ -15,6 +15,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::dispatch::bincount;
 use crate::routing::RoutingRecord;
 
 /// Over which tokens the load-balancing statistics are taken.
@@ -52,10 +53,7 @@ pub fn load_balance_loss<B: Backend>(f: Tensor<B, 1>, p: Tensor<B, 1>) -> Tensor
 
 /// Tokens per expert as floats (a detached count). `[tokens]` → `[n_experts]`
 pub fn expert_counts<B: Backend>(top1: Tensor<B, 1, Int>, n_experts: usize) -> Tensor<B, 1> {
-    top1.one_hot::<2>(n_experts) // [tokens, n_experts]
-        .float()
-        .sum_dim(0) // [1, n_experts]
-        .reshape([n_experts])
+    bincount(top1, n_experts).float()
 }
 
 /// Entropy of each row of `softmax(z)` in nats: `logsumexp(z) − Σ p·z`.

@@ -74,5 +74,6 @@ fn perturb<B: Backend, const D: usize>(
     }
     let dims = t.dims();
     let noise = init::normal_tensor::<B, D>(rng, dims, std, &t.device());
-    t + noise
+    // Detach again: a parameter must be a leaf of the autodiff graph.
+    (t + noise).detach()
 }
