@@ -198,6 +198,7 @@ impl ModelConfig {
 mod tests {
     use super::*;
 
+    // MODEL-2
     #[test]
     fn model_2_gpt2_preset_has_published_dimensions() {
         let c = Gpt2Config::preset("gpt2").unwrap();
@@ -219,6 +220,7 @@ mod tests {
         assert!(Gpt2Config::preset("gpt3").is_err());
     }
 
+    // MOE-1
     #[test]
     fn moe_1_default_layout_is_last_four_blocks_top1_dropless() {
         let m = MoeConfig::default_for(12);
@@ -233,6 +235,7 @@ mod tests {
         assert!(bad_k.validate(12).is_err());
     }
 
+    // MODEL-1
     #[test]
     fn model_1_config_rejects_unknown_keys_and_bad_heads() {
         let json = r#"{"gpt2":{"vocab_size":8,"n_positions":4,"d_model":6,"n_layer":1,

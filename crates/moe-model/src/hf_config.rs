@@ -140,6 +140,7 @@ pub fn read_hf_config(path: &Path) -> Result<ModelConfig> {
 mod tests {
     use super::*;
 
+    // MODEL-4
     #[test]
     fn model_4_hf_config_round_trips_and_rejects_other_activations() {
         let mut config = ModelConfig::preset("micro").unwrap();
@@ -153,6 +154,7 @@ mod tests {
         assert!(relu.to_model_config().is_err());
     }
 
+    // MODEL-4
     #[test]
     fn model_4_published_gpt2_config_parses() {
         let text = r#"{"activation_function":"gelu_new","architectures":["GPT2LMHeadModel"],

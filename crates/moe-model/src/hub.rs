@@ -94,6 +94,7 @@ pub fn fetch_gpt2() -> Result<PathBuf> {
 mod tests {
     use super::*;
 
+    // MODEL-8
     #[test]
     fn model_8_cached_snapshot_is_found_offline_and_missing_one_is_an_error() {
         let cache = tempfile::tempdir().unwrap();

@@ -126,6 +126,7 @@ pub fn layer_norm<B: Backend>(d: usize, eps: f64, device: &B::Device) -> LayerNo
 mod tests {
     use super::*;
 
+    // MODEL-5
     #[test]
     fn model_5_normal_rng_is_seeded_and_roughly_standard() {
         let a = NormalRng::new(7, 1).samples(20_000, 1.0);

@@ -76,6 +76,7 @@ mod tests {
     use super::*;
     use crate::config::MoeConfig;
 
+    // MODEL-7
     #[test]
     fn model_7_gpt2_small_has_124m_parameters() {
         let dense = ModelConfig::preset("gpt2").unwrap();

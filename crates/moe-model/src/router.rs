@@ -138,6 +138,7 @@ pub fn noise_std_at(step: u64, total_steps: u64, std0: f64, anneal_fraction: f64
 mod tests {
     use super::*;
 
+    // MOE-3
     #[test]
     fn moe_3_noise_anneals_linearly_to_zero() {
         assert_eq!(noise_std_at(0, 100, 0.1, 0.25), 0.1);

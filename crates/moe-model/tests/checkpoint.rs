@@ -26,6 +26,7 @@ fn logits(model: &Gpt2<B>) -> Vec<f32> {
     common::values(&model.forward(tokens, &ForwardOptions::default()).logits)
 }
 
+// MODEL-5
 #[test]
 fn model_5_init_is_seeded() {
     let c = moe_config();
@@ -36,6 +37,7 @@ fn model_5_init_is_seeded() {
     assert_ne!(a, other);
 }
 
+// MODEL-6, MOE-13
 #[test]
 fn model_6_moe_13_checkpoints_round_trip_bit_for_bit() {
     for config in [ModelConfig::preset("micro").unwrap(), moe_config()] {
@@ -66,6 +68,7 @@ fn model_6_moe_13_checkpoints_round_trip_bit_for_bit() {
     }
 }
 
+// MODEL-7
 #[test]
 fn model_7_param_counts_match_the_built_model() {
     for config in [ModelConfig::preset("micro").unwrap(), moe_config()] {
@@ -74,6 +77,7 @@ fn model_7_param_counts_match_the_built_model() {
     }
 }
 
+// MODEL-6
 #[test]
 fn model_6_hf_fixture_survives_a_save_load_cycle() {
     let src = common::fixture_dir("odd_heads");
@@ -94,6 +98,7 @@ fn write_config(dir: &std::path::Path, config: &ModelConfig) {
     std::fs::write(dir.join("config.json"), serde_json::to_string(&hf).unwrap()).unwrap();
 }
 
+// MODEL-4
 #[test]
 fn model_4_bad_weights_are_named_errors() {
     let dense = ModelConfig::preset("micro").unwrap();
@@ -142,6 +147,7 @@ fn model_4_bad_weights_are_named_errors() {
     assert!(matches!(err, ModelError::Io { .. }), "{err}");
 }
 
+// MODEL-6
 #[test]
 fn model_6_saved_file_has_format_metadata_for_transformers() {
     let config = ModelConfig::preset("micro").unwrap();

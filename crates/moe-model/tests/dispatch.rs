@@ -194,6 +194,7 @@ fn check_router(logits: &[Vec<f32>], k: usize) {
     }
 }
 
+// MOE-7
 #[test]
 fn moe_7_top1_and_top2_fixed_cases_with_and_without_capacity() {
     let x: Vec<Vec<f64>> = (0..12)

@@ -65,6 +65,7 @@ fn f_and_p(logits: &[Vec<f32>]) -> (Tensor<B, 1>, Tensor<B, 1>) {
     (f, r.probs.mean_dim(0).reshape([n]))
 }
 
+// MOE-8
 #[test]
 fn moe_8_lb_loss_is_one_when_uniform_and_n_when_collapsed() {
     for n in [2usize, 4, 8] {
@@ -88,6 +89,7 @@ fn moe_8_lb_loss_is_one_when_uniform_and_n_when_collapsed() {
     assert!((scalar(load_balance_loss(f, p)) - 1.0).abs() < 1e-5);
 }
 
+// MOE-9
 #[test]
 fn moe_9_z_loss_is_ln_n_squared_at_zero_logits_and_stable_when_large() {
     for n in [2usize, 8, 64] {
@@ -99,6 +101,7 @@ fn moe_9_z_loss_is_ln_n_squared_at_zero_logits_and_stable_when_large() {
     assert!((lse - (1e4 + 2f64.ln())).abs() < 1e-2, "{lse}");
 }
 
+// MOE-8, MOE-9
 #[test]
 fn moe_8_moe_9_losses_match_independent_reference_on_random_logits() {
     for (seed, (t, n, scale)) in [(32usize, 4usize, 1.0), (50, 8, 3.0), (7, 3, 10.0)]
@@ -121,6 +124,7 @@ fn moe_8_moe_9_losses_match_independent_reference_on_random_logits() {
     }
 }
 
+// MOE-11
 #[test]
 fn moe_11_entropy_matches_reference() {
     let logits = random_logits(9, 5, 2.0, 3);
@@ -155,6 +159,7 @@ fn layer(n_experts: usize) -> MoeLayer<B> {
     moe
 }
 
+// MOE-10
 #[test]
 fn moe_10_step_scope_accumulates_f_and_p_over_micro_batches() {
     let moe = layer(4);

@@ -47,6 +47,7 @@ fn router_grad(moe: &MoeLayer<CpuAutodiff>, loss: Tensor<CpuAutodiff, 1>) -> Vec
     common::values(&g)
 }
 
+// MOE-4
 #[test]
 fn moe_4_router_gets_the_gradient_of_p_times_expert_output_under_top1() {
     let moe = layer::<CpuAutodiff>(4, 1);
@@ -82,6 +83,7 @@ fn moe_4_router_gets_the_gradient_of_p_times_expert_output_under_top1() {
     assert!(err < 1e-5, "ST gradient differs from d(p·E(x)): {err}");
 }
 
+// MOE-4
 #[test]
 fn moe_4_top1_forward_is_exactly_the_chosen_expert() {
     let moe = layer::<CpuBackend>(3, 1);
@@ -98,6 +100,7 @@ fn moe_4_top1_forward_is_exactly_the_chosen_expert() {
     }
 }
 
+// MOE-5
 #[test]
 fn moe_5_top2_router_gradient_is_nonzero_too() {
     let moe = layer::<CpuAutodiff>(4, 2);
@@ -107,6 +110,7 @@ fn moe_5_top2_router_gradient_is_nonzero_too() {
     assert!(grad.iter().any(|g| g.abs() > 1e-5));
 }
 
+// MOE-12
 #[test]
 fn moe_12_upcycled_model_with_zero_noise_equals_dense_logits() {
     let device = Default::default();
@@ -137,6 +141,7 @@ fn moe_12_upcycled_model_with_zero_noise_equals_dense_logits() {
     assert!(common::max_abs_err(&la, &want) > 1e-6);
 }
 
+// MOE-3
 #[test]
 fn moe_3_router_noise_changes_routing_only_when_asked() {
     let moe = layer::<CpuBackend>(4, 1);
@@ -151,6 +156,7 @@ fn moe_3_router_noise_changes_routing_only_when_asked() {
     assert_eq!(clean.p_mean.to_data(), noisy.p_mean.to_data());
 }
 
+// MOE-11
 #[test]
 fn moe_11_routing_records_are_complete_and_consistent() {
     let moe = layer::<CpuBackend>(4, 2);
@@ -195,6 +201,7 @@ fn moe_11_routing_records_are_complete_and_consistent() {
     assert!(r.dropped > 0);
 }
 
+// MOE-1
 #[test]
 fn moe_1_forward_returns_one_record_per_moe_block_and_averaged_losses() {
     let device = Default::default();
@@ -211,4 +218,27 @@ fn moe_1_forward_returns_one_record_per_moe_block_and_averaged_losses() {
     let aux = out.aux.expect("MoE model has aux losses");
     assert_eq!(aux.lb.to_data(), out.routing[0].lb_loss.to_data());
     assert_eq!(aux.z.to_data(), out.routing[0].z_loss.to_data());
+}
+
+// MOE-2
+#[test]
+fn moe_2_router_logits_are_f32_x_times_w() {
+    let moe = layer::<CpuBackend>(5, 1);
+    let x = input::<CpuBackend>(4, 6, 8);
+    let logits = moe.router.logits(x.clone());
+    assert_eq!(logits.dtype(), burn::tensor::DType::F32);
+    assert!(moe.router.linear.bias.is_none());
+    let (xv, w) = (
+        common::values(&x),
+        common::values(&moe.router.linear.weight.val()),
+    );
+    let got = common::values(&logits);
+    for t in 0..4 {
+        for e in 0..5 {
+            let want: f64 = (0..6)
+                .map(|d| xv[t * 6 + d] as f64 * w[d * 5 + e] as f64)
+                .sum();
+            assert!((got[t * 5 + e] as f64 - want).abs() < 1e-5);
+        }
+    }
 }

@@ -22,6 +22,7 @@ fn check<B: burn::tensor::backend::Backend>(name: &str) -> f64 {
     max_rel_err(&values(&out.logits), &want)
 }
 
+// MODEL-3
 #[test]
 fn model_3_logits_match_hf_within_1e4_relative() {
     for name in FIXTURES {
@@ -30,6 +31,7 @@ fn model_3_logits_match_hf_within_1e4_relative() {
     }
 }
 
+// MODEL-3
 #[test]
 fn model_3_autodiff_backend_gives_the_same_logits() {
     for name in FIXTURES {
@@ -38,6 +40,7 @@ fn model_3_autodiff_backend_gives_the_same_logits() {
     }
 }
 
+// MODEL-4
 #[test]
 fn model_4_prefixed_and_published_layouts_both_load() {
     // full_context is written by save_pretrained (`transformer.` prefix);
