@@ -1,9 +1,11 @@
 //! `moe`: the command line of moe-emergence.
 //!
 //! With no arguments it runs the demo; `moe data …` prepares and inspects
-//! token data, `moe model …` inspects the model.
+//! token data, `moe model …` inspects the model, `moe train` trains a run.
 
 mod cmd_data;
+mod cmd_model;
+mod cmd_train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -21,6 +23,11 @@ enum Command {
     /// Prepare and inspect token data.
     #[command(subcommand)]
     Data(cmd_data::DataCommand),
+    /// Inspect the model: parameter counts, logits.
+    #[command(subcommand)]
+    Model(cmd_model::ModelCommand),
+    /// Train one run (dense, MoE, no-LB …) from a run config.
+    Train(cmd_train::TrainArgs),
     /// Run the demo: prepare the embedded corpora and show what came out.
     Demo(cmd_data::DemoArgs),
 }
@@ -31,6 +38,8 @@ fn main() {
         None => cmd_data::demo(&cmd_data::DemoArgs::default()),
         Some(Command::Demo(args)) => cmd_data::demo(&args),
         Some(Command::Data(cmd)) => cmd_data::run(cmd),
+        Some(Command::Model(cmd)) => cmd_model::run(cmd),
+        Some(Command::Train(args)) => cmd_train::run(&args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -1,0 +1,67 @@
+//! Validation: mean next-token loss and perplexity per domain and overall,
+//! and each domain's routing, on the val shards (TRAIN-5).
+
+use std::collections::BTreeMap;
+
+use burn::tensor::backend::Backend;
+use moe_model::{ForwardOptions, Gpt2};
+
+use crate::metrics::{DomainEval, Event};
+use crate::routing_stats::RoutingSums;
+use crate::step::{token_losses, tokens_tensor};
+
+/// The val blocks of every domain.
+#[derive(Debug, Clone)]
+pub struct ValBlocks {
+    /// Tokens per block.
+    pub block_size: usize,
+    /// Per domain: name and blocks back to back.
+    pub domains: Vec<(String, Vec<u16>)>,
+}
+
+/// Evaluates `model` (no noise, no gradients) in batches of `batch` blocks.
+pub fn evaluate<B: Backend>(
+    model: &Gpt2<B>,
+    val: &ValBlocks,
+    batch: usize,
+    step: u64,
+    device: &B::Device,
+) -> Event {
+    let mut domains = BTreeMap::new();
+    let (mut sum_all, mut n_all) = (0.0, 0u64);
+    let options = ForwardOptions::default();
+    for (name, tokens) in &val.domains {
+        let mut routing = RoutingSums::default();
+        let (mut sum, mut n) = (0.0f64, 0u64);
+        for chunk in tokens.chunks(batch * val.block_size) {
+            let rows = chunk.len() / val.block_size;
+            let flat: Vec<i64> = chunk.iter().map(|&t| t as i64).collect();
+            let (losses, records, _) =
+                token_losses(model, tokens_tensor::<B>(flat, rows, device), &options);
+            let count = losses.dims()[0] * losses.dims()[1];
+            let total = crate::step::scalar(losses.sum());
+            sum += total;
+            n += count as u64;
+            routing.add(&records);
+        }
+        let loss = sum / n.max(1) as f64;
+        sum_all += sum;
+        n_all += n;
+        domains.insert(
+            name.clone(),
+            DomainEval {
+                loss,
+                ppl: loss.exp(),
+                tokens: n,
+                routing: routing.summary(),
+            },
+        );
+    }
+    let loss = sum_all / n_all.max(1) as f64;
+    Event::Eval {
+        step,
+        loss,
+        ppl: loss.exp(),
+        domains,
+    }
+}

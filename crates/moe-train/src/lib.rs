@@ -1,0 +1,29 @@
+//! Training for moe-emergence: the three runs of the study (dense baseline,
+//! MoE main, MoE without load balancing) from checked-in configs, on CUDA
+//! or, scaled down, on the CPU.
+//!
+//! [`config::RunConfig`] is a run config; [`trainer::train`] runs it on any
+//! autodiff backend, writing `metrics.jsonl` ([`metrics::Event`]),
+//! checkpoints ([`checkpoint`]) and `final/`. Batches are a pure function of
+//! (seed, step) ([`sampler`]), router noise is re-seeded per step, and
+//! checkpoints hold the optimizer state, so a resumed run continues exactly.
+//!
+//! Specs: `specs/training.md` (TRAIN-*).
+#![deny(missing_docs)]
+
+pub mod checkpoint;
+pub mod clip;
+pub mod collapse;
+pub mod config;
+pub mod error;
+pub mod eval;
+pub mod metrics;
+pub mod routing_stats;
+pub mod sampler;
+pub mod schedule;
+pub mod step;
+pub mod trainer;
+
+pub use config::RunConfig;
+pub use error::{Result, TrainError};
+pub use trainer::{TrainOptions, TrainSummary, train};

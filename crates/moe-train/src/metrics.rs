@@ -1,0 +1,181 @@
+//! `metrics.jsonl`: one JSON object per event (TRAIN-7). The schema is in
+//! `specs/training.md`; every row has `event` and `step`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// Routing statistics of one MoE layer over some tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerRouting {
+    /// Block index.
+    pub layer: usize,
+    /// Share of tokens whose top-1 expert is each expert.
+    pub shares: Vec<f64>,
+    /// Largest share.
+    pub max_share: f64,
+    /// Mean entropy (nats) of the clean router probabilities.
+    pub entropy: f64,
+    /// Tokens dropped by capacity.
+    pub dropped: u64,
+}
+
+/// Eval results of one domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainEval {
+    /// Mean next-token cross-entropy (nats).
+    pub loss: f64,
+    /// `exp(loss)`.
+    pub ppl: f64,
+    /// Predicted tokens.
+    pub tokens: u64,
+    /// Routing of this domain's tokens (MoE only).
+    pub routing: Vec<LayerRouting>,
+}
+
+/// One row of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    /// The run (re)started.
+    Start {
+        /// First step this process runs.
+        step: u64,
+        /// Total optimizer steps of the run.
+        total_steps: u64,
+        /// Tokens per optimizer step.
+        tokens_per_step: u64,
+        /// Parameters in the model.
+        params_total: u64,
+        /// Parameters a token passes through.
+        params_active: u64,
+        /// Backend name.
+        device: String,
+        /// Whether this start resumed a checkpoint.
+        resumed: bool,
+    },
+    /// Training statistics after optimizer step `step` (1-based count of steps done).
+    Train {
+        /// Steps done.
+        step: u64,
+        /// Total loss (LM + coefficients × router losses), mean over micro-batches.
+        loss: f64,
+        /// LM cross-entropy.
+        lm_loss: f64,
+        /// Load-balancing loss (MoE).
+        lb_loss: Option<f64>,
+        /// z-loss (MoE).
+        z_loss: Option<f64>,
+        /// Learning rate used.
+        lr: f64,
+        /// Global gradient norm before clipping.
+        grad_norm: f64,
+        /// Router noise std used.
+        noise_std: f64,
+        /// Tokens per second over the steps since the last train event.
+        tok_per_s: f64,
+        /// Routing of this step's tokens (MoE).
+        routing: Vec<LayerRouting>,
+    },
+    /// Validation after step `step`.
+    Eval {
+        /// Steps done.
+        step: u64,
+        /// Token-weighted mean loss over all domains.
+        loss: f64,
+        /// `exp(loss)`.
+        ppl: f64,
+        /// Per domain.
+        domains: BTreeMap<String, DomainEval>,
+    },
+    /// A checkpoint was written.
+    Checkpoint {
+        /// Steps done.
+        step: u64,
+        /// Its directory, relative to the run directory.
+        path: String,
+    },
+    /// The run stopped early.
+    Stop {
+        /// Steps done.
+        step: u64,
+        /// Why (collapse, non-finite loss).
+        reason: String,
+    },
+}
+
+impl Event {
+    /// The step of any event.
+    pub fn step(&self) -> u64 {
+        match self {
+            Event::Start { step, .. }
+            | Event::Train { step, .. }
+            | Event::Eval { step, .. }
+            | Event::Checkpoint { step, .. }
+            | Event::Stop { step, .. } => *step,
+        }
+    }
+}
+
+/// Appends events to `metrics.jsonl`, flushing each line.
+pub struct MetricsLog {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl MetricsLog {
+    /// Opens `<run>/metrics.jsonl`; on resume from `keep_through`, drops rows of later steps.
+    pub fn open(run_dir: &Path, keep_through: Option<u64>) -> Result<Self> {
+        let path = run_dir.join("metrics.jsonl");
+        if let Some(step) = keep_through {
+            let kept: String = read_events(&path)?
+                .into_iter()
+                .filter(|e| e.step() <= step && !matches!(e, Event::Stop { .. }))
+                .map(|e| serde_json::to_string(&e).unwrap_or_default() + "\n")
+                .collect();
+            let tmp = path.with_extension("jsonl.tmp");
+            std::fs::write(&tmp, kept).map_err(|e| TrainError::io(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| TrainError::io(&path, e))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
+        Ok(Self { path, file })
+    }
+
+    /// Writes one event.
+    pub fn write(&mut self, event: &Event) -> Result<()> {
+        let line = serde_json::to_string(event).unwrap_or_default() + "\n";
+        self.file
+            .write_all(line.as_bytes())
+            .and_then(|_| self.file.flush())
+            .map_err(|e| TrainError::io(&self.path, e))
+    }
+}
+
+/// Reads every row of a `metrics.jsonl` (missing file = no rows).
+pub fn read_events(path: &Path) -> Result<Vec<Event>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(TrainError::io(path, e)),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| TrainError::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!("line {}: {e}", i + 1),
+            })
+        })
+        .collect()
+}

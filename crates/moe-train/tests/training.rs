@@ -1,0 +1,353 @@
+//! TRAIN-*: schedule, accumulation, LB gradient, collapse detector, metrics
+//! schema, resume bit-exactness and a falling loss, on a tiny model.
+
+use std::path::{Path, PathBuf};
+
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use moe_data::config::DataConfig;
+use moe_data::prepare::{PrepareOptions, prepare};
+use moe_model::{CpuAutodiff, Gpt2, ModelConfig};
+use moe_train::collapse::CollapseDetector;
+use moe_train::metrics::{Event, read_events};
+use moe_train::schedule::lr_at;
+use moe_train::trainer::step_gradients;
+use moe_train::{RunConfig, TrainOptions, train};
+
+type B = CpuAutodiff;
+
+/// Prepares three small domains at block size 16 into `dir/data`.
+fn small_data(dir: &Path) -> PathBuf {
+    let texts = [
+        ("code", "def f(x):\n    return x + 1\n"),
+        ("math", "Problem: 3 + 4 = ?\n\nSolution: 7"),
+        ("prose", "The keeper of the lighthouse wrote home."),
+    ];
+    let mut config = String::from("[pipeline]\nblock_size = 16\nval_fraction = 0.1\n");
+    for (name, base) in texts {
+        let rows: String = (0..60)
+            .map(|i| {
+                format!(
+                    "{}\n",
+                    serde_json::json!({ "text": format!("{base} #{i}") })
+                )
+            })
+            .collect();
+        std::fs::write(dir.join(format!("{name}.jsonl")), rows).unwrap();
+        config += &format!(
+            "[[domains]]\nname = \"{name}\"\n[[domains.sources]]\nkind = \"local\"\npath = \"{name}.jsonl\"\nformat = \"jsonl\"\n"
+        );
+    }
+    let path = dir.join("data.toml");
+    std::fs::write(&path, &config).unwrap();
+    let out = dir.join("data");
+    prepare(
+        &DataConfig::load(&path).unwrap(),
+        &path,
+        &PrepareOptions {
+            out: out.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    out
+}
+
+fn run_config(moe: bool, extra_train: &str, steps: u64) -> RunConfig {
+    let moe_section = if moe {
+        "[model.moe]\nlayers = [1]\nn_experts = 4\ntop_k = 1\n"
+    } else {
+        ""
+    };
+    let router = if moe {
+        "lb_coef = 0.01\nz_coef = 0.001\nrouter_noise_std = 0.1\n"
+    } else {
+        ""
+    };
+    let text = format!(
+        "[run]\nname = \"t\"\nseed = 3\n[model]\ninit = \"scratch\"\npreset = \"tiny\"\n[model.dims]\nd_model = 16\nn_layer = 2\nn_head = 2\nn_positions = 32\n{moe_section}[train]\nsteps = {steps}\nmicro_batch = 2\ngrad_accum = 2\nlr = 3e-3\n{router}{extra_train}\n[eval]\nevery = 4\nmax_blocks = 4\n[log]\nevery = 2\n[checkpoint]\nevery = 3\nkeep = 2\n"
+    );
+    RunConfig::parse(&text, Path::new("t.toml")).unwrap()
+}
+
+fn run(
+    config: &RunConfig,
+    data: &Path,
+    out: &Path,
+    resume: bool,
+    max_steps: Option<u64>,
+) -> moe_train::TrainSummary {
+    let opts = TrainOptions {
+        data: data.to_path_buf(),
+        out: out.to_path_buf(),
+        resume,
+        max_steps,
+        progress: false,
+        device_name: "cpu".into(),
+    };
+    train::<B>(config, &opts, &Default::default()).unwrap()
+}
+
+fn train_losses(out: &Path) -> Vec<(u64, f64)> {
+    read_events(&out.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Train { step, loss, .. } => Some((step, loss)),
+            _ => None,
+        })
+        .collect()
+}
+
+// Checks: TRAIN-2
+#[test]
+fn train_2_warmup_then_cosine() {
+    let lr = |s| lr_at(s, 100, 1.0, 0.1, 0.1);
+    assert!((lr(0) - 0.1).abs() < 1e-12);
+    assert!((lr(9) - 1.0).abs() < 1e-12);
+    assert!((lr(10) - 1.0).abs() < 1e-12);
+    assert!((lr(55) - (0.1 + 0.9 * 0.5)).abs() < 1e-12);
+    assert!((lr(100) - 0.1).abs() < 1e-12);
+    assert!((1..100).all(|s| s < 10 || lr(s) <= lr(s - 1)));
+}
+
+fn grad_of_wte(model: &Gpt2<B>, grads: &GradientsParams) -> Vec<f32> {
+    let g: Tensor<moe_model::CpuBackend, 2> = grads.get(model.wte.weight.id).unwrap();
+    g.into_data().to_vec().unwrap()
+}
+
+// Checks: TRAIN-5
+#[test]
+fn train_5_accumulation_equals_one_big_batch() {
+    let config = run_config(false, "", 10);
+    let model = Gpt2::<B>::init(&config.model_config().unwrap(), 1, &Default::default());
+    let rows: Vec<i64> = (0..4 * 16).map(|i| (i * 7919 % 50257) as i64).collect();
+    let (a, _) = step_gradients(
+        &model,
+        &config.train,
+        &[rows[..32].to_vec(), rows[32..].to_vec()],
+        16,
+        0.0,
+        &Default::default(),
+    );
+    let (b, _) = step_gradients(
+        &model,
+        &config.train,
+        &[rows.clone()],
+        16,
+        0.0,
+        &Default::default(),
+    );
+    let (ga, gb) = (grad_of_wte(&model, &a), grad_of_wte(&model, &b));
+    let max_diff = ga
+        .iter()
+        .zip(&gb)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    let scale = gb.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
+    assert!(
+        scale > 0.0 && max_diff <= 1e-5 * scale.max(1.0),
+        "max diff {max_diff} vs scale {scale}"
+    );
+}
+
+fn router_grad(model: &Gpt2<B>, config: &RunConfig, rows: &[i64]) -> Vec<f32> {
+    let (grads, _) = step_gradients(
+        model,
+        &config.train,
+        &[rows.to_vec()],
+        16,
+        0.0,
+        &Default::default(),
+    );
+    let moe_model::block::FeedForward::Moe(moe) = &model.h[1].mlp else {
+        panic!("block 1 is not MoE")
+    };
+    let g: Tensor<moe_model::CpuBackend, 2> = grads.get(moe.router.linear.weight.id).unwrap();
+    g.into_data().to_vec().unwrap()
+}
+
+// Checks: TRAIN-5
+#[test]
+fn train_5_lb_coef_zero_gives_no_lb_gradient() {
+    let rows: Vec<i64> = (0..2 * 16).map(|i| (i * 104729 % 50257) as i64).collect();
+    let with = |lb: f64, z: f64| {
+        let mut c = run_config(true, "", 10);
+        c.train.lb_coef = lb;
+        c.train.z_coef = z;
+        c
+    };
+    let config = with(0.0, 0.0);
+    let mc: ModelConfig = config.model_config().unwrap();
+    let dense = Gpt2::<B>::init(
+        &ModelConfig {
+            moe: None,
+            ..mc.clone()
+        },
+        1,
+        &Default::default(),
+    );
+    let model = dense.upcycle(mc.moe.as_ref().unwrap(), 0.0, 1);
+    let none = router_grad(&model, &with(0.0, 0.0), &rows);
+    let zero_lb_with_z = router_grad(&model, &with(0.0, 0.5), &rows);
+    let lb_on = router_grad(&model, &with(0.5, 0.0), &rows);
+    // LB on changes the router gradient; LB coefficient 0 leaves only LM (+ z).
+    assert!(
+        none.iter().zip(&lb_on).any(|(a, b)| (a - b).abs() > 1e-7),
+        "LB had no effect"
+    );
+    assert!(
+        none.iter()
+            .zip(&zero_lb_with_z)
+            .any(|(a, b)| (a - b).abs() > 1e-7),
+        "z had no effect"
+    );
+    let again = router_grad(&model, &with(0.0, 0.0), &rows);
+    assert_eq!(none, again);
+}
+
+// Checks: TRAIN-6
+#[test]
+fn train_6_collapse_detector_fires_on_collapse_only() {
+    let balanced = vec![(8, vec![0.13, 0.12, 0.12, 0.13, 0.12, 0.13, 0.12, 0.13])];
+    let collapsed = vec![(8, vec![0.7, 0.05, 0.05, 0.05, 0.05, 0.04, 0.03, 0.03])];
+    let mut d = CollapseDetector::default();
+    for _ in 0..10 {
+        assert_eq!(d.check(&balanced, 0.6, 3), None);
+    }
+    assert_eq!(d.check(&collapsed, 0.6, 3), None);
+    assert_eq!(d.check(&collapsed, 0.6, 3), None);
+    assert_eq!(
+        d.check(&balanced, 0.6, 3),
+        None,
+        "a balanced check resets the streak"
+    );
+    assert_eq!(d.check(&collapsed, 0.6, 3), None);
+    assert_eq!(d.check(&collapsed, 0.6, 3), None);
+    let fired = d
+        .check(&collapsed, 0.6, 3)
+        .expect("third consecutive check fires");
+    assert_eq!((fired.layer, fired.expert), (8, 0));
+}
+
+// Checks: TRAIN-7, TRAIN-8
+#[test]
+fn train_8_resume_is_bit_exact_and_metrics_parse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data(tmp.path());
+    let config = run_config(true, "", 8);
+    let straight = tmp.path().join("straight");
+    run(&config, &data, &straight, false, None);
+    let split = tmp.path().join("split");
+    let first = run(&config, &data, &split, false, Some(4));
+    assert_eq!(first.steps, 4);
+    // A later start without --resume is refused; with --resume it continues from step 3's checkpoint.
+    let opts = TrainOptions {
+        data: data.clone(),
+        out: split.clone(),
+        resume: false,
+        max_steps: None,
+        progress: false,
+        device_name: "cpu".into(),
+    };
+    assert!(
+        train::<B>(&config, &opts, &Default::default())
+            .unwrap_err()
+            .to_string()
+            .contains("--resume")
+    );
+    run(&config, &data, &split, true, None);
+    assert_eq!(train_losses(&straight), train_losses(&split));
+    assert_eq!(train_losses(&straight).len(), 4);
+    // TRAIN-7: every row parses and carries routing for the MoE layer.
+    let events = read_events(&split.join("metrics.jsonl")).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Eval { domains, .. } if domains.len() == 3))
+    );
+    assert!(events.iter().all(|e| match e {
+        Event::Train { routing, .. } =>
+            routing.len() == 1 && (routing[0].shares.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+        _ => true,
+    }));
+    assert!(split.join("final/model.safetensors").exists());
+    // Checkpoints were pruned to `keep = 2`.
+    assert_eq!(moe_train::checkpoint::list(&split), [6, 8]);
+    // Resuming with another config is refused.
+    let other = run_config(true, "weight_decay = 0.5\n", 8);
+    let opts = TrainOptions {
+        resume: true,
+        ..opts
+    };
+    assert!(
+        train::<B>(&other, &opts, &Default::default())
+            .unwrap_err()
+            .to_string()
+            .contains("another config")
+    );
+}
+
+// Checks: TRAIN-9
+#[test]
+fn train_9_loss_falls_on_a_tiny_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data(tmp.path());
+    let mut config = run_config(false, "", 40);
+    config.train.lr = 1e-2;
+    let out = tmp.path().join("run");
+    run(&config, &data, &out, false, None);
+    let losses = train_losses(&out);
+    let (first, last) = (losses[0].1, losses[losses.len() - 1].1);
+    assert!(last < first - 2.0, "loss fell only from {first} to {last}");
+}
+
+// Checks: TRAIN-1, TRAIN-11
+#[test]
+fn train_1_train_11_checked_in_run_configs_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/runs");
+    for name in [
+        "dense",
+        "moe",
+        "moe-no-lb",
+        "dense-matched",
+        "dense-tiny",
+        "moe-tiny",
+        "moe-no-lb-tiny",
+    ] {
+        let c =
+            RunConfig::load(&dir.join(format!("{name}.toml"))).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.run.name, name);
+    }
+    let moe = RunConfig::load(&dir.join("moe.toml")).unwrap();
+    assert_eq!(
+        (moe.train.steps, moe.train.micro_batch, moe.train.grad_accum),
+        (10000, 2, 4)
+    );
+    assert_eq!(
+        (
+            moe.train.lr,
+            moe.train.lb_coef,
+            moe.train.z_coef,
+            moe.train.router_noise_std
+        ),
+        (5e-5, 0.01, 0.001, 0.1)
+    );
+    assert_eq!(moe.model.moe.as_ref().unwrap().layers, [8, 9, 10, 11]);
+    let no_lb = RunConfig::load(&dir.join("moe-no-lb.toml")).unwrap();
+    assert_eq!(
+        (
+            no_lb.train.steps,
+            no_lb.train.lb_coef,
+            no_lb.collapse.checks
+        ),
+        (2000, 0.0, 3)
+    );
+    let bad = RunConfig::parse(
+        "[run]\nname = \"x\"\n[model]\ninit = \"scratch\"\npreset = \"tiny\"\n[train]\nsteps = 1\nmicro_batch = 1\nlr = 1.0\nlb_coef = 0.1\n",
+        Path::new("x.toml"),
+    );
+    assert!(bad.unwrap_err().to_string().contains("need [model.moe]"));
+    let unknown = RunConfig::parse("[run]\nname = \"x\"\nnmae = 1\n", Path::new("x.toml"));
+    assert!(unknown.unwrap_err().to_string().contains("nmae"));
+}

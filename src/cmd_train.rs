@@ -1,0 +1,102 @@
+//! `moe train`: one run from a run config on CPU or CUDA.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use moe_train::metrics::Event;
+use moe_train::{RunConfig, TrainOptions, TrainSummary, train};
+
+/// Where to train.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Device {
+    /// Burn's flex CPU backend.
+    Cpu,
+    /// Burn's CUDA backend (build with `--features cuda`).
+    Cuda,
+}
+
+/// Arguments of `moe train`.
+#[derive(Args, Clone)]
+pub struct TrainArgs {
+    /// The run config (TOML, configs/runs/*.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// A prepared data directory (`moe data prepare`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The run directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue from the last checkpoint in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    /// Stop after this many steps in total (the schedule still spans the config's steps).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+}
+
+/// Runs `moe train`.
+pub fn run(args: &TrainArgs) -> Result<()> {
+    let summary = run_quiet(args, std::io::stderr().is_terminal())?;
+    report(&summary);
+    Ok(())
+}
+
+/// Trains without printing the summary; returns it.
+pub fn run_quiet(args: &TrainArgs, progress: bool) -> Result<TrainSummary> {
+    let config = RunConfig::load(&args.config)?;
+    let opts = TrainOptions {
+        data: args.data.clone(),
+        out: args.out.clone(),
+        resume: args.resume,
+        max_steps: args.max_steps,
+        progress,
+        device_name: format!("{:?}", args.device).to_lowercase(),
+    };
+    match args.device {
+        Device::Cpu => Ok(train::<moe_model::CpuAutodiff>(
+            &config,
+            &opts,
+            &Default::default(),
+        )?),
+        Device::Cuda => cuda(&config, &opts),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(config: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary> {
+    Ok(train::<moe_model::CudaAutodiff>(
+        config,
+        opts,
+        &Default::default(),
+    )?)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(_: &RunConfig, _: &TrainOptions) -> Result<TrainSummary> {
+    bail!("this binary was built without CUDA: cargo build --release --features cuda")
+}
+
+fn report(summary: &TrainSummary) {
+    if let Some(reason) = &summary.stopped {
+        eprintln!("stopped: {reason}");
+    }
+    if let Some(Event::Eval {
+        step,
+        loss,
+        domains,
+        ..
+    }) = &summary.last_eval
+    {
+        let per: Vec<String> = domains
+            .iter()
+            .map(|(d, e)| format!("{d} {:.3}", e.loss))
+            .collect();
+        eprintln!("step {step}: val loss {loss:.3} ({})", per.join(", "));
+    }
+}
