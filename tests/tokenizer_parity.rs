@@ -1,5 +1,10 @@
 //! TOK-1 … TOK-3: our GPT-2 BPE against `tiktoken-rs`'s `r50k_base`, an
-//! independent copy of the same vocabulary and regex.
+//! independent copy of the same vocabulary and regex, and against HF
+//! `tokenizers` built from the shipped `vocab.json` + `merges.txt` (a second,
+//! independent pre-tokenizer and merge loop).
+
+#[path = "../benches/common/mod.rs"]
+mod common;
 
 use moe_data::tokenizer::{EOS_ID, Gpt2Tokenizer, pieces};
 use proptest::prelude::*;
@@ -70,6 +75,53 @@ fn tok_3_literal_endoftext_never_becomes_eos() {
     assert_eq!(ours().decode(&ids), "a <|endoftext|> b<|endoftext|>");
 }
 
+fn hf() -> &'static tokenizers::pipeline::PipelineTokenizer {
+    static TOK: OnceLock<tokenizers::pipeline::PipelineTokenizer> = OnceLock::new();
+    TOK.get_or_init(|| common::hf_gpt2(false))
+}
+
+fn hf_ids(tok: &tokenizers::pipeline::PipelineTokenizer, text: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    common::hf_encode_into(tok, &common::hf_plain(), text, &mut out);
+    out.into_iter().map(u32::from).collect()
+}
+
+// Checks: TOK-1
+#[test]
+fn tok_1_documents_ids_equal_hf_tokenizers() {
+    for text in MIXED {
+        assert_eq!(ours().encode(text), hf_ids(hf(), text), "text: {text:?}");
+    }
+    for domain in common::embedded_corpora() {
+        for (i, doc) in domain.docs.iter().enumerate() {
+            assert_eq!(
+                ours().encode(doc),
+                hf_ids(hf(), doc),
+                "{} document {i}",
+                domain.name
+            );
+        }
+    }
+}
+
+// Checks: TOK-3
+#[test]
+fn tok_3_hf_added_eos_token_would_emit_50256_unless_disabled() {
+    // The Hub's gpt2/tokenizer.json declares `<|endoftext|>` as a special
+    // added token: with default options a literal one in the text becomes
+    // 50256, the document separator. That is the hole TOK-3 closes; with
+    // `encode_special_tokens` it is text again, and the ids are ours.
+    let text = "a <|endoftext|> b<|endoftext|>";
+    let hub_like = common::hf_gpt2(true);
+    let mut ids = Vec::new();
+    let defaults = tokenizers::pipeline::EncodeOptions::no_specials();
+    hub_like.encode_into(text, &defaults, &mut ids).unwrap();
+    let ids: Vec<u32> = ids.into_iter().map(u32::from).collect();
+    assert_eq!(ids.iter().filter(|&&t| t == EOS_ID).count(), 2, "{ids:?}");
+    assert_eq!(hf_ids(&hub_like, text), ours().encode(text));
+    assert!(!ours().encode(text).contains(&EOS_ID));
+}
+
 fn unicode_text() -> impl Strategy<Value = String> {
     let atoms = prop_oneof![
         Just(" ".to_string()),
@@ -94,7 +146,9 @@ proptest! {
     // Checks: TOK-1
     #[test]
     fn tok_1_random_text_ids_equal_reference(text in unicode_text()) {
-        prop_assert_eq!(ours().encode(&text), reference().encode_ordinary(&text));
+        let ids = ours().encode(&text);
+        prop_assert_eq!(&ids, &reference().encode_ordinary(&text));
+        prop_assert_eq!(&ids, &hf_ids(hf(), &text));
     }
 
     // Checks: TOK-2
