@@ -110,27 +110,65 @@ impl BpeTables {
     }
 
     /// Encodes one pre-tokenized piece, appending its ids to `out`.
+    ///
+    /// Whole-token pieces are one lookup. Otherwise the piece starts as its
+    /// bytes and the lowest-ranked adjacent pair is merged until none is in
+    /// the merge list; the rank of each adjacent pair is kept in `ranks`, so a
+    /// merge looks up only the two pairs it changes.
     pub fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) {
         if let Some(&id) = self.encoder.get(piece) {
             out.push(id);
             return;
         }
-        let mut parts: Vec<u32> = piece.iter().map(|&b| self.byte_ids[b as usize]).collect();
-        while parts.len() > 1 {
-            let best = parts
-                .windows(2)
-                .enumerate()
-                .filter_map(|(i, w)| {
-                    self.merges
-                        .get(&(w[0], w[1]))
-                        .map(|&(rank, id)| (rank, i, id))
-                })
-                .min();
-            let Some((_, i, merged)) = best else { break };
-            parts[i] = merged;
-            parts.remove(i + 1);
+        let start = out.len();
+        out.extend(piece.iter().map(|&b| self.byte_ids[b as usize]));
+        let parts = &mut out[start..];
+        let mut stack = [u32::MAX; 64];
+        let mut heap = Vec::new();
+        let ranks: &mut [u32] = if parts.len() <= stack.len() {
+            &mut stack[..parts.len()]
+        } else {
+            heap.resize(parts.len(), u32::MAX);
+            &mut heap
+        };
+        // ranks[i]: rank of (parts[i], parts[i + 1]); the last is always MAX.
+        for i in 0..parts.len() - 1 {
+            ranks[i] = self.rank(parts[i], parts[i + 1]).0;
         }
-        out.extend_from_slice(&parts);
+        let mut n = parts.len();
+        while n > 1 {
+            let (mut best, mut at) = (u32::MAX, 0);
+            for (i, &r) in ranks[..n - 1].iter().enumerate() {
+                if r < best {
+                    (best, at) = (r, i);
+                }
+            }
+            if best == u32::MAX {
+                break;
+            }
+            parts[at] = self.rank(parts[at], parts[at + 1]).1;
+            parts.copy_within(at + 2..n, at + 1);
+            ranks.copy_within(at + 2..n, at + 1);
+            n -= 1;
+            ranks[at] = if at + 1 < n {
+                self.rank(parts[at], parts[at + 1]).0
+            } else {
+                u32::MAX
+            };
+            if at > 0 {
+                ranks[at - 1] = self.rank(parts[at - 1], parts[at]).0;
+            }
+        }
+        out.truncate(start + n);
+    }
+
+    /// `(rank, merged id)` of an adjacent pair; rank `u32::MAX` when it never merges.
+    #[inline(always)]
+    fn rank(&self, left: u32, right: u32) -> (u32, u32) {
+        self.merges
+            .get(&(left, right))
+            .copied()
+            .unwrap_or((u32::MAX, 0))
     }
 }
 

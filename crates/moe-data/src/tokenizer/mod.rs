@@ -11,12 +11,13 @@
 //! the stages.
 
 mod bpe;
+mod cache;
 mod pretokenize;
 
 pub use bpe::{BpeTables, TablesError, byte_to_unicode};
+pub use cache::PieceCache;
 pub use pretokenize::pieces;
 
-use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
 /// Id of `<|endoftext|>`, the document separator.
@@ -46,17 +47,6 @@ pub struct Gpt2Tokenizer {
     tables: BpeTables,
     hash: String,
 }
-
-/// Memo of piece → ids; most pieces of natural text repeat.
-#[derive(Default)]
-pub struct PieceCache {
-    map: FxHashMap<Box<[u8]>, Box<[u32]>>,
-}
-
-/// Pieces up to this many bytes are memoized; longer ones are rare.
-const CACHE_MAX_PIECE: usize = 32;
-/// The memo is cleared when it grows past this many entries.
-const CACHE_MAX_ENTRIES: usize = 1 << 18;
 
 impl Gpt2Tokenizer {
     /// The tokenizer from the files compiled into the binary.
@@ -114,22 +104,18 @@ impl TokenEncoder for Gpt2Tokenizer {
     type Scratch = PieceCache;
 
     fn encode_into(&self, text: &str, cache: &mut PieceCache, out: &mut Vec<u32>) {
+        let all = text.as_bytes();
+        let mut start = 0;
         for piece in pieces(text) {
-            let bytes = piece.as_bytes();
-            if bytes.len() > CACHE_MAX_PIECE {
-                self.tables.encode_piece(bytes, out);
-                continue;
+            let end = start + piece.len();
+            if piece.len() > cache::MAX_PIECE {
+                self.tables.encode_piece(piece.as_bytes(), out);
+            } else if !cache.get_into(all, start, end, out) {
+                let first = out.len();
+                self.tables.encode_piece(piece.as_bytes(), out);
+                cache.insert(all, start, end, &out[first..]);
             }
-            if let Some(ids) = cache.map.get(bytes) {
-                out.extend_from_slice(ids);
-                continue;
-            }
-            let start = out.len();
-            self.tables.encode_piece(bytes, out);
-            if cache.map.len() >= CACHE_MAX_ENTRIES {
-                cache.map.clear();
-            }
-            cache.map.insert(bytes.into(), out[start..].into());
+            start = end;
         }
     }
 }

@@ -46,6 +46,23 @@ fn classify(c: char) -> Class {
     }
 }
 
+/// Class of each ASCII byte; bytes ≥ 0x80 start a multi-byte char and are
+/// classified by [`classify`].
+const ASCII_CLASS: [Class; 128] = {
+    let mut table = [Class::Other; 128];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = match b as u8 {
+            b'a'..=b'z' | b'A'..=b'Z' => Class::Letter,
+            b'0'..=b'9' => Class::Number,
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => Class::Space,
+            _ => Class::Other,
+        };
+        b += 1;
+    }
+    table
+};
+
 /// Iterator over the GPT-2 pre-tokenization pieces of a string.
 pub struct Pieces<'a> {
     text: &'a str,
@@ -59,25 +76,42 @@ pub fn pieces(text: &str) -> Pieces<'_> {
 }
 
 impl<'a> Pieces<'a> {
-    /// Byte length of the run of chars of class `class` starting at `from`.
-    fn run_len(&self, from: usize, class: Class) -> usize {
-        self.text[from..]
-            .char_indices()
-            .find(|&(_, c)| classify(c) != class)
-            .map_or(self.text.len() - from, |(i, _)| i)
+    /// The class of the char starting at byte `at` (a char boundary) and its length.
+    #[inline(always)]
+    fn class_at(&self, at: usize) -> (Class, usize) {
+        let b = self.text.as_bytes()[at];
+        if b < 0x80 {
+            return (ASCII_CLASS[b as usize], 1);
+        }
+        let c = self.text[at..].chars().next().unwrap_or('\0');
+        (classify(c), c.len_utf8())
     }
 
-    /// Byte length of the run of non-space, non-letter, non-number chars.
-    fn other_run_len(&self, from: usize) -> usize {
-        self.run_len(from, Class::Other)
+    /// End (byte offset) of the run of chars of class `class` starting at `from`.
+    #[inline(always)]
+    fn run_end(&self, mut from: usize, class: Class) -> usize {
+        let bytes = self.text.as_bytes();
+        while from < bytes.len() {
+            let b = bytes[from];
+            if b < 0x80 {
+                if ASCII_CLASS[b as usize] != class {
+                    break;
+                }
+                from += 1;
+            } else {
+                let (c, len) = self.class_at(from);
+                if c != class {
+                    break;
+                }
+                from += len;
+            }
+        }
+        from
     }
 
     /// Length of a contraction (`'s`, `'t`, `'re`, `'ve`, `'m`, `'ll`, `'d`) at `from`.
-    fn contraction_len(&self, from: usize) -> Option<usize> {
-        let rest = &self.text.as_bytes()[from..];
-        if rest.first() != Some(&b'\'') {
-            return None;
-        }
+    #[inline(always)]
+    fn contraction_len(rest: &[u8]) -> Option<usize> {
         match rest.get(1..3) {
             Some(b"re") | Some(b"ve") | Some(b"ll") => return Some(3),
             _ => {}
@@ -88,40 +122,37 @@ impl<'a> Pieces<'a> {
         }
     }
 
-    /// Length of the piece starting at `start`.
-    fn piece_len(&self, start: usize) -> usize {
-        if let Some(n) = self.contraction_len(start) {
-            return n;
+    /// End (byte offset) of the piece starting at `start` (< text length).
+    #[inline(always)]
+    fn piece_end(&self, start: usize) -> usize {
+        let bytes = self.text.as_bytes();
+        if bytes[start] == b'\''
+            && let Some(n) = Self::contraction_len(&bytes[start..])
+        {
+            return start + n;
         }
-        let mut chars = self.text[start..].chars();
-        let Some(first) = chars.next() else { return 0 };
-        let first_len = first.len_utf8();
-        let class = classify(first);
-        if first == ' ' {
+        let (class, first_len) = self.class_at(start);
+        if bytes[start] == b' ' && start + 1 < bytes.len() {
             // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+` with the optional space taken.
-            if let Some(next) = chars.next() {
-                match classify(next) {
-                    Class::Space => {}
-                    c => return first_len + self.run_len(start + first_len, c),
-                }
+            let (next, next_len) = self.class_at(start + 1);
+            if next != Class::Space {
+                return self.run_end(start + 1 + next_len, next);
             }
         }
         match class {
-            Class::Letter | Class::Number => self.run_len(start, class),
-            Class::Other => self.other_run_len(start),
+            Class::Letter | Class::Number | Class::Other => self.run_end(start + first_len, class),
             Class::Space => {
                 // `\s+(?!\S)` backtracks to leave the last space before a
                 // non-space; a single space before a non-space is `\s+`.
-                let run = self.run_len(start, Class::Space);
-                let end = start + run;
-                if end == self.text.len() {
-                    return run;
+                let end = self.run_end(start + first_len, Class::Space);
+                if end == bytes.len() {
+                    return end;
                 }
-                let last_len = self.text[..end]
-                    .chars()
-                    .next_back()
-                    .map_or(1, char::len_utf8);
-                if run > last_len { run - last_len } else { run }
+                let mut last = end - 1;
+                while !self.text.is_char_boundary(last) {
+                    last -= 1;
+                }
+                if last > start { last } else { end }
             }
         }
     }
@@ -130,13 +161,13 @@ impl<'a> Pieces<'a> {
 impl<'a> Iterator for Pieces<'a> {
     type Item = &'a str;
 
+    #[inline]
     fn next(&mut self) -> Option<&'a str> {
         if self.pos >= self.text.len() {
             return None;
         }
         let start = self.pos;
-        let len = self.piece_len(start).max(1);
-        self.pos = start + len;
+        self.pos = self.piece_end(start);
         Some(&self.text[start..self.pos])
     }
 }
