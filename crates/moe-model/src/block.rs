@@ -10,6 +10,7 @@ use burn::tensor::backend::Backend;
 use crate::attention::Attention;
 use crate::mlp::Mlp;
 use crate::moe::MoeLayer;
+use crate::router::RouterNoise;
 use crate::routing::RoutingRecord;
 
 /// The feed-forward half of a block.
@@ -42,7 +43,7 @@ impl<B: Backend> Block<B> {
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
-        noise_std: f64,
+        noise: RouterNoise,
     ) -> (Tensor<B, 3>, Option<RoutingRecord<B>>) {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x)); // [batch, seq, d_model]
         let h = self.ln_2.forward(x.clone()); // [batch, seq, d_model]
@@ -51,7 +52,7 @@ impl<B: Backend> Block<B> {
             FeedForward::Moe(moe) => {
                 let [batch, seq, d_model] = h.dims();
                 let flat = h.reshape([batch * seq, d_model]); // [tokens, d_model]
-                let (y, record) = moe.forward(flat, noise_std);
+                let (y, record) = moe.forward(flat, noise);
                 (x + y.reshape([batch, seq, d_model]), Some(record))
             }
         }

@@ -52,7 +52,7 @@ pub use losses::{LbAccumulator, LbScope, load_balance_loss, logsumexp, z_loss};
 pub use model::{AuxLosses, ForwardOptions, Gpt2, ModelOutput};
 pub use moe::MoeLayer;
 pub use params::ParamCounts;
-pub use router::noise_std_at;
+pub use router::{RouterNoise, noise_std_at};
 pub use routing::{HostRoutingRecord, RoutingRecord};
 pub use weights::{load_model_dir, save_model_dir};
 

@@ -13,6 +13,7 @@ use crate::init::{self, NormalRng};
 use crate::losses::mean_of;
 use crate::mlp::Mlp;
 use crate::moe::MoeLayer;
+use crate::router::RouterNoise;
 use crate::routing::RoutingRecord;
 
 /// Per-call inputs besides the tokens.
@@ -21,6 +22,8 @@ pub struct ForwardOptions {
     /// Std of the Gaussian noise added to router logits for routing decisions
     /// (0 = none; use [`noise_std_at`](crate::router::noise_std_at) to anneal).
     pub router_noise_std: f64,
+    /// Seed of the router noise draws (the trainer derives one per step).
+    pub router_noise_seed: u64,
 }
 
 /// Router losses averaged over the MoE layers.
@@ -130,7 +133,13 @@ impl<B: Backend> Gpt2<B> {
         let mut x = self.wte.forward(tokens) + self.wpe.forward(positions); // [batch, seq, d_model]
         let mut routing = Vec::new();
         for block in &self.h {
-            let (y, record) = block.forward(x, options.router_noise_std);
+            let (y, record) = block.forward(
+                x,
+                RouterNoise {
+                    std: options.router_noise_std,
+                    seed: options.router_noise_seed,
+                },
+            );
             x = y;
             routing.extend(record);
         }

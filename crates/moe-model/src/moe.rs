@@ -13,6 +13,7 @@ use crate::init::NormalRng;
 use crate::losses::{entropy, expert_counts, load_balance_loss, z_loss};
 use crate::mlp::Mlp;
 use crate::router::Router;
+use crate::router::RouterNoise;
 use crate::routing::RoutingRecord;
 
 /// Standard deviation of a fresh router's weights (GPT-2's initializer range).
@@ -102,10 +103,16 @@ impl<B: Backend> MoeLayer<B> {
     ///
     /// # Shapes
     /// - `x`: `[tokens, d_model]` (tokens ≥ 1) → `[tokens, d_model]`
-    pub fn forward(&self, x: Tensor<B, 2>, noise_std: f64) -> (Tensor<B, 2>, RoutingRecord<B>) {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 2>,
+        noise: impl Into<RouterNoise>,
+    ) -> (Tensor<B, 2>, RoutingRecord<B>) {
         let [n_tokens, _] = x.dims();
         let n_experts = self.n_experts();
-        let routing = self.router.route(x.clone(), self.top_k, noise_std);
+        let routing = self
+            .router
+            .route(x.clone(), self.top_k, noise.into(), self.layer as u64);
         let cap = self
             .capacity_factor
             .map(|cf| capacity(n_tokens, self.top_k, n_experts, cf));

@@ -16,7 +16,7 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, FloatDType, Int, Tensor};
+use burn::tensor::{FloatDType, Int, Tensor, TensorData};
 
 use crate::init::{self, NormalRng};
 
@@ -25,6 +25,22 @@ use crate::init::{self, NormalRng};
 pub struct Router<B: Backend> {
     /// `[d_model, n_experts]`, no bias (saved as `h.{i}.mlp.router.weight`).
     pub linear: Linear<B>,
+}
+
+/// Router logit noise for one forward pass: its std and the seed of its draws.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RouterNoise {
+    /// Std of the Gaussian noise (0 = none).
+    pub std: f64,
+    /// Seed of the host-side noise stream.
+    pub seed: u64,
+}
+
+impl From<f64> for RouterNoise {
+    /// Noise of std `std` with seed 0.
+    fn from(std: f64) -> Self {
+        Self { std, seed: 0 }
+    }
 }
 
 /// What the router decided for a batch of tokens.
@@ -72,17 +88,27 @@ impl<B: Backend> Router<B> {
         x.matmul(w)
     }
 
-    /// Routes each token to `top_k` experts. `noise_std > 0` draws the logit noise
-    /// from the backend's RNG (seed it with `B::seed` for reproducible runs).
+    /// Routes each token to `top_k` experts. With `noise.std > 0` the logit
+    /// noise is drawn on the host from a ChaCha8 stream of (`noise.seed`,
+    /// `stream`), never from the backend's global RNG, so concurrent models
+    /// cannot disturb each other and a seed gives the same noise on every
+    /// backend (MOE-3).
     ///
     /// # Shapes
     /// - `x`: `[tokens, d_model]`
-    pub fn route(&self, x: Tensor<B, 2>, top_k: usize, noise_std: f64) -> Routing<B> {
+    pub fn route(
+        &self,
+        x: Tensor<B, 2>,
+        top_k: usize,
+        noise: RouterNoise,
+        stream: u64,
+    ) -> Routing<B> {
         let logits = self.logits(x); // [tokens, n_experts]
-        let noise = (noise_std > 0.0).then(|| {
-            Tensor::random(
-                logits.shape(),
-                Distribution::Normal(0.0, noise_std),
+        let noise = (noise.std > 0.0).then(|| {
+            let [tokens, n_experts] = logits.dims();
+            let values = NormalRng::new(noise.seed, stream).samples(tokens * n_experts, noise.std);
+            Tensor::<B, 2>::from_data(
+                TensorData::new(values, [tokens, n_experts]),
                 &logits.device(),
             )
         });
@@ -146,5 +172,22 @@ mod tests {
         assert_eq!(noise_std_at(25, 100, 0.1, 0.25), 0.0);
         assert_eq!(noise_std_at(90, 100, 0.1, 0.25), 0.0);
         assert_eq!(noise_std_at(0, 100, 0.1, 0.0), 0.0);
+    }
+
+    // MOE-3: noise comes from the given seed, not from a global RNG.
+    #[test]
+    fn moe_3_noise_is_a_function_of_its_seed() {
+        type B = crate::CpuBackend;
+        let device = Default::default();
+        let mut rng = NormalRng::new(1, 0);
+        let router = Router::<B>::init(&mut rng, 8, 4, 0.02, &device);
+        let x =
+            Tensor::<B, 2>::from_data(TensorData::new(rng.samples(64 * 8, 1.0), [64, 8]), &device);
+        let route = |seed| {
+            let r = router.route(x.clone(), 1, RouterNoise { std: 3.0, seed }, 2);
+            r.expert_idx.into_data().to_vec::<i32>().unwrap()
+        };
+        assert_eq!(route(7), route(7));
+        assert_ne!(route(7), route(8));
     }
 }

@@ -77,6 +77,9 @@ pub struct ModelSection {
     /// Overrides of the preset's dimensions (scratch models only).
     #[serde(default)]
     pub dims: Option<DimsOverride>,
+    /// Embed only the GPT-2 ids that occur in the data (scratch models only; `vocab.json`).
+    #[serde(default)]
+    pub compact_vocab: bool,
 }
 
 /// `[model.dims]`: a custom size for a model trained from scratch.
@@ -343,8 +346,12 @@ impl RunConfig {
         if self.model.init == Init::Scratch && self.model.hf_dir.is_some() {
             return Err("model.hf_dir is only for init = \"pretrained\"".into());
         }
-        if self.model.init == Init::Pretrained && self.model.dims.is_some() {
-            return Err("model.dims is only for init = \"scratch\"".into());
+        if self.model.init == Init::Pretrained
+            && (self.model.dims.is_some() || self.model.compact_vocab)
+        {
+            return Err(
+                "model.dims and model.compact_vocab are only for init = \"scratch\"".into(),
+            );
         }
         Ok(())
     }

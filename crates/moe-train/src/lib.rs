@@ -23,6 +23,7 @@ pub mod sampler;
 pub mod schedule;
 pub mod step;
 pub mod trainer;
+pub mod vocab;
 
 pub use config::RunConfig;
 pub use error::{Result, TrainError};

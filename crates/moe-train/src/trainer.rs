@@ -25,6 +25,7 @@ use crate::metrics::{Event, MetricsLog};
 use crate::routing_stats::RoutingSums;
 use crate::sampler::TrainBlocks;
 use crate::step::{scalar, token_losses, tokens_tensor};
+use crate::vocab::VocabMap;
 
 /// Options of `moe train` besides the config.
 #[derive(Debug, Clone, Default)]
@@ -61,7 +62,7 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<TrainSummary> {
     let data = PreparedData::open(&opts.data)?;
-    let model_config = config.model_config().map_err(TrainError::Mismatch)?;
+    let mut model_config = config.model_config().map_err(TrainError::Mismatch)?;
     let block_size = data.block_size();
     if block_size - 1 > model_config.gpt2.n_positions {
         return Err(TrainError::Mismatch(format!(
@@ -70,8 +71,22 @@ pub fn train<B: AutodiffBackend>(
             model_config.gpt2.n_positions
         )));
     }
-    let (train_blocks, val) = load_blocks(&data, config.eval.max_blocks)?;
+    let (mut train_blocks, mut val) = load_blocks(&data, config.eval.max_blocks)?;
     let config_sha = prepare_run_dir(config, opts)?;
+    if config.model.compact_vocab {
+        let map = compact_vocab(&data)?;
+        model_config.gpt2.vocab_size = map.len();
+        for (_, tokens) in train_blocks
+            .domains
+            .iter_mut()
+            .chain(val.domains.iter_mut())
+        {
+            *tokens = map.to_model(tokens).ok_or_else(|| {
+                TrainError::Mismatch("a token is missing from the vocab map".into())
+            })?;
+        }
+        map.save(&opts.out)?;
+    }
     let steps = config.train.steps;
     let optim = AdamWConfig::new()
         .with_weight_decay(config.train.weight_decay as f32)
@@ -128,13 +143,15 @@ pub fn train<B: AutodiffBackend>(
             config.train.warmup_frac,
             config.train.min_lr_frac,
         );
-        let noise = noise_std_at(
-            step,
-            steps,
-            config.train.router_noise_std,
-            config.train.router_noise_anneal_frac,
-        );
-        B::seed(device, seed_for(config.run.seed, step));
+        let noise = moe_model::RouterNoise {
+            std: noise_std_at(
+                step,
+                steps,
+                config.train.router_noise_std,
+                config.train.router_noise_anneal_frac,
+            ),
+            seed: seed_for(config.run.seed, step),
+        };
         let micro_batches: Vec<Vec<i64>> = (0..config.train.grad_accum)
             .map(|micro| {
                 let picks = train_blocks.picks(
@@ -192,7 +209,7 @@ pub fn train<B: AutodiffBackend>(
                 z_loss: stats.z,
                 lr,
                 grad_norm,
-                noise_std: noise,
+                noise_std: noise.std,
                 tok_per_s,
                 routing: routing.clone(),
             })?;
@@ -284,7 +301,7 @@ pub fn step_gradients<B: AutodiffBackend>(
     t: &TrainSection,
     micro_batches: &[Vec<i64>],
     block_size: usize,
-    noise: f64,
+    noise: moe_model::RouterNoise,
     device: &B::Device,
 ) -> (GradientsParams, StepStats) {
     let mut acc = GradientsAccumulator::<Gpt2<B>>::new();
@@ -296,7 +313,8 @@ pub fn step_gradients<B: AutodiffBackend>(
         routing: RoutingSums::default(),
     };
     let options = ForwardOptions {
-        router_noise_std: noise,
+        router_noise_std: noise.std,
+        router_noise_seed: noise.seed,
     };
     let scale = 1.0 / micro_batches.len().max(1) as f64;
     for flat in micro_batches {
@@ -364,8 +382,10 @@ fn save<B: AutodiffBackend, O: Optimizer<Gpt2<B>, B>>(
     log.write(&Event::Checkpoint { step, path: rel })
 }
 
-/// The model a run starts from: fresh or pretrained, upcycled when MoE.
-fn initial_model<B: AutodiffBackend>(
+/// The model a run starts from: fresh (`Gpt2::init(dense, run.seed)`) or
+/// pretrained, then upcycled with `upcycle_noise` and `run.seed` when MoE.
+/// Public so that analysis can rebuild a run's step-0 router.
+pub fn initial_model<B: burn::tensor::backend::Backend>(
     config: &RunConfig,
     model_config: &ModelConfig,
     device: &B::Device,
@@ -396,6 +416,15 @@ fn initial_model<B: AutodiffBackend>(
         Some(moe) => dense.upcycle(moe, config.model.upcycle_noise, config.run.seed),
         None => dense,
     })
+}
+
+/// The compact vocabulary of all of the data's shards (train, val, test).
+fn compact_vocab(data: &PreparedData) -> Result<VocabMap> {
+    let mut shards = Vec::new();
+    for info in &data.manifest.shards {
+        shards.push(data.load_shard(info.split, &info.domain)?);
+    }
+    Ok(VocabMap::from_shards(shards.iter().map(Vec::as_slice)))
 }
 
 fn load_blocks(data: &PreparedData, max_val_blocks: usize) -> Result<(TrainBlocks, ValBlocks)> {

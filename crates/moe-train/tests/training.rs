@@ -127,7 +127,7 @@ fn train_5_accumulation_equals_one_big_batch() {
         &config.train,
         &[rows[..32].to_vec(), rows[32..].to_vec()],
         16,
-        0.0,
+        0.0.into(),
         &Default::default(),
     );
     let (b, _) = step_gradients(
@@ -135,7 +135,7 @@ fn train_5_accumulation_equals_one_big_batch() {
         &config.train,
         &[rows.clone()],
         16,
-        0.0,
+        0.0.into(),
         &Default::default(),
     );
     let (ga, gb) = (grad_of_wte(&model, &a), grad_of_wte(&model, &b));
@@ -157,7 +157,7 @@ fn router_grad(model: &Gpt2<B>, config: &RunConfig, rows: &[i64]) -> Vec<f32> {
         &config.train,
         &[rows.to_vec()],
         16,
-        0.0,
+        0.0.into(),
         &Default::default(),
     );
     let moe_model::block::FeedForward::Moe(moe) = &model.h[1].mlp else {
@@ -350,4 +350,35 @@ fn train_1_train_11_checked_in_run_configs_validate() {
     assert!(bad.unwrap_err().to_string().contains("need [model.moe]"));
     let unknown = RunConfig::parse("[run]\nname = \"x\"\nnmae = 1\n", Path::new("x.toml"));
     assert!(unknown.unwrap_err().to_string().contains("nmae"));
+}
+
+// Checks: TRAIN-12
+#[test]
+fn train_12_compact_vocabulary_holds_exactly_the_data_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data(tmp.path());
+    let mut config = run_config(true, "", 2);
+    config.model.compact_vocab = true;
+    let out = tmp.path().join("run");
+    run(&config, &data, &out, false, None);
+    let map = moe_train::vocab::VocabMap::load(&out)
+        .unwrap()
+        .expect("vocab.json");
+    let prepared = moe_data::prepared::PreparedData::open(&data).unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    for info in &prepared.manifest.shards {
+        ids.extend(
+            prepared
+                .load_shard(info.split, &info.domain)
+                .unwrap()
+                .into_iter()
+                .map(u32::from),
+        );
+    }
+    assert_eq!(map.gpt2_ids, ids.into_iter().collect::<Vec<_>>());
+    let (saved, _) =
+        moe_model::load_model_dir::<moe_model::CpuBackend>(&out.join("final"), &Default::default())
+            .unwrap();
+    assert_eq!(saved.gpt2.vocab_size, map.len());
+    assert_eq!(map.to_model(&[map.gpt2_ids[3] as u16]), Some(vec![3]));
 }
