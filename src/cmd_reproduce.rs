@@ -1,0 +1,167 @@
+//! `moe reproduce`: the study end to end — prepare the data, train the dense,
+//! MoE and no-LB runs (and the step-matched dense run), skipping whatever
+//! already exists and verifies — after printing an estimate of GPU time and
+//! cost.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use moe_data::config::DataConfig;
+use moe_data::prepare::{PrepareOptions, prepare};
+use moe_data::prepared::PreparedData;
+use moe_data::sources::HubOptions;
+use moe_train::RunConfig;
+
+use crate::cmd_train::Device;
+use crate::runs::{RunPlan, ensure_run};
+
+/// Arguments of `moe reproduce`.
+#[derive(Args, Clone)]
+pub struct ReproduceArgs {
+    /// The data config (configs/data/seed.toml or v3.toml).
+    #[arg(long, default_value = "configs/data/seed.toml")]
+    pub data_config: PathBuf,
+    /// The study directory (data/ and one directory per run).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Runs, by config name in configs/runs/.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "dense,moe,moe-no-lb,dense-matched"
+    )]
+    pub runs: Vec<String>,
+    /// Folder of the run configs.
+    #[arg(long, default_value = "configs/runs")]
+    pub configs: PathBuf,
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = Device::Cuda)]
+    pub device: Device,
+    /// Dense training throughput used for the estimate (tokens/s). Default: the
+    /// original study's measured RTX 4090 figure.
+    #[arg(long, default_value_t = 25_700.0)]
+    pub dense_tok_per_s: f64,
+    /// MoE training throughput used for the estimate (tokens/s). Default: the
+    /// original study's measured RTX 4090 figure.
+    #[arg(long, default_value_t = 14_200.0)]
+    pub moe_tok_per_s: f64,
+    /// Rental price of the GPU in USD per hour, for the estimate.
+    #[arg(long, default_value_t = 0.5)]
+    pub usd_per_hour: f64,
+    /// Print the estimate and exit.
+    #[arg(long)]
+    pub estimate_only: bool,
+    /// Read the Hub datasets only from the local cache.
+    #[arg(long)]
+    pub offline: bool,
+    /// Refuse Hub revisions that are not pinned commits.
+    #[arg(long)]
+    pub locked: bool,
+}
+
+/// Runs `moe reproduce`.
+pub fn run(args: &ReproduceArgs) -> Result<()> {
+    let data_config = DataConfig::load(&args.data_config)?;
+    let plans: Vec<(RunPlan, RunConfig)> = args
+        .runs
+        .iter()
+        .map(|name| {
+            let config = args.configs.join(format!("{name}.toml"));
+            let rc = RunConfig::load(&config)?;
+            Ok((
+                RunPlan {
+                    config,
+                    out: args.out.join(name),
+                },
+                rc,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    print!(
+        "{}",
+        estimate(&plans, data_config.pipeline.block_size, args)
+    );
+    if args.estimate_only {
+        return Ok(());
+    }
+    let data_dir = args.out.join("data");
+    ensure_data(&data_config, &args.data_config, &data_dir, args)?;
+    let progress = std::io::stderr().is_terminal();
+    for (plan, _) in &plans {
+        eprintln!("== {} → {}", plan.config.display(), plan.out.display());
+        match ensure_run(plan, &data_dir, args.device, progress)? {
+            None => eprintln!("   already complete"),
+            Some(s) => eprintln!(
+                "   {} steps{}",
+                s.steps,
+                s.stopped
+                    .map(|r| format!("; stopped: {r}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// The GPU time and cost estimate, one line per run and a total.
+pub fn estimate(plans: &[(RunPlan, RunConfig)], block_size: usize, args: &ReproduceArgs) -> String {
+    let mut out = format!(
+        "estimate at {:.0} tok/s dense, {:.0} tok/s MoE, ${:.2}/h (pass measured figures with --dense-tok-per-s/--moe-tok-per-s):\n",
+        args.dense_tok_per_s, args.moe_tok_per_s, args.usd_per_hour
+    );
+    let mut total_h = 0.0;
+    for (_, rc) in plans {
+        let tokens = rc.train.steps * rc.tokens_per_step(block_size);
+        let rate = if rc.model.moe.is_some() {
+            args.moe_tok_per_s
+        } else {
+            args.dense_tok_per_s
+        };
+        let hours = tokens as f64 / rate / 3600.0;
+        total_h += hours;
+        out += &format!(
+            "  {:<14} {:>6} steps × {:>5} tokens = {:>6.1}M tokens  ≈ {:>5.2} h  ≈ ${:.2}\n",
+            rc.run.name,
+            rc.train.steps,
+            rc.tokens_per_step(block_size),
+            tokens as f64 / 1e6,
+            hours,
+            hours * args.usd_per_hour
+        );
+    }
+    out += &format!(
+        "  total ≈ {total_h:.2} h ≈ ${:.2} (training only; eval adds a few percent)\n",
+        total_h * args.usd_per_hour
+    );
+    out
+}
+
+fn ensure_data(
+    config: &DataConfig,
+    config_path: &Path,
+    dir: &Path,
+    args: &ReproduceArgs,
+) -> Result<()> {
+    if let Ok(data) = PreparedData::open(dir) {
+        if data.manifest.config == *config && data.verify().is_ok() {
+            eprintln!("== data: reusing {}", dir.display());
+            return Ok(());
+        }
+    }
+    eprintln!("== data: {} → {}", config_path.display(), dir.display());
+    let opts = PrepareOptions {
+        out: dir.to_path_buf(),
+        force: true,
+        hub: HubOptions {
+            offline: args.offline,
+            locked: args.locked,
+            ..Default::default()
+        },
+        progress: std::io::stderr().is_terminal(),
+        ..Default::default()
+    };
+    prepare(config, config_path, &opts).with_context(|| "preparing the data".to_string())?;
+    Ok(())
+}
