@@ -3,6 +3,7 @@
 //! With no arguments it runs the demo; `moe data …` prepares and inspects
 //! token data, `moe model …` inspects the model, `moe train` trains a run.
 
+mod cmd_analysis;
 mod cmd_data;
 mod cmd_model;
 mod cmd_train;
@@ -28,6 +29,10 @@ enum Command {
     Model(cmd_model::ModelCommand),
     /// Train one run (dense, MoE, no-LB …) from a run config.
     Train(cmd_train::TrainArgs),
+    /// Analyse a run's routing on the val shards: analysis.json and figures.
+    Analyze(cmd_analysis::AnalyzeArgs),
+    /// Compare runs side by side in a Markdown report.
+    Report(cmd_analysis::ReportArgs),
     /// Run the demo: prepare the embedded corpora and show what came out.
     Demo(cmd_data::DemoArgs),
 }
@@ -40,6 +45,8 @@ fn main() {
         Some(Command::Data(cmd)) => cmd_data::run(cmd),
         Some(Command::Model(cmd)) => cmd_model::run(cmd),
         Some(Command::Train(args)) => cmd_train::run(&args),
+        Some(Command::Analyze(args)) => cmd_analysis::run_analyze(&args),
+        Some(Command::Report(args)) => cmd_analysis::run_report(&args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -1,0 +1,285 @@
+//! `moe analyze`: a run's checkpoint over the val shards, its step-0
+//! baseline, the metrics history, `analysis.json` and figures (ANA-1,
+//! ANA-6, ANA-14, ANA-15).
+
+use std::path::{Path, PathBuf};
+
+use moe_data::prepared::PreparedData;
+use moe_data::split::Split;
+use moe_data::tokenizer::Gpt2Tokenizer;
+use moe_model::{CpuBackend, Gpt2, ModelConfig, load_model_dir};
+use moe_train::RunConfig;
+use moe_train::checkpoint;
+use moe_train::config::Init;
+use moe_train::metrics::read_events;
+
+use crate::code_types::{PythonLexer, TokenClass};
+use crate::collect::{ValData, VocabMap, collect};
+use crate::error::{AnalysisError, Result};
+use crate::layer::{Context, Draws, analyze_layer, layer_nmi};
+use crate::schema::{Analysis, BaselineInfo, OptionsRecord, RunInfo, SCHEMA_VERSION, ValInfo};
+use crate::table::RoutingTable;
+
+/// Settings of `moe analyze`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalyzeOptions {
+    /// Checkpoint directory to analyse (default: `<run>/final`, else the last checkpoint).
+    pub checkpoint: Option<PathBuf>,
+    /// Permutations of the document-level test (≥ 1000 for reported p-values).
+    pub permutations: usize,
+    /// Draws of the random-router null.
+    pub random_router_draws: usize,
+    /// Draws of the token-identity control.
+    pub control_draws: usize,
+    /// Val blocks per domain (0 = all).
+    pub max_blocks: usize,
+    /// Blocks per forward pass.
+    pub batch: usize,
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// The domain lexed as Python for token types.
+    pub code_domain: String,
+    /// Top tokens kept per expert.
+    pub top_tokens: usize,
+    /// Write SVG and PNG figures.
+    pub figures: bool,
+}
+
+impl Default for AnalyzeOptions {
+    fn default() -> Self {
+        Self {
+            checkpoint: None,
+            permutations: 1000,
+            random_router_draws: 200,
+            control_draws: 10,
+            max_blocks: 0,
+            batch: 8,
+            seed: 0,
+            code_domain: "code".into(),
+            top_tokens: 10,
+            figures: true,
+        }
+    }
+}
+
+/// Analyses `run_dir` on the val shards of `data_dir`, writing
+/// `<out>/analysis.json` and `<out>/figures/`; returns what it wrote.
+pub fn analyze(
+    run_dir: &Path,
+    data_dir: &Path,
+    out: &Path,
+    options: &AnalyzeOptions,
+) -> Result<Analysis> {
+    let config = RunConfig::load(&run_dir.join("config.toml"))?;
+    let events = read_events(&run_dir.join("metrics.jsonl"))?;
+    let history = crate::history::history(&events, &config.collapse);
+    let (ckpt, ckpt_step) = resolve_checkpoint(run_dir, options, &config)?;
+    let device = Default::default();
+    let (model_config, model) = load_model_dir::<CpuBackend>(&ckpt, &device)?;
+    let vocab = VocabMap::load(run_dir)?;
+    let val = load_val(data_dir, options.max_blocks)?;
+    let table = collect(&model, &val, options.batch, vocab.as_ref(), &device)?;
+    let (baseline, baseline_table) = if table.layers.is_empty() {
+        (none("dense model: no router"), None)
+    } else {
+        baseline(
+            run_dir,
+            &config,
+            &model_config,
+            &val,
+            options,
+            vocab.as_ref(),
+        )?
+    };
+    let tokenizer = Gpt2Tokenizer::embedded()
+        .map_err(|e| AnalysisError::run(Path::new("gpt2 tokenizer"), e.to_string()))?;
+    let docs = table.documents();
+    let classes = code_classes(&table, &docs, &options.code_domain, &tokenizer)?;
+    let ctx = Context {
+        docs: &docs,
+        code_classes: classes
+            .as_ref()
+            .map(|c| (options.code_domain.as_str(), c.as_slice())),
+        tokenizer: &tokenizer,
+    };
+    let draws = Draws {
+        seed: options.seed,
+        permutations: options.permutations,
+        random_router: options.random_router_draws,
+        control: options.control_draws,
+        top_tokens: options.top_tokens,
+    };
+    let layers = (0..table.layers.len())
+        .map(|slot| {
+            let base = baseline_table.as_ref().map(|b| layer_nmi(b, slot));
+            analyze_layer(&table, slot, &ctx, &draws, base)
+        })
+        .collect();
+    let moe = model_config.moe.clone();
+    let mut analysis = Analysis {
+        schema_version: SCHEMA_VERSION,
+        run: RunInfo {
+            name: config.run.name.clone(),
+            run_dir: run_dir.display().to_string(),
+            checkpoint: ckpt.display().to_string(),
+            checkpoint_step: ckpt_step,
+            total_steps: config.train.steps,
+            moe_layers: moe.as_ref().map_or(Vec::new(), |m| m.layers.clone()),
+            n_experts: moe.as_ref().map_or(0, |m| m.n_experts),
+            top_k: moe.as_ref().map_or(0, |m| m.top_k),
+            lb_coef: config.train.lb_coef,
+            z_coef: config.train.z_coef,
+        },
+        options: OptionsRecord {
+            seed: options.seed,
+            permutations: options.permutations,
+            random_router_draws: options.random_router_draws,
+            control_draws: options.control_draws,
+            max_blocks: options.max_blocks,
+            code_domain: options.code_domain.clone(),
+        },
+        val: ValInfo {
+            block_size: val.block_size,
+            domains: table.domains.clone(),
+            tokens: table.tokens_per_domain(),
+            documents: table.documents_per_domain(),
+        },
+        baseline,
+        layers,
+        history,
+        figures: Vec::new(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| AnalysisError::io(out, e))?;
+    if options.figures {
+        analysis.figures = crate::figures::write_run_figures(&analysis, out)?;
+    }
+    write_json(&analysis, &out.join("analysis.json"))?;
+    Ok(analysis)
+}
+
+/// Writes `analysis` as pretty JSON.
+pub fn write_json(analysis: &Analysis, path: &Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(analysis)
+        .map_err(|e| AnalysisError::run(path, e.to_string()))?;
+    std::fs::write(path, text + "\n").map_err(|e| AnalysisError::io(path, e))
+}
+
+/// Reads an `analysis.json`.
+pub fn read_json(path: &Path) -> Result<Analysis> {
+    let text = std::fs::read_to_string(path).map_err(|e| AnalysisError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| AnalysisError::run(path, e.to_string()))
+}
+
+/// The checkpoint to analyse and its step: the option, `final/`, or the last
+/// step checkpoint (a run stopped early has no `final/`).
+fn resolve_checkpoint(
+    run_dir: &Path,
+    options: &AnalyzeOptions,
+    config: &RunConfig,
+) -> Result<(PathBuf, Option<u64>)> {
+    if let Some(dir) = &options.checkpoint {
+        return Ok((dir.clone(), step_of(dir)));
+    }
+    let last = checkpoint::list(run_dir).last().copied();
+    let fin = run_dir.join("final");
+    match last {
+        _ if fin.join("model.safetensors").exists() => Ok((fin, Some(config.train.steps))),
+        Some(step) => Ok((checkpoint::checkpoint_dir(run_dir, step), Some(step))),
+        None => Err(AnalysisError::run(
+            run_dir,
+            "no final/ and no checkpoints/step-*/ to analyse",
+        )),
+    }
+}
+
+fn step_of(dir: &Path) -> Option<u64> {
+    dir.file_name()?
+        .to_str()?
+        .strip_prefix("step-")?
+        .parse()
+        .ok()
+}
+
+fn load_val(data_dir: &Path, max_blocks: usize) -> Result<ValData> {
+    let data = PreparedData::open(data_dir)?;
+    let block_size = data.block_size();
+    let mut domains = Vec::new();
+    for d in data.manifest.domains() {
+        let mut tokens = data.load_shard(Split::Val, &d)?;
+        if max_blocks > 0 {
+            tokens.truncate(max_blocks * block_size);
+        }
+        domains.push((d, tokens));
+    }
+    Ok(ValData {
+        block_size,
+        domains,
+    })
+}
+
+fn none(note: &str) -> BaselineInfo {
+    BaselineInfo {
+        source: "none".into(),
+        step: None,
+        note: Some(note.into()),
+    }
+}
+
+/// The step-0 router's table (ANA-6): the initial model rebuilt from the
+/// config when that needs no download, else the earliest kept checkpoint.
+fn baseline(
+    run_dir: &Path,
+    config: &RunConfig,
+    model_config: &ModelConfig,
+    val: &ValData,
+    options: &AnalyzeOptions,
+    vocab: Option<&VocabMap>,
+) -> Result<(BaselineInfo, Option<RoutingTable>)> {
+    let device = Default::default();
+    let local = config.model.init == Init::Scratch
+        || config.model.hf_dir.as_ref().is_some_and(|d| d.exists());
+    let (info, model): (BaselineInfo, Gpt2<CpuBackend>) = if local {
+        let model = moe_train::trainer::initial_model::<CpuBackend>(config, model_config, &device)?;
+        let info = BaselineInfo {
+            source: "rebuilt initial model".into(),
+            step: Some(0),
+            note: None,
+        };
+        (info, model)
+    } else if let Some(&step) = checkpoint::list(run_dir).first() {
+        let dir = checkpoint::checkpoint_dir(run_dir, step);
+        let (_, model) = load_model_dir::<CpuBackend>(&dir, &device)?;
+        let info = BaselineInfo {
+            source: format!("checkpoint {}", dir.display()),
+            step: Some(step),
+            note: Some("pretrained run without a local hf_dir: the earliest kept checkpoint stands in for step 0".into()),
+        };
+        (info, model)
+    } else {
+        return Ok((
+            none("pretrained run without a local hf_dir or a checkpoint"),
+            None,
+        ));
+    };
+    let table = collect(&model, val, options.batch, vocab, &device)?;
+    Ok((info, Some(table)))
+}
+
+/// Python token classes of the code domain's tokens, aligned with `table`.
+fn code_classes(
+    table: &RoutingTable,
+    docs: &[std::ops::Range<usize>],
+    code_domain: &str,
+    tokenizer: &Gpt2Tokenizer,
+) -> Result<Option<Vec<Option<TokenClass>>>> {
+    let Some(d) = table.domains.iter().position(|n| n == code_domain) else {
+        return Ok(None);
+    };
+    let mut lexer = PythonLexer::new()?;
+    let mut classes = vec![None; table.len()];
+    for r in docs.iter().filter(|r| table.domain[r.start] as usize == d) {
+        let got = lexer.classify(&table.token[r.clone()], tokenizer);
+        classes[r.clone()].copy_from_slice(&got);
+    }
+    Ok(Some(classes))
+}

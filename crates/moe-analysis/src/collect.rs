@@ -1,0 +1,129 @@
+//! Running a model over val blocks into a [`RoutingTable`] (ANA-1).
+//!
+//! Each block is routed as the trainer's eval routes it: its first
+//! `block_size − 1` tokens are the input (the last token is only a target),
+//! without router noise, in batches of whole blocks of one domain. A run
+//! trained on a compact vocabulary (`<run>/vocab.json`) gets its tokens
+//! mapped to model ids; the table keeps GPT-2 ids.
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use moe_model::{ForwardOptions, Gpt2};
+use serde::Deserialize;
+
+use crate::error::{AnalysisError, Result};
+use crate::table::RoutingTable;
+
+/// Val tokens of every domain, blocks back to back.
+#[derive(Debug, Clone)]
+pub struct ValData {
+    /// Tokens per block.
+    pub block_size: usize,
+    /// Per domain: name and blocks.
+    pub domains: Vec<(String, Vec<u16>)>,
+}
+
+/// GPT-2 id → model id for runs trained on a compact vocabulary.
+#[derive(Debug, Clone)]
+pub struct VocabMap {
+    forward: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct VocabFile {
+    gpt2_ids: Vec<u32>,
+}
+
+impl VocabMap {
+    /// Reads `<run>/vocab.json` if the run has one.
+    pub fn load(run_dir: &Path) -> Result<Option<Self>> {
+        let path = run_dir.join("vocab.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(AnalysisError::io(&path, e)),
+        };
+        let file: VocabFile = serde_json::from_str(&text)
+            .map_err(|e| AnalysisError::run(&path, format!("invalid vocab map: {e}")))?;
+        let mut forward = vec![u32::MAX; 1 << 16];
+        for (model_id, &g) in file.gpt2_ids.iter().enumerate() {
+            if let Some(slot) = forward.get_mut(g as usize) {
+                *slot = model_id as u32;
+            }
+        }
+        Ok(Some(Self { forward }))
+    }
+
+    /// The model id of a GPT-2 id, if mapped.
+    pub fn to_model(&self, id: u16) -> Option<u32> {
+        Some(self.forward[id as usize]).filter(|&m| m != u32::MAX)
+    }
+}
+
+/// Routes every block of `val` through `model`, `batch` blocks at a time.
+/// Errors when a token is missing from `vocab` or the model is too short.
+pub fn collect<B: Backend>(
+    model: &Gpt2<B>,
+    val: &ValData,
+    batch: usize,
+    vocab: Option<&VocabMap>,
+    device: &B::Device,
+) -> Result<RoutingTable> {
+    let seq = val.block_size.saturating_sub(1);
+    if seq == 0 || seq > model.n_positions() {
+        return Err(AnalysisError::run(
+            Path::new("val"),
+            format!(
+                "block_size {} needs {seq} positions, the model has {}",
+                val.block_size,
+                model.n_positions()
+            ),
+        ));
+    }
+    let names: Vec<String> = val.domains.iter().map(|(d, _)| d.clone()).collect();
+    let mut table: Option<RoutingTable> = None;
+    for (d, (name, tokens)) in val.domains.iter().enumerate() {
+        for chunk in tokens.chunks(batch.max(1) * val.block_size) {
+            let blocks: Vec<&[u16]> = chunk.chunks_exact(val.block_size).collect();
+            let mut ids = Vec::with_capacity(blocks.len() * seq);
+            for block in &blocks {
+                for &t in &block[..seq] {
+                    let id = match vocab {
+                        Some(v) => v.to_model(t).ok_or_else(|| {
+                            AnalysisError::run(
+                                Path::new("vocab.json"),
+                                format!("token {t} of val/{name} is not in the run's vocabulary"),
+                            )
+                        })?,
+                        None => t as u32,
+                    };
+                    ids.push(id as i64);
+                }
+            }
+            let input =
+                Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [blocks.len(), seq]), device);
+            let out = model.forward(input, &ForwardOptions::default());
+            let t = table.get_or_insert_with(|| {
+                let layers: Vec<(usize, usize)> = out
+                    .routing
+                    .iter()
+                    .map(|r| (r.layer, r.tokens_per_expert.len()))
+                    .collect();
+                RoutingTable::new(names.clone(), &layers)
+            });
+            for block in &blocks {
+                let gpt2: Vec<u32> = block[..seq].iter().map(|&x| x as u32).collect();
+                t.push_block(d as u16, &gpt2);
+            }
+            for (slot, record) in out.routing.iter().enumerate() {
+                let host = record.to_host();
+                let experts: Vec<u16> = host.expert_idx.iter().map(|r| r[0] as u16).collect();
+                let gates: Vec<f32> = host.gate_prob.iter().map(|r| r[0]).collect();
+                t.push_routes(slot, &experts, &gates, &host.entropy);
+            }
+        }
+    }
+    Ok(table.unwrap_or_else(|| RoutingTable::new(names, &[])))
+}

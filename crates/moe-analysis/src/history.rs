@@ -1,0 +1,182 @@
+//! Training history from `metrics.jsonl` (ANA-13): loss and throughput per
+//! train row, expert shares and router entropy per layer over training, the
+//! collapse timeline, and eval loss per domain.
+
+use std::collections::BTreeMap;
+
+use moe_train::config::CollapseSection;
+use moe_train::metrics::Event;
+
+use crate::load::DEAD_THRESHOLD;
+use crate::schema::{
+    Collapse, EvalPoint, History, LayerCollapse, LayerHistory, StopInfo, Throughput, TrainPoint,
+};
+
+/// Builds the history from a run's events and its collapse settings.
+pub fn history(events: &[Event], collapse: &CollapseSection) -> History {
+    let mut train = Vec::new();
+    let mut layers: BTreeMap<usize, LayerHistory> = BTreeMap::new();
+    let mut eval = Vec::new();
+    let mut stop = None;
+    for event in events {
+        match event {
+            Event::Train {
+                step,
+                loss,
+                lm_loss,
+                lb_loss,
+                tok_per_s,
+                routing,
+                ..
+            } => {
+                train.push(TrainPoint {
+                    step: *step,
+                    loss: *loss,
+                    lm_loss: *lm_loss,
+                    lb_loss: *lb_loss,
+                    tok_per_s: *tok_per_s,
+                });
+                for r in routing {
+                    let h = layers.entry(r.layer).or_insert_with(|| LayerHistory {
+                        layer: r.layer,
+                        steps: Vec::new(),
+                        shares: Vec::new(),
+                        max_share: Vec::new(),
+                        entropy: Vec::new(),
+                    });
+                    h.steps.push(*step);
+                    h.shares.push(r.shares.clone());
+                    h.max_share.push(r.max_share);
+                    h.entropy.push(r.entropy);
+                }
+            }
+            Event::Eval {
+                step,
+                loss,
+                domains,
+                ..
+            } => eval.push(EvalPoint {
+                step: *step,
+                loss: *loss,
+                domains: domains.iter().map(|(d, e)| (d.clone(), e.loss)).collect(),
+            }),
+            Event::Stop { step, reason } => {
+                stop = Some(StopInfo {
+                    step: *step,
+                    reason: reason.clone(),
+                })
+            }
+            _ => {}
+        }
+    }
+    let layers: Vec<LayerHistory> = layers.into_values().collect();
+    History {
+        collapse: Collapse {
+            threshold: collapse.threshold,
+            checks: collapse.checks,
+            layers: layers
+                .iter()
+                .map(|h| layer_collapse(h, collapse.threshold))
+                .collect(),
+            stopped_by_collapse: stop.as_ref().is_some_and(|s| s.reason.contains("collapse")),
+        },
+        throughput: throughput(events, &train),
+        train,
+        layers,
+        eval,
+        stop,
+    }
+}
+
+/// The collapse timeline of one layer.
+pub fn layer_collapse(h: &LayerHistory, threshold: f64) -> LayerCollapse {
+    let (mut run, mut longest, mut first) = (0u32, 0u32, None);
+    let (mut peak, mut peak_step, mut peak_expert) = (0.0, 0, 0);
+    for (i, &m) in h.max_share.iter().enumerate() {
+        if m > threshold {
+            run += 1;
+            longest = longest.max(run);
+            first = first.or(Some(h.steps[i]));
+        } else {
+            run = 0;
+        }
+        if m > peak {
+            peak = m;
+            peak_step = h.steps[i];
+            peak_expert = argmax(&h.shares[i]);
+        }
+    }
+    let last = h.shares.last().cloned().unwrap_or_default();
+    LayerCollapse {
+        layer: h.layer,
+        first_step_above: first,
+        longest_run_above: longest,
+        peak_max_share: peak,
+        peak_step,
+        peak_expert,
+        final_max_share: h.max_share.last().copied().unwrap_or(0.0),
+        final_dead_experts: last
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s < DEAD_THRESHOLD)
+            .map(|(e, _)| e)
+            .collect(),
+    }
+}
+
+fn argmax(v: &[f64]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f64::MIN),
+            |best, (i, &x)| if x > best.1 { (i, x) } else { best },
+        )
+        .0
+}
+
+fn throughput(events: &[Event], train: &[TrainPoint]) -> Throughput {
+    let start = events.iter().rev().find_map(|e| match e {
+        Event::Start {
+            device,
+            params_total,
+            params_active,
+            tokens_per_step,
+            ..
+        } => Some((
+            device.clone(),
+            *params_total,
+            *params_active,
+            *tokens_per_step,
+        )),
+        _ => None,
+    });
+    let (device, params_total, params_active, tokens_per_step) =
+        start.unwrap_or_else(|| ("unknown".into(), 0, 0, 0));
+    let mut speeds: Vec<f64> = train
+        .iter()
+        .map(|t| t.tok_per_s)
+        .filter(|v| v.is_finite())
+        .collect();
+    speeds.sort_by(f64::total_cmp);
+    let median = match speeds.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => speeds[n / 2],
+        n => 0.5 * (speeds[n / 2 - 1] + speeds[n / 2]),
+    };
+    let steps_done = train.last().map_or(0, |t| t.step);
+    let tokens_seen = steps_done * tokens_per_step;
+    Throughput {
+        device,
+        params_total,
+        params_active,
+        tokens_per_step,
+        steps_done,
+        tokens_seen,
+        median_tok_per_s: median,
+        estimated_train_seconds: if median > 0.0 {
+            tokens_seen as f64 / median
+        } else {
+            0.0
+        },
+    }
+}

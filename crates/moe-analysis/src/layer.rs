@@ -1,0 +1,140 @@
+//! Everything computed for one MoE layer from the routing table (ANA-2 …
+//! ANA-12): the expert × domain matrix, NMI with its nulls and controls,
+//! load, per-domain entropy, top tokens, code token types, consistency.
+
+use std::ops::Range;
+
+use moe_data::seeded::rng_for;
+use moe_data::tokenizer::Gpt2Tokenizer;
+
+use crate::code_types::TokenClass;
+use crate::control::{Tokens, token_identity_control};
+use crate::domain_stats::{consistency, domain_routing};
+use crate::info::{mutual_information_of, row_shares, transpose};
+use crate::load::load_stats;
+use crate::nulls::{DocRouting, permutation_test, random_router};
+use crate::schema::{LayerAnalysis, Specialization, TokenTypes};
+use crate::table::RoutingTable;
+
+/// How many draws each null and control takes, and the seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Draws {
+    /// Seed of every draw.
+    pub seed: u64,
+    /// Permutations of the document-level test.
+    pub permutations: usize,
+    /// Random-router draws.
+    pub random_router: usize,
+    /// Token-identity control draws.
+    pub control: usize,
+    /// Top tokens kept per expert.
+    pub top_tokens: usize,
+}
+
+/// What every layer shares: documents, code token classes, the tokenizer.
+pub struct Context<'a> {
+    /// Document ranges of the table.
+    pub docs: &'a [Range<usize>],
+    /// Token classes aligned with the table (None outside the code domain and for EOS).
+    pub code_classes: Option<(&'a str, &'a [Option<TokenClass>])>,
+    /// For decoding top tokens.
+    pub tokenizer: &'a Gpt2Tokenizer,
+}
+
+/// The expert × domain NMI of layer slot `slot` of `table`.
+pub fn layer_nmi(table: &RoutingTable, slot: usize) -> f64 {
+    mutual_information_of(&table.counts(slot)).nmi()
+}
+
+/// Analyses layer slot `slot`; `baseline_nmi` is the step-0 router's NMI.
+pub fn analyze_layer(
+    table: &RoutingTable,
+    slot: usize,
+    ctx: &Context<'_>,
+    draws: &Draws,
+    baseline_nmi: Option<f64>,
+) -> LayerAnalysis {
+    let routes = &table.layers[slot];
+    let (n_e, n_d) = (routes.n_experts, table.domains.len());
+    let counts = table.counts(slot);
+    let info = mutual_information_of(&counts);
+    let nmi = info.nmi();
+    let per_expert: Vec<u64> = counts.iter().map(|r| r.iter().sum()).collect();
+    let load = load_stats(&per_expert);
+    let purpose = |what: &str| rng_for(draws.seed, &format!("{what}/layer{}", routes.layer));
+    let docs = DocRouting::new(ctx.docs, &routes.expert, &table.domain, n_e, n_d);
+    let specialization = Specialization {
+        mi_nats: info.mi,
+        domain_entropy_nats: info.h_cols,
+        nmi,
+        permutation: permutation_test(&docs, nmi, draws.permutations, &mut purpose("permutation")),
+        random_router: random_router(
+            &table.domain,
+            n_d,
+            &load.shares,
+            draws.random_router,
+            &mut purpose("random-router"),
+        ),
+        baseline_nmi,
+        token_identity: token_identity_control(
+            Tokens {
+                id: &table.token,
+                expert: &routes.expert,
+                domain: &table.domain,
+                n_experts: n_e,
+                n_domains: n_d,
+            },
+            nmi,
+            draws.control,
+            &mut purpose("token-identity"),
+        ),
+    };
+    LayerAnalysis {
+        layer: routes.layer,
+        n_experts: n_e,
+        expert_domain_shares: row_shares(&counts),
+        domain_expert_shares: row_shares(&transpose(&counts)),
+        counts,
+        specialization,
+        load,
+        domains: domain_routing(table, routes),
+        top_tokens: crate::top_tokens::top_tokens(
+            &table.token,
+            &routes.expert,
+            n_e,
+            draws.top_tokens,
+            ctx.tokenizer,
+        ),
+        code_token_types: ctx
+            .code_classes
+            .map(|(domain, classes)| token_types(domain, classes, &routes.expert, n_e)),
+        consistency: consistency(ctx.docs, &table.domain, &routes.expert, n_e, n_d),
+    }
+}
+
+/// Class × expert counts of the classified tokens.
+pub fn token_types(
+    domain: &str,
+    classes: &[Option<TokenClass>],
+    expert: &[u16],
+    n_experts: usize,
+) -> TokenTypes {
+    let mut counts = vec![vec![0u64; n_experts]; TokenClass::ALL.len()];
+    for (c, &e) in classes.iter().zip(expert) {
+        if let Some(c) = c {
+            counts[c.index()][e as usize] += 1;
+        }
+    }
+    // NMI(E; class) = I / H(class): columns are classes.
+    let nmi = mutual_information_of(&transpose(&counts)).nmi();
+    TokenTypes {
+        domain: domain.to_string(),
+        classes: TokenClass::ALL
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect(),
+        class_expert_shares: row_shares(&counts),
+        counts,
+        nmi,
+    }
+}

@@ -1,0 +1,56 @@
+//! Routing analysis for moe-emergence: which experts specialize in which
+//! domain, by how much more than chance and than a router that sees only the
+//! token id, how balanced the load is, when a run collapses, and a report
+//! comparing runs side by side.
+//!
+//! - [`analyze()`] runs a run's final (or given) checkpoint over the val shards
+//!   ([`collect`] → [`table::RoutingTable`]), rebuilds its step-0 router, and
+//!   computes per MoE layer ([`layer`]): the expert × domain matrix, NMI
+//!   ([`info`]) with a document-level permutation test and a random-router
+//!   null ([`nulls`]), the token-identity control ([`control`]), load
+//!   ([`load`]), per-domain entropy and consecutive-token consistency
+//!   ([`domain_stats`]), top tokens ([`top_tokens`]) and Python token types
+//!   ([`code_types`]); plus the training history ([`history`]). It writes
+//!   `analysis.json` ([`schema::Analysis`]) and [`figures`].
+//! - [`report()`] reads runs and their analyses and writes a Markdown report
+//!   whose every claim sentence is generated from the numbers next to it.
+//!
+//! Specs: `specs/analysis.md` (ANA-*).
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use moe_analysis::{AnalyzeOptions, analyze, report};
+//!
+//! let a = analyze(
+//!     Path::new("runs/moe"),
+//!     Path::new("data/seed"),
+//!     Path::new("runs/moe/analysis"),
+//!     &AnalyzeOptions::default(),
+//! )?;
+//! println!("block {} NMI {:.3}", a.layers[0].layer, a.layers[0].specialization.nmi);
+//! report(&[Path::new("runs/dense").into(), Path::new("runs/moe").into()], Path::new("report"))?;
+//! # Ok::<(), moe_analysis::AnalysisError>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod analyze;
+pub mod code_types;
+pub mod collect;
+pub mod control;
+pub mod domain_stats;
+pub mod error;
+pub mod figures;
+pub mod history;
+pub mod info;
+pub mod layer;
+pub mod load;
+pub mod nulls;
+pub mod report;
+pub mod schema;
+pub mod table;
+pub mod top_tokens;
+
+pub use analyze::{AnalyzeOptions, analyze};
+pub use error::{AnalysisError, Result};
+pub use report::{ReportSummary, report};
+pub use schema::Analysis;

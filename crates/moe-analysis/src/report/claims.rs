@@ -1,0 +1,193 @@
+//! Claim sentences generated from numbers (ANA-16). Every sentence states a
+//! comparison whose direction is computed here, and carries the numbers it
+//! rests on in parentheses; nothing is worded before the numbers are known.
+
+use crate::schema::{Collapse, LayerAnalysis, LayerCollapse, Load, StopInfo};
+
+/// Significance level of the permutation test's wording.
+pub const ALPHA: f64 = 0.05;
+
+/// `x` with three decimals.
+pub fn f3(x: f64) -> String {
+    format!("{x:.3}")
+}
+
+/// `x` as a percentage with one decimal.
+pub fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+/// A signed difference with three decimals.
+pub fn signed(x: f64) -> String {
+    format!("{x:+.3}")
+}
+
+/// A p-value, noting when it is the smallest the permutation count allows.
+pub fn p_value(p: f64, permutations: usize) -> String {
+    let floor = 1.0 / (permutations + 1) as f64;
+    if (p - floor).abs() < 1e-12 {
+        format!("p = {p:.4}, the smallest {permutations} permutations can give")
+    } else {
+        format!("p = {p:.4}")
+    }
+}
+
+/// "above", "below" or "equal to" for `a` against `b` within `tol`.
+pub fn compare(a: f64, b: f64, tol: f64) -> &'static str {
+    if a > b + tol {
+        "above"
+    } else if a < b - tol {
+        "below"
+    } else {
+        "equal to"
+    }
+}
+
+/// NMI against the permutation null, the step-0 router and the random router.
+pub fn specialization(run: &str, l: &LayerAnalysis, permutations: usize) -> String {
+    let s = &l.specialization;
+    let p = &s.permutation;
+    let test = if p.p_value < ALPHA {
+        format!(
+            "above the document-permutation null ({}; null mean {}, 95th percentile {})",
+            p_value(p.p_value, permutations),
+            f3(p.null.mean),
+            f3(p.null.p95)
+        )
+    } else {
+        format!(
+            "not distinguishable from the document-permutation null ({}; null mean {}, 95th percentile {})",
+            p_value(p.p_value, permutations),
+            f3(p.null.mean),
+            f3(p.null.p95)
+        )
+    };
+    let base = match s.baseline_nmi {
+        Some(b) => format!(
+            "; it is {} its step-0 router's {} (change {})",
+            compare(s.nmi, b, 5e-4),
+            f3(b),
+            signed(s.nmi - b)
+        ),
+        None => "; there is no step-0 router to compare with".into(),
+    };
+    format!(
+        "Block {} of {run}: NMI(expert; domain) = {} is {test}{base}, and {} the random router with the same load ({}).",
+        l.layer,
+        f3(s.nmi),
+        compare(s.nmi, s.random_router.mean, 5e-4),
+        f3(s.random_router.mean)
+    )
+}
+
+/// How much of the NMI the token-identity control keeps.
+pub fn token_identity(run: &str, l: &LayerAnalysis) -> String {
+    let t = &l.specialization.token_identity;
+    match t.surviving_fraction {
+        Some(f) => {
+            let verdict = if f >= 0.5 {
+                "most of the domain signal is reproduced by token identity alone"
+            } else {
+                "token identity alone reproduces less than half of the domain signal"
+            };
+            format!(
+                "Block {} of {run}: {verdict} ({} of NMI {} survives: control NMI {}, {} draws).",
+                l.layer,
+                pct(f),
+                f3(l.specialization.nmi),
+                f3(t.nmi),
+                t.draws
+            )
+        }
+        None => format!(
+            "Block {} of {run}: the observed NMI is 0, so the token-identity control has nothing to explain (control NMI {}).",
+            l.layer,
+            f3(t.nmi)
+        ),
+    }
+}
+
+/// CV against its floor, dead experts and the would-drop rate.
+pub fn load(run: &str, layer: usize, load: &Load) -> String {
+    let ratio = if load.cv_floor > 0.0 {
+        load.cv / load.cv_floor
+    } else {
+        0.0
+    };
+    let dead = if load.dead_experts.is_empty() {
+        "no expert is dead".to_string()
+    } else {
+        format!(
+            "{} of {} experts are dead (< {}: {:?})",
+            load.dead_experts.len(),
+            load.shares.len(),
+            pct(load.dead_threshold),
+            load.dead_experts
+        )
+    };
+    let max = load.shares.iter().copied().fold(0.0, f64::max);
+    format!(
+        "Block {layer} of {run}: the load's CV {} is {:.1}× its sampling floor {}; {dead}; the busiest expert takes {} and a capacity factor of {} would drop {} of tokens.",
+        f3(load.cv),
+        ratio,
+        f3(load.cv_floor),
+        pct(max),
+        load.capacity_factor,
+        pct(load.would_drop_rate)
+    )
+}
+
+/// The collapse timeline of one layer.
+pub fn collapse_layer(run: &str, c: &Collapse, l: &LayerCollapse) -> String {
+    match l.first_step_above {
+        Some(first) => format!(
+            "Block {} of {run}: one expert first held more than {} of the tokens at step {first}, for at most {} consecutive checks (peak {} for expert {} at step {}; {} at the last check).",
+            l.layer,
+            pct(c.threshold),
+            l.longest_run_above,
+            pct(l.peak_max_share),
+            l.peak_expert,
+            l.peak_step,
+            pct(l.final_max_share)
+        ),
+        None => format!(
+            "Block {} of {run}: no expert ever held more than {} of the tokens (peak {} for expert {} at step {}; {} at the last check).",
+            l.layer,
+            pct(c.threshold),
+            pct(l.peak_max_share),
+            l.peak_expert,
+            l.peak_step,
+            pct(l.final_max_share)
+        ),
+    }
+}
+
+/// Whether and why a run stopped early.
+pub fn stop(run: &str, stop: Option<&StopInfo>, total_steps: u64) -> String {
+    match stop {
+        Some(s) => format!(
+            "{run} stopped early at step {} of {total_steps} ({}).",
+            s.step, s.reason
+        ),
+        None => format!("{run} was not stopped early (schedule of {total_steps} steps)."),
+    }
+}
+
+/// Consecutive-token agreement against chance.
+pub fn consistency(run: &str, l: &LayerAnalysis) -> String {
+    let c = &l.consistency;
+    let ratio = if c.chance_within_domain > 0.0 {
+        c.same_expert_rate / c.chance_within_domain
+    } else {
+        0.0
+    };
+    format!(
+        "Block {} of {run}: consecutive tokens share their expert {} of the time, {:.2}× the within-domain chance {} (global chance {}, {} pairs).",
+        l.layer,
+        pct(c.same_expert_rate),
+        ratio,
+        pct(c.chance_within_domain),
+        pct(c.chance_global),
+        c.pairs
+    )
+}

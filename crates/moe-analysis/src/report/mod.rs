@@ -1,0 +1,182 @@
+//! `moe report` (ANA-16): runs side by side in one Markdown file.
+//!
+//! Each argument is a run directory (with `metrics.jsonl`; its analysis is
+//! read from `<run>/analysis/analysis.json` when present) or an analysis
+//! directory (with `analysis.json`). A run without an analysis still gets its
+//! losses, collapse timeline and throughput from `metrics.jsonl`. The report
+//! links the runs' figures by relative path and draws one cross-run eval
+//! loss figure per domain under `<out>/figures/`.
+
+pub mod claims;
+pub mod render;
+pub mod sections;
+
+use std::path::{Component, Path, PathBuf};
+
+use moe_train::RunConfig;
+use moe_train::metrics::read_events;
+
+use crate::analyze::read_json;
+use crate::error::{AnalysisError, Result};
+use crate::figures::lines::{LineChart, Series};
+use crate::figures::save;
+use crate::schema::{Analysis, BaselineInfo, OptionsRecord, RunInfo, SCHEMA_VERSION, ValInfo};
+pub use render::{ReportRun, render};
+
+/// What `report` wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportSummary {
+    /// The Markdown file.
+    pub path: PathBuf,
+    /// Its text.
+    pub markdown: String,
+    /// Figures written under the report's directory.
+    pub figures: Vec<String>,
+}
+
+/// Writes `<out>/report.md` comparing `dirs` (run or analysis directories).
+pub fn report(dirs: &[PathBuf], out: &Path) -> Result<ReportSummary> {
+    std::fs::create_dir_all(out).map_err(|e| AnalysisError::io(out, e))?;
+    let runs = dirs
+        .iter()
+        .map(|d| load_run(d, out))
+        .collect::<Result<Vec<_>>>()?;
+    let mut figures = Vec::new();
+    let mut comparison = Vec::new();
+    for domain in render::domains(&runs) {
+        let chart = compare_chart(&runs, &domain);
+        let stem = format!("loss_{}", slug(&domain));
+        let names = save(&chart, &out.join("figures"), &stem)?;
+        comparison.push((domain, format!("figures/{stem}.png")));
+        figures.extend(names.into_iter().map(|n| format!("figures/{n}")));
+    }
+    let markdown = render(&runs, &comparison);
+    let path = out.join("report.md");
+    std::fs::write(&path, &markdown).map_err(|e| AnalysisError::io(&path, e))?;
+    Ok(ReportSummary {
+        path,
+        markdown,
+        figures,
+    })
+}
+
+/// A run or analysis directory as the report sees it.
+pub fn load_run(dir: &Path, out: &Path) -> Result<ReportRun> {
+    let analysis_dir = if dir.join("analysis.json").exists() {
+        Some(dir.to_path_buf())
+    } else if dir.join("analysis/analysis.json").exists() {
+        Some(dir.join("analysis"))
+    } else {
+        None
+    };
+    if let Some(a) = analysis_dir {
+        return Ok(ReportRun {
+            analysis: read_json(&a.join("analysis.json"))?,
+            analyzed: true,
+            figures_base: Some(relative(out, &a)?),
+        });
+    }
+    if !dir.join("metrics.jsonl").exists() {
+        return Err(AnalysisError::run(
+            dir,
+            "neither a run directory (metrics.jsonl) nor an analysis directory (analysis.json)",
+        ));
+    }
+    Ok(ReportRun {
+        analysis: history_only(dir)?,
+        analyzed: false,
+        figures_base: None,
+    })
+}
+
+/// An analysis holding only what `metrics.jsonl` and `config.toml` say.
+fn history_only(dir: &Path) -> Result<Analysis> {
+    let config = RunConfig::load(&dir.join("config.toml"))?;
+    let events = read_events(&dir.join("metrics.jsonl"))?;
+    let moe = config.model.moe.clone();
+    Ok(Analysis {
+        schema_version: SCHEMA_VERSION,
+        run: RunInfo {
+            name: config.run.name.clone(),
+            run_dir: dir.display().to_string(),
+            checkpoint: String::new(),
+            checkpoint_step: None,
+            total_steps: config.train.steps,
+            moe_layers: moe.as_ref().map_or(Vec::new(), |m| m.layers.clone()),
+            n_experts: moe.as_ref().map_or(0, |m| m.n_experts),
+            top_k: moe.as_ref().map_or(0, |m| m.top_k),
+            lb_coef: config.train.lb_coef,
+            z_coef: config.train.z_coef,
+        },
+        options: OptionsRecord {
+            seed: 0,
+            permutations: 0,
+            random_router_draws: 0,
+            control_draws: 0,
+            max_blocks: 0,
+            code_domain: String::new(),
+        },
+        val: ValInfo {
+            block_size: 0,
+            domains: Vec::new(),
+            tokens: Vec::new(),
+            documents: Vec::new(),
+        },
+        baseline: BaselineInfo {
+            source: "none".into(),
+            step: None,
+            note: Some("not analysed".into()),
+        },
+        layers: Vec::new(),
+        history: crate::history::history(&events, &config.collapse),
+        figures: Vec::new(),
+    })
+}
+
+fn compare_chart(runs: &[ReportRun], domain: &str) -> LineChart {
+    LineChart {
+        title: format!("eval loss, {domain}"),
+        y_label: "cross-entropy (nats)".into(),
+        series: runs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Series {
+                name: r.name().to_string(),
+                points: r
+                    .analysis
+                    .history
+                    .eval
+                    .iter()
+                    .filter_map(|e| e.domains.get(domain).map(|&l| (e.step as f64, l)))
+                    .collect(),
+                color: i,
+                faint: false,
+                markers: true,
+            })
+            .collect(),
+        y_range: None,
+        reference: None,
+    }
+}
+
+fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// `to` relative to the directory `from` (both must exist), with `/` separators.
+pub fn relative(from: &Path, to: &Path) -> Result<String> {
+    let canon = |p: &Path| p.canonicalize().map_err(|e| AnalysisError::io(p, e));
+    let (from, to) = (canon(from)?, canon(to)?);
+    let a: Vec<Component> = from.components().collect();
+    let b: Vec<Component> = to.components().collect();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".into(); a.len() - common];
+    parts.extend(
+        b[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    Ok(parts.join("/"))
+}

@@ -1,0 +1,305 @@
+//! Report sections per MoE layer: specialization with its nulls, load,
+//! collapse, routing details, and the runs' throughput (ANA-16).
+
+use std::fmt::Write;
+
+use super::claims::{self, f3, pct};
+use super::render::ReportRun;
+use crate::top_tokens::display;
+
+fn moe_runs(runs: &[ReportRun]) -> impl Iterator<Item = &ReportRun> {
+    runs.iter().filter(|r| !r.analysis.layers.is_empty())
+}
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('`', "'")
+}
+
+/// NMI, its nulls and controls, per run and layer, with the heatmaps.
+pub fn specialization(md: &mut String, runs: &[ReportRun]) {
+    let _ = writeln!(
+        md,
+        "## Specialization: NMI(expert; domain) against its nulls\n"
+    );
+    let _ = writeln!(
+        md,
+        "NMI = I(expert; domain) / H(domain) on the val tokens (top-1 expert). The permutation null shuffles domain labels across documents; the random router draws each token's expert from the layer's load; step 0 is the same run's router before training; the token-identity control re-routes each token from its id's pooled expert distribution.\n"
+    );
+    if moe_runs(runs).next().is_none() {
+        let _ = writeln!(md, "No analysed MoE run.\n");
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "| run | block | NMI | permutation null mean / p95 | p | random router | step 0 | rise over step 0 | token-identity NMI (survival) |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    for r in moe_runs(runs) {
+        for l in &r.analysis.layers {
+            let s = &l.specialization;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} / {} | {:.4} | {} | {} | {} | {} ({}) |",
+                r.name(),
+                l.layer,
+                f3(s.nmi),
+                f3(s.permutation.null.mean),
+                f3(s.permutation.null.p95),
+                s.permutation.p_value,
+                f3(s.random_router.mean),
+                s.baseline_nmi.map_or("—".into(), f3),
+                s.baseline_nmi
+                    .map_or("—".into(), |b| claims::signed(s.nmi - b)),
+                f3(s.token_identity.nmi),
+                s.token_identity.surviving_fraction.map_or("—".into(), pct)
+            );
+        }
+    }
+    let _ = writeln!(md);
+    for r in moe_runs(runs) {
+        let a = &r.analysis;
+        let _ = writeln!(
+            md,
+            "{}: {} permutations, seed {}; step-0 router from {}{}.\n",
+            r.name(),
+            a.options.permutations,
+            a.options.seed,
+            a.baseline.source,
+            a.baseline
+                .step
+                .map_or(String::new(), |s| format!(" (step {s})"))
+        );
+        for l in &a.layers {
+            let _ = writeln!(
+                md,
+                "- {}",
+                claims::specialization(r.name(), l, a.options.permutations)
+            );
+            let _ = writeln!(md, "- {}", claims::token_identity(r.name(), l));
+        }
+        let _ = writeln!(md);
+        for l in &a.layers {
+            if let Some(p) = r.figure(&format!("figures/heatmap_layer{}.png", l.layer)) {
+                let _ = writeln!(
+                    md,
+                    "![{} block {} expert × domain]({p})\n",
+                    r.name(),
+                    l.layer
+                );
+            }
+        }
+    }
+}
+
+/// Load balance per run and layer.
+pub fn load(md: &mut String, runs: &[ReportRun]) {
+    let _ = writeln!(md, "## Load balance (val tokens)\n");
+    if moe_runs(runs).next().is_none() {
+        let _ = writeln!(md, "No analysed MoE run.\n");
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "| run | block | shares | CV | CV floor | dead (< 1%) | would drop at 1.25 |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for r in moe_runs(runs) {
+        for l in &r.analysis.layers {
+            let shares: Vec<String> = l
+                .load
+                .shares
+                .iter()
+                .map(|&s| format!("{:.0}", 100.0 * s))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} % | {} | {} | {:?} | {} |",
+                r.name(),
+                l.layer,
+                shares.join(" "),
+                f3(l.load.cv),
+                f3(l.load.cv_floor),
+                l.load.dead_experts,
+                pct(l.load.would_drop_rate)
+            );
+        }
+    }
+    let _ = writeln!(md);
+    for r in moe_runs(runs) {
+        for l in &r.analysis.layers {
+            let _ = writeln!(md, "- {}", claims::load(r.name(), l.layer, &l.load));
+        }
+    }
+    let _ = writeln!(md);
+}
+
+/// The collapse timeline of every run from its training log.
+pub fn collapse(md: &mut String, runs: &[ReportRun]) {
+    let _ = writeln!(md, "## Collapse over training\n");
+    for r in runs {
+        let h = &r.analysis.history;
+        let _ = writeln!(
+            md,
+            "- {}",
+            claims::stop(r.name(), h.stop.as_ref(), r.analysis.run.total_steps)
+        );
+        for l in &h.collapse.layers {
+            let _ = writeln!(md, "- {}", claims::collapse_layer(r.name(), &h.collapse, l));
+        }
+    }
+    let _ = writeln!(md);
+    for r in runs {
+        for l in &r.analysis.history.layers {
+            if let Some(p) = r.figure(&format!("figures/load_layer{}.png", l.layer)) {
+                let _ = writeln!(
+                    md,
+                    "![{} block {} load over training]({p})\n",
+                    r.name(),
+                    l.layer
+                );
+            }
+        }
+    }
+}
+
+/// Per-domain entropy, consistency, code token types and top tokens.
+pub fn routing_details(md: &mut String, runs: &[ReportRun]) {
+    let _ = writeln!(md, "## Routing details\n");
+    for r in moe_runs(runs) {
+        let _ = writeln!(md, "### {}\n", r.name());
+        let _ = writeln!(
+            md,
+            "| block | domain | mean router entropy | usage entropy | mean gate |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|");
+        for l in &r.analysis.layers {
+            for d in &l.domains {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} |",
+                    l.layer,
+                    d.domain,
+                    f3(d.mean_router_entropy),
+                    f3(d.usage_entropy),
+                    f3(d.mean_gate_prob)
+                );
+            }
+        }
+        let _ = writeln!(md);
+        for l in &r.analysis.layers {
+            let _ = writeln!(md, "- {}", claims::consistency(r.name(), l));
+            if let Some(t) = &l.code_token_types {
+                let _ = writeln!(md, "- {}", token_types_sentence(r.name(), l.layer, t));
+            }
+        }
+        let _ = writeln!(md);
+        for l in &r.analysis.layers {
+            let _ = writeln!(
+                md,
+                "Top tokens of block {} (count, share of the id's occurrences):\n",
+                l.layer
+            );
+            let _ = writeln!(md, "| expert | tokens |");
+            let _ = writeln!(md, "|---|---|");
+            for (e, tops) in l.top_tokens.iter().enumerate() {
+                let list: Vec<String> = tops
+                    .iter()
+                    .take(6)
+                    .map(|t| {
+                        format!(
+                            "`{}` {} ({})",
+                            cell(&t.text),
+                            t.count,
+                            pct(t.share_of_token)
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(md, "| {e} | {} |", list.join(", "));
+            }
+            let _ = writeln!(md);
+        }
+    }
+}
+
+fn token_types_sentence(run: &str, layer: usize, t: &crate::schema::TokenTypes) -> String {
+    let mut parts = Vec::new();
+    for (c, row) in t.classes.iter().zip(&t.class_expert_shares) {
+        let total: u64 = t.counts[parts.len()].iter().sum();
+        if total == 0 {
+            parts.push(None);
+            continue;
+        }
+        let (e, s) = row
+            .iter()
+            .enumerate()
+            .fold((0, -1.0), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+        parts.push(Some(format!("{c} → expert {e} ({}, n = {total})", pct(s))));
+    }
+    let parts: Vec<String> = parts.into_iter().flatten().collect();
+    format!(
+        "Block {layer} of {run}, {} tokens by Python token type: NMI(expert; type) = {}; the most used expert per type: {}.",
+        display(&t.domain),
+        f3(t.nmi),
+        parts.join("; ")
+    )
+}
+
+/// Device, size, tokens and speed of each run.
+pub fn throughput(md: &mut String, runs: &[ReportRun]) {
+    let _ = writeln!(md, "## Throughput and cost\n");
+    let _ = writeln!(
+        md,
+        "| run | device | params (active) | tokens/step | steps | tokens seen | median tok/s | est. train time |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    for r in runs {
+        let t = &r.analysis.history.throughput;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} ({}) | {} | {} | {} | {:.0} | {:.0} s |",
+            r.name(),
+            t.device,
+            t.params_total,
+            t.params_active,
+            t.tokens_per_step,
+            t.steps_done,
+            t.tokens_seen,
+            t.median_tok_per_s,
+            t.estimated_train_seconds
+        );
+    }
+    let _ = writeln!(md);
+    let Some(first) = runs.first() else {
+        return;
+    };
+    let t0 = &first.analysis.history.throughput;
+    for r in &runs[1..] {
+        let t = &r.analysis.history.throughput;
+        let sentence = if t.device != t0.device {
+            format!(
+                "{} ran on {} and {} on {}: their speeds are not comparable.",
+                first.name(),
+                t0.device,
+                r.name(),
+                t.device
+            )
+        } else if t0.median_tok_per_s > 0.0 {
+            format!(
+                "On {}, {} ran at {:.2}× the median tokens per second of {} ({:.0} vs {:.0}) with {:.2}× its active parameters ({} vs {}).",
+                t.device,
+                r.name(),
+                t.median_tok_per_s / t0.median_tok_per_s,
+                first.name(),
+                t.median_tok_per_s,
+                t0.median_tok_per_s,
+                t.params_active as f64 / t0.params_active.max(1) as f64,
+                t.params_active,
+                t0.params_active
+            )
+        } else {
+            format!("{} logged no throughput.", first.name())
+        };
+        let _ = writeln!(md, "- {sentence}");
+    }
+    let _ = writeln!(md);
+}

@@ -1,0 +1,398 @@
+//! `analysis.json` (ANA-14): what `moe analyze` writes and `moe report`
+//! reads. Every field is documented in `specs/analysis.md`. Entropies and
+//! mutual information are in nats; shares are fractions in [0, 1].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this schema; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The whole of `analysis.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Analysis {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The run and the checkpoint analysed.
+    pub run: RunInfo,
+    /// The settings of the analysis.
+    pub options: OptionsRecord,
+    /// The val tokens analysed.
+    pub val: ValInfo,
+    /// Where the step-0 router came from.
+    pub baseline: BaselineInfo,
+    /// One entry per MoE layer, in block order (empty for a dense run).
+    pub layers: Vec<LayerAnalysis>,
+    /// What `metrics.jsonl` says about training.
+    pub history: History,
+    /// Figures written, relative to the directory of `analysis.json`.
+    pub figures: Vec<String>,
+}
+
+/// The run and checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunInfo {
+    /// `run.name` of the config.
+    pub name: String,
+    /// The run directory as given.
+    pub run_dir: String,
+    /// The checkpoint directory analysed.
+    pub checkpoint: String,
+    /// Training step of that checkpoint, when known.
+    pub checkpoint_step: Option<u64>,
+    /// Steps the run's schedule spans.
+    pub total_steps: u64,
+    /// MoE blocks (empty when dense).
+    pub moe_layers: Vec<usize>,
+    /// Experts per MoE layer (0 when dense).
+    pub n_experts: usize,
+    /// Experts per token.
+    pub top_k: usize,
+    /// Load-balancing loss coefficient.
+    pub lb_coef: f64,
+    /// z-loss coefficient.
+    pub z_coef: f64,
+}
+
+/// Settings used, so that a result can be reproduced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsRecord {
+    /// Seed of every random draw of the analysis.
+    pub seed: u64,
+    /// Permutations of the document-level test.
+    pub permutations: usize,
+    /// Draws of the random-router null.
+    pub random_router_draws: usize,
+    /// Draws of the token-identity control.
+    pub control_draws: usize,
+    /// Val blocks per domain (0 = all).
+    pub max_blocks: usize,
+    /// The domain lexed as Python for token types.
+    pub code_domain: String,
+}
+
+/// The val tokens analysed, per domain in `domains` order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValInfo {
+    /// Block size of the prepared data.
+    pub block_size: usize,
+    /// Domain names.
+    pub domains: Vec<String>,
+    /// Routed tokens per domain.
+    pub tokens: Vec<u64>,
+    /// Documents (EOS-delimited runs within a block) per domain.
+    pub documents: Vec<u64>,
+}
+
+/// The step-0 router's provenance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineInfo {
+    /// `rebuilt initial model`, `checkpoint <dir>`, or `none`.
+    pub source: String,
+    /// Its training step (0 when rebuilt).
+    pub step: Option<u64>,
+    /// Why there is none or why a fallback was used.
+    pub note: Option<String>,
+}
+
+/// Everything about one MoE layer on the val tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerAnalysis {
+    /// Block index.
+    pub layer: usize,
+    /// Experts.
+    pub n_experts: usize,
+    /// Top-1 token counts, `[expert][domain]`.
+    pub counts: Vec<Vec<u64>>,
+    /// Row shares: of each expert's tokens, the share from each domain. `[expert][domain]`
+    pub expert_domain_shares: Vec<Vec<f64>>,
+    /// Column shares: of each domain's tokens, the share sent to each expert. `[domain][expert]`
+    pub domain_expert_shares: Vec<Vec<f64>>,
+    /// NMI(expert; domain) and its nulls and controls.
+    pub specialization: Specialization,
+    /// Load balance.
+    pub load: Load,
+    /// Routing entropy and gate per domain, in `val.domains` order.
+    pub domains: Vec<DomainRouting>,
+    /// Most frequent tokens of each expert. `[expert][rank]`
+    pub top_tokens: Vec<Vec<TopToken>>,
+    /// Token-type routing of the code domain (absent without it).
+    pub code_token_types: Option<TokenTypes>,
+    /// Do consecutive tokens share an expert more often than chance?
+    pub consistency: Consistency,
+}
+
+/// NMI(expert; domain) = I(E; D) / H(D) with its reference values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Specialization {
+    /// I(E; D), nats.
+    pub mi_nats: f64,
+    /// H(D) of the routed tokens, nats.
+    pub domain_entropy_nats: f64,
+    /// I / H(D) (0 when H(D) = 0).
+    pub nmi: f64,
+    /// Domain labels shuffled across documents.
+    pub permutation: PermutationTest,
+    /// Each token sent to an expert drawn from the layer's load.
+    pub random_router: NullSummary,
+    /// The same layer's NMI before training (absent without a baseline).
+    pub baseline_nmi: Option<f64>,
+    /// Re-routing by token identity alone.
+    pub token_identity: TokenIdentity,
+}
+
+/// The document-level permutation test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermutationTest {
+    /// Documents whose labels were shuffled.
+    pub documents: u64,
+    /// (1 + #{null ≥ observed}) / (1 + permutations).
+    pub p_value: f64,
+    /// The null distribution of NMI.
+    pub null: NullSummary,
+}
+
+/// Summary of a null distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NullSummary {
+    /// Draws.
+    pub draws: usize,
+    /// Mean.
+    pub mean: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// Largest draw.
+    pub max: f64,
+}
+
+/// The token-identity control.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenIdentity {
+    /// Draws averaged.
+    pub draws: usize,
+    /// Mean NMI of the re-routed tokens.
+    pub nmi: f64,
+    /// `nmi / observed nmi` (absent when the observed NMI is 0).
+    pub surviving_fraction: Option<f64>,
+}
+
+/// Load balance of the layer's top-1 choices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// Share of tokens per expert.
+    pub shares: Vec<f64>,
+    /// Coefficient of variation of the per-expert counts (population std / mean).
+    pub cv: f64,
+    /// √((N − 1) / T): the CV of a perfectly balanced router from sampling alone.
+    pub cv_floor: f64,
+    /// Experts with less than [`Load::dead_threshold`] of the tokens.
+    pub dead_experts: Vec<usize>,
+    /// 0.01.
+    pub dead_threshold: f64,
+    /// 1.25.
+    pub capacity_factor: f64,
+    /// Share of tokens over capacity ⌊factor · T / N⌋ on the whole val set.
+    pub would_drop_rate: f64,
+}
+
+/// Routing of one domain's tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainRouting {
+    /// Domain name.
+    pub domain: String,
+    /// Tokens.
+    pub tokens: u64,
+    /// Mean per-token entropy of the router distribution, nats.
+    pub mean_router_entropy: f64,
+    /// Entropy of the domain's expert usage H(E | D = d), nats.
+    pub usage_entropy: f64,
+    /// Mean router probability of the chosen expert.
+    pub mean_gate_prob: f64,
+}
+
+/// One of an expert's most frequent tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopToken {
+    /// GPT-2 id.
+    pub token_id: u32,
+    /// Decoded text (Rust debug escapes for control characters).
+    pub text: String,
+    /// Tokens with this id sent to the expert.
+    pub count: u64,
+    /// Of all tokens with this id, the share sent to the expert.
+    pub share_of_token: f64,
+}
+
+/// Routing of the code domain's tokens by Python token type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenTypes {
+    /// The domain lexed.
+    pub domain: String,
+    /// Class names, in row order.
+    pub classes: Vec<String>,
+    /// Counts `[class][expert]`.
+    pub counts: Vec<Vec<u64>>,
+    /// Of each class's tokens, the share sent to each expert. `[class][expert]`
+    pub class_expert_shares: Vec<Vec<f64>>,
+    /// I(E; class) / H(class).
+    pub nmi: f64,
+}
+
+/// Consecutive-token routing consistency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consistency {
+    /// Consecutive pairs within one document.
+    pub pairs: u64,
+    /// Share of pairs whose top-1 experts agree.
+    pub same_expert_rate: f64,
+    /// Σ_e p(e)²: agreement of independent draws from the layer's load.
+    pub chance_global: f64,
+    /// Σ_d w_d Σ_e p(e | d)²: the same within each pair's domain.
+    pub chance_within_domain: f64,
+}
+
+/// Training history from `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct History {
+    /// Train rows.
+    pub train: Vec<TrainPoint>,
+    /// Per-layer routing over training.
+    pub layers: Vec<LayerHistory>,
+    /// Eval rows.
+    pub eval: Vec<EvalPoint>,
+    /// The collapse timeline.
+    pub collapse: Collapse,
+    /// Throughput and cost.
+    pub throughput: Throughput,
+    /// The stop event, if the run stopped early.
+    pub stop: Option<StopInfo>,
+}
+
+/// One train row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainPoint {
+    /// Steps done.
+    pub step: u64,
+    /// Total loss.
+    pub loss: f64,
+    /// LM loss.
+    pub lm_loss: f64,
+    /// LB loss (MoE).
+    pub lb_loss: Option<f64>,
+    /// Tokens per second.
+    pub tok_per_s: f64,
+}
+
+/// One layer's routing over training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerHistory {
+    /// Block index.
+    pub layer: usize,
+    /// Steps of the train rows.
+    pub steps: Vec<u64>,
+    /// Expert shares per row. `[row][expert]`
+    pub shares: Vec<Vec<f64>>,
+    /// Largest share per row.
+    pub max_share: Vec<f64>,
+    /// Mean router entropy per row, nats.
+    pub entropy: Vec<f64>,
+}
+
+/// One eval row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalPoint {
+    /// Steps done.
+    pub step: u64,
+    /// Token-weighted loss over domains.
+    pub loss: f64,
+    /// Loss per domain.
+    pub domains: BTreeMap<String, f64>,
+}
+
+/// When and how routing concentrated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collapse {
+    /// The run's `collapse.threshold`.
+    pub threshold: f64,
+    /// The run's `collapse.checks`.
+    pub checks: u32,
+    /// Per MoE layer.
+    pub layers: Vec<LayerCollapse>,
+    /// Whether a stop event names a routing collapse.
+    pub stopped_by_collapse: bool,
+}
+
+/// One layer's collapse timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerCollapse {
+    /// Block index.
+    pub layer: usize,
+    /// First train step whose max share exceeded the threshold.
+    pub first_step_above: Option<u64>,
+    /// Longest run of consecutive train rows above the threshold.
+    pub longest_run_above: u32,
+    /// Largest max share seen.
+    pub peak_max_share: f64,
+    /// Step of the peak.
+    pub peak_step: u64,
+    /// Expert holding the peak.
+    pub peak_expert: usize,
+    /// Max share at the last train row.
+    pub final_max_share: f64,
+    /// Experts under 1% at the last train row.
+    pub final_dead_experts: Vec<usize>,
+}
+
+/// Speed and size of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Throughput {
+    /// Backend of the last start event.
+    pub device: String,
+    /// Parameters.
+    pub params_total: u64,
+    /// Parameters a token passes through.
+    pub params_active: u64,
+    /// Tokens per optimizer step.
+    pub tokens_per_step: u64,
+    /// Steps done (last train row).
+    pub steps_done: u64,
+    /// `steps_done · tokens_per_step`.
+    pub tokens_seen: u64,
+    /// Median tokens per second over train rows.
+    pub median_tok_per_s: f64,
+    /// `tokens_seen / median_tok_per_s`.
+    pub estimated_train_seconds: f64,
+}
+
+/// An early stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopInfo {
+    /// Steps done.
+    pub step: u64,
+    /// The trainer's reason.
+    pub reason: String,
+}
