@@ -122,10 +122,13 @@ where
     let [n_tokens, d_model] = x.dims();
     let top_k = plan.top_k;
     let n_assign = n_tokens * top_k;
-    let x_assign = x
-        .unsqueeze_dim::<3>(1) // [tokens, 1, d_model]
-        .repeat_dim(1, top_k) // [tokens, top_k, d_model]
-        .reshape([n_assign, d_model]); // [A, d_model]
+    let x_assign = if top_k == 1 {
+        x // [A = tokens, d_model]: no copy needed
+    } else {
+        x.unsqueeze_dim::<3>(1) // [tokens, 1, d_model]
+            .repeat_dim(1, top_k) // [tokens, top_k, d_model]
+            .reshape([n_assign, d_model]) // [A, d_model]
+    };
     let x_sorted = x_assign.select(0, plan.order.clone()); // [A, d_model], grouped by expert
     let mut pieces = Vec::with_capacity(2 * plan.counts.len());
     let mut start = 0;
@@ -142,6 +145,9 @@ where
     let y_sorted = Tensor::cat(pieces, 0); // [A, d_model]
     let y_assign = y_sorted.select(0, plan.inverse.clone()); // [A, d_model], assignment order
     let weighted = y_assign * gate.reshape([n_assign, 1]); // [A, d_model]
+    if top_k == 1 {
+        return weighted; // [tokens, d_model]
+    }
     weighted
         .reshape([n_tokens, top_k, d_model])
         .sum_dim(1) // [tokens, 1, d_model]
