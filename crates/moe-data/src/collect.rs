@@ -4,11 +4,16 @@
 //! Rows are read in order into batches; a batch is filtered, hashed and
 //! tokenized in parallel (results keep their order), then consumed one by
 //! one, so the documents kept — and where reading stops — never depend on the
-//! thread count (DATA-6).
+//! thread count (DATA-6). Kept documents go to a [`DocSpool`] file, so memory
+//! does not grow with the data; each worker thread keeps its encoder scratch
+//! (the piece cache) for the whole run.
 
 use std::collections::HashSet;
-use std::ops::ControlFlow;
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::ops::{ControlFlow, DerefMut};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use indicatif::ProgressBar;
 use rayon::prelude::*;
@@ -25,12 +30,127 @@ use crate::tokenizer::TokenEncoder;
 const BATCH: usize = 256;
 
 /// A domain's kept documents, as tokens, in reading order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DomainDocs {
-    /// One token list per kept document (no EOS).
-    pub docs: Vec<Vec<u16>>,
+    /// One token list per kept document (no EOS), spooled to a file.
+    pub docs: DocSpool,
     /// Per source statistics.
     pub sources: Vec<SourceStats>,
+}
+
+/// Documents' tokens (little-endian u16, no EOS) appended to a file, with
+/// each document's length kept in memory; read back in order with
+/// [`DocSpool::for_each`].
+#[derive(Debug)]
+pub struct DocSpool {
+    path: PathBuf,
+    out: BufWriter<File>,
+    lens: Vec<u32>,
+    bytes: Vec<u8>,
+}
+
+impl DocSpool {
+    /// A spool writing to a new file at `path`.
+    pub fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).map_err(|e| DataError::io(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 16, file),
+            lens: Vec::new(),
+            bytes: Vec::new(),
+        })
+    }
+
+    /// Appends one document.
+    pub fn push(&mut self, ids: &[u32]) -> Result<()> {
+        self.bytes.clear();
+        ids.iter()
+            .for_each(|&t| self.bytes.extend_from_slice(&(t as u16).to_le_bytes()));
+        self.lens.push(ids.len() as u32);
+        self.out
+            .write_all(&self.bytes)
+            .map_err(|e| DataError::io(&self.path, e))
+    }
+
+    /// Number of documents.
+    pub fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Whether no document was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    /// Calls `f(index, tokens)` for every document in order, then deletes the file.
+    pub fn for_each(self, mut f: impl FnMut(usize, &[u16]) -> Result<()>) -> Result<()> {
+        let path = self.path;
+        let io = |e| DataError::io(&path, e);
+        let file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        drop(file);
+        let mut reader = BufReader::with_capacity(1 << 16, File::open(&path).map_err(io)?);
+        let (mut bytes, mut tokens) = (Vec::new(), Vec::new());
+        for (i, &len) in self.lens.iter().enumerate() {
+            bytes.resize(2 * len as usize, 0);
+            reader.read_exact(&mut bytes).map_err(io)?;
+            tokens.clear();
+            tokens.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]])),
+            );
+            f(i, &tokens)?;
+        }
+        std::fs::remove_file(&path).map_err(io)
+    }
+}
+
+/// Each worker thread's encoder scratch, kept across batches.
+pub struct ThreadScratch<S> {
+    slots: Vec<Mutex<S>>,
+}
+
+impl<S: Default> ThreadScratch<S> {
+    /// One scratch per thread of `pool`.
+    pub fn new(pool: &rayon::ThreadPool) -> Self {
+        let slots = (0..pool.current_num_threads().max(1))
+            .map(|_| Mutex::new(S::default()))
+            .collect();
+        Self { slots }
+    }
+
+    /// The calling worker's scratch; a fresh one if it is busy (never in practice).
+    fn get(&self) -> ScratchRef<'_, S> {
+        let slot = rayon::current_thread_index().and_then(|i| self.slots.get(i));
+        match slot.and_then(|m| m.try_lock().ok()) {
+            Some(guard) => ScratchRef::Shared(guard),
+            None => ScratchRef::Own(S::default()),
+        }
+    }
+}
+
+enum ScratchRef<'a, S> {
+    Shared(MutexGuard<'a, S>),
+    Own(S),
+}
+
+impl<S> std::ops::Deref for ScratchRef<'_, S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        match self {
+            Self::Shared(g) => g,
+            Self::Own(s) => s,
+        }
+    }
+}
+
+impl<S> DerefMut for ScratchRef<'_, S> {
+    fn deref_mut(&mut self) -> &mut S {
+        match self {
+            Self::Shared(g) => g.deref_mut(),
+            Self::Own(s) => s,
+        }
+    }
 }
 
 /// Shared state of one prepare run.
@@ -45,6 +165,8 @@ pub struct Collector<'a, E: TokenEncoder> {
     pub encoder: &'a E,
     /// The worker pool.
     pub pool: &'a rayon::ThreadPool,
+    /// Per worker thread encoder scratch.
+    pub scratch: &'a ThreadScratch<E::Scratch>,
     /// Content keys of every kept document so far (all domains).
     pub seen: HashSet<[u8; 16]>,
     /// Progress display.
@@ -54,7 +176,7 @@ pub struct Collector<'a, E: TokenEncoder> {
 /// A candidate after the parallel stage.
 enum Processed {
     Drop(DropReason),
-    Doc { key: [u8; 16], ids: Vec<u16> },
+    Doc { key: [u8; 16], ids: Vec<u32> },
 }
 
 /// Running totals of one domain.
@@ -70,9 +192,13 @@ impl Budget {
 }
 
 impl<E: TokenEncoder> Collector<'_, E> {
-    /// Reads `domain`'s sources in order until its target is met.
-    pub fn collect(&mut self, domain: &DomainConfig) -> Result<DomainDocs> {
-        let mut out = DomainDocs::default();
+    /// Reads `domain`'s sources in order until its target is met; the
+    /// documents are spooled to `spool`.
+    pub fn collect(&mut self, domain: &DomainConfig, spool: &Path) -> Result<DomainDocs> {
+        let mut out = DomainDocs {
+            docs: DocSpool::create(spool)?,
+            sources: Vec::new(),
+        };
         let mut budget = Budget {
             target: self.config.target_tokens(domain),
             tokens: 0,
@@ -99,7 +225,7 @@ impl<E: TokenEncoder> Collector<'_, E> {
         domain: &DomainConfig,
         source: &SourceConfig,
         budget: &mut Budget,
-        docs: &mut Vec<Vec<u16>>,
+        docs: &mut DocSpool,
     ) -> Result<SourceStats> {
         let resolved = sources::resolve(source, self.base, self.hub)?;
         let mut stats = SourceStats {
@@ -139,18 +265,19 @@ impl<E: TokenEncoder> Collector<'_, E> {
                     return Ok(ControlFlow::Continue(()));
                 }
                 let pending = std::mem::take(&mut batch);
-                Ok(self.consume(
+                self.consume(
                     pending,
                     source,
                     budget,
                     &mut source_budget,
                     &mut stats,
                     docs,
-                ))
+                )
             };
             sources::read_candidates(file, source, utf8_policy, &mut visit)?;
             if !budget.reached() && !source_budget.stopped {
-                let _ = self.consume(batch, source, budget, &mut source_budget, &mut stats, docs);
+                let _ =
+                    self.consume(batch, source, budget, &mut source_budget, &mut stats, docs)?;
             }
         }
         Ok(stats)
@@ -164,18 +291,19 @@ impl<E: TokenEncoder> Collector<'_, E> {
         budget: &mut Budget,
         limit: &mut SourceLimit,
         stats: &mut SourceStats,
-        docs: &mut Vec<Vec<u16>>,
-    ) -> ControlFlow<()> {
+        docs: &mut DocSpool,
+    ) -> Result<ControlFlow<()>> {
         if budget.reached() || limit.stopped {
-            return ControlFlow::Break(());
+            return Ok(ControlFlow::Break(()));
         }
-        let encoder = self.encoder;
+        let (encoder, scratch) = (self.encoder, self.scratch);
         let processed: Vec<Processed> = self.pool.install(|| {
             batch
                 .into_par_iter()
-                .map_init(E::Scratch::default, |scratch, candidate| {
-                    process(candidate, source, encoder, scratch)
-                })
+                .map_init(
+                    || scratch.get(),
+                    |scratch, candidate| process(candidate, source, encoder, scratch),
+                )
                 .collect()
         });
         for item in processed {
@@ -193,15 +321,15 @@ impl<E: TokenEncoder> Collector<'_, E> {
                     stats.documents_kept += 1;
                     stats.tokens_kept += ids.len() as u64;
                     self.progress.inc(ids.len() as u64 + 1);
-                    docs.push(ids);
+                    docs.push(&ids)?;
                     limit.stopped = limit.max_docs.is_some_and(|m| stats.documents_kept >= m);
                     if budget.reached() || limit.stopped {
-                        return ControlFlow::Break(());
+                        return Ok(ControlFlow::Break(()));
                     }
                 }
             }
         }
-        ControlFlow::Continue(())
+        Ok(ControlFlow::Continue(()))
     }
 }
 
@@ -227,7 +355,7 @@ fn process<E: TokenEncoder>(
     encoder.encode_into(&text, scratch, &mut ids);
     Processed::Doc {
         key: content_key(&text),
-        ids: ids.into_iter().map(|t| t as u16).collect(),
+        ids,
     }
 }
 

@@ -4,22 +4,32 @@
 //! Everything is written into a temporary sibling directory that is renamed
 //! into place at the end, so an interrupted or failed run leaves no
 //! half-written output (DATA-5).
+//!
+//! Tokens never pile up in memory: collected documents are spooled to a file
+//! per domain, packed from it into a file per (split, domain), and the shards
+//! are written block by block from those (all under `.work/` in the temporary
+//! directory, removed before the rename). Peak memory is the tokenizer, the
+//! dedup keys and per-document lengths, whatever the size of the data.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sha2::{Digest, Sha256};
 
-use crate::balance::{choose_and_shuffle, ratio};
-use crate::collect::{Collector, DomainDocs};
+use crate::balance::ratio;
+use crate::collect::{Collector, DomainDocs, ThreadScratch};
 use crate::config::{Balance, DataConfig};
 use crate::error::{DataError, Result};
 use crate::manifest::{
     BalanceInfo, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, ShardInfo,
     TokenizerInfo,
 };
-use crate::pack::{Packed, Packer};
-use crate::shard::write_shard;
+use crate::pack::{FilePacker, PackedFile};
+use crate::seeded::permutation;
+use crate::shard::encode_shard;
 use crate::sources::HubOptions;
 use crate::split::{Split, assign};
 use crate::tokenizer::{EOS_ID, Gpt2Tokenizer, TokenEncoder, VOCAB_SIZE};
@@ -66,24 +76,39 @@ pub fn prepare_with<E: TokenEncoder>(
         .num_threads(opts.threads.unwrap_or(0))
         .build()
         .map_err(|e| DataError::io(&opts.out, std::io::Error::other(e)))?;
-    let bar = progress_bar(opts.progress, config);
-    let mut collector = Collector {
-        config,
-        base: &base,
-        hub: &opts.hub,
-        encoder,
-        pool: &pool,
-        seen: HashSet::new(),
-        progress: &bar,
-    };
-    let mut domains = Vec::new();
-    for domain in &config.domains {
-        domains.push((domain.name.clone(), collector.collect(domain)?));
+    let tmp = temp_dir(&opts.out)?;
+    let work = tmp.join(".work");
+    let result = std::fs::create_dir_all(&work)
+        .map_err(|e| DataError::io(&work, e))
+        .and_then(|_| {
+            let bar = progress_bar(opts.progress, config);
+            let scratch = ThreadScratch::new(&pool);
+            let mut collector = Collector {
+                config,
+                base: &base,
+                hub: &opts.hub,
+                encoder,
+                pool: &pool,
+                scratch: &scratch,
+                seen: HashSet::new(),
+                progress: &bar,
+            };
+            let mut domains = Vec::new();
+            for domain in &config.domains {
+                let spool = work.join(format!("{}.docs", domain.name));
+                domains.push((domain.name.clone(), collector.collect(domain, &spool)?));
+            }
+            bar.finish_and_clear();
+            let (shards, mut manifest) = assemble(config, domains, tokenizer_hash, &work)?;
+            write_into(&tmp, &shards, &mut manifest)?;
+            std::fs::remove_dir_all(&work).map_err(|e| DataError::io(&work, e))?;
+            replace_dir(&tmp, &opts.out, opts.force)?;
+            Ok(manifest)
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
     }
-    bar.finish_and_clear();
-    let (shards, mut manifest) = assemble(config, domains, tokenizer_hash)?;
-    write_atomically(opts, &shards, &mut manifest)?;
-    Ok(manifest)
+    result
 }
 
 fn progress_bar(enabled: bool, config: &DataConfig) -> ProgressBar {
@@ -106,39 +131,32 @@ fn progress_bar(enabled: bool, config: &DataConfig) -> ProgressBar {
     bar
 }
 
-/// One shard to write.
+/// One shard to write: the first `keep` blocks of `packed` in a seeded order.
 struct PendingShard {
     info: ShardInfo,
-    tokens: Vec<u16>,
+    packed: PackedFile,
+    keep: usize,
+    seed: u64,
+    purpose: String,
 }
 
-/// Splits, packs, balances and shuffles the collected domains.
+/// Splits and packs the collected domains into files under `work`, then
+/// decides balance and shuffle; the shards are written by [`write_into`].
 fn assemble(
     config: &DataConfig,
     domains: Vec<(String, DomainDocs)>,
     tokenizer_hash: &str,
+    work: &Path,
 ) -> Result<(Vec<PendingShard>, Manifest)> {
     let p = &config.pipeline;
     let splits: Vec<Split> = [Split::Train, Split::Val, Split::Test]
         .into_iter()
         .filter(|s| *s != Split::Test || p.test_fraction > 0.0)
         .collect();
-    let mut packed: BTreeMap<(Split, String), Packed> = BTreeMap::new();
+    let mut packed: BTreeMap<(Split, String), PackedFile> = BTreeMap::new();
     let mut sources = Vec::new();
     for (name, collected) in domains {
-        let assignment = assign(
-            collected.docs.len(),
-            p.val_fraction,
-            p.test_fraction,
-            p.seed,
-            &name,
-        );
-        for (split, indices) in assignment.iter().filter(|(s, _)| splits.contains(s)) {
-            let mut packer = Packer::new(p.block_size);
-            indices
-                .iter()
-                .for_each(|&i| packer.push(&collected.docs[i]));
-            let blocks = packer.finish();
+        for (split, blocks) in pack_domain(config, &name, collected.docs, &splits, work)? {
             if blocks.stats.blocks == 0 {
                 return Err(DataError::SplitTooSmall {
                     domain: name.clone(),
@@ -147,7 +165,7 @@ fn assemble(
                     block_size: p.block_size,
                 });
             }
-            packed.insert((*split, name.clone()), blocks);
+            packed.insert((split, name.clone()), blocks);
         }
         sources.extend(collected.sources);
     }
@@ -174,26 +192,33 @@ fn assemble(
             .unwrap_or(0)
     });
     let mut shards = Vec::new();
-    for ((split, domain), blocks) in &packed {
-        let keep = if *split == Split::Train {
+    for ((split, domain), blocks) in packed {
+        let keep = if split == Split::Train {
             balanced
         } else {
             None
         };
-        let tokens = choose_and_shuffle(blocks, keep, p.seed, &format!("shuffle/{split}/{domain}"));
+        let keep = keep.unwrap_or(usize::MAX).min(blocks.n_blocks());
         let info = ShardInfo {
-            split: *split,
+            split,
             domain: domain.clone(),
             file: format!("{split}/{domain}.bin"),
             documents: blocks.stats.documents,
-            tokens: tokens.len() as u64,
-            blocks: (tokens.len() / p.block_size) as u64,
+            tokens: (keep * p.block_size) as u64,
+            blocks: keep as u64,
             blocks_before_balance: blocks.stats.blocks,
             tail_dropped: blocks.stats.tail_dropped,
-            eos_count: tokens.iter().filter(|&&t| t == EOS_ID as u16).count() as u64,
+            eos_count: 0, // counted while writing
             sha256: String::new(),
         };
-        shards.push(PendingShard { info, tokens });
+        let purpose = format!("shuffle/{split}/{domain}");
+        shards.push(PendingShard {
+            info,
+            packed: blocks,
+            keep,
+            seed: p.seed,
+            purpose,
+        });
     }
     // Shards in config domain order within each split, for readable manifests.
     let order: Vec<&str> = config.domains.iter().map(|d| d.name.as_str()).collect();
@@ -222,13 +247,41 @@ fn assemble(
     Ok((shards, manifest))
 }
 
-/// Writes shards and manifest into a temporary directory, then renames it to `opts.out`.
-fn write_atomically(
-    opts: &PrepareOptions,
-    shards: &[PendingShard],
-    manifest: &mut Manifest,
-) -> Result<()> {
-    let out = &opts.out;
+/// Assigns `docs` to splits (SPLIT-*) and packs each split present in
+/// `splits` into `work/<split>-<domain>.tok`, in one pass over the spool.
+fn pack_domain(
+    config: &DataConfig,
+    domain: &str,
+    docs: crate::collect::DocSpool,
+    splits: &[Split],
+    work: &Path,
+) -> Result<Vec<(Split, PackedFile)>> {
+    let p = &config.pipeline;
+    let assignment = assign(docs.len(), p.val_fraction, p.test_fraction, p.seed, domain);
+    // Index into `packers` of each document's split; NONE: a split not written.
+    const NONE: u8 = u8::MAX;
+    let mut split_of = vec![NONE; docs.len()];
+    let mut packers = Vec::new();
+    for (split, indices) in assignment.iter().filter(|(s, _)| splits.contains(s)) {
+        let path = work.join(format!("{split}-{domain}.tok"));
+        indices
+            .iter()
+            .for_each(|&i| split_of[i] = packers.len() as u8);
+        packers.push((*split, FilePacker::create(&path, p.block_size)?));
+    }
+    drop(assignment);
+    docs.for_each(|i, tokens| match split_of[i] {
+        NONE => Ok(()),
+        k => packers[k as usize].1.push(tokens),
+    })?;
+    packers
+        .into_iter()
+        .map(|(split, packer)| Ok((split, packer.finish()?)))
+        .collect()
+}
+
+/// A fresh temporary sibling of `out`.
+fn temp_dir(out: &Path) -> Result<PathBuf> {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -239,31 +292,65 @@ fn write_atomically(
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result =
-        write_into(&tmp, shards, manifest).and_then(|_| replace_dir(&tmp, out, opts.force));
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| DataError::io(&tmp, e))?;
     }
-    result
+    Ok(tmp)
 }
 
 fn write_into(dir: &Path, shards: &[PendingShard], manifest: &mut Manifest) -> Result<()> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
-    }
     for shard in shards {
         let path = dir.join(&shard.info.file);
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
         }
-        let sha256 = write_shard(&path, &shard.tokens, manifest.block_size)?;
+        let (sha256, eos_count) = write_shuffled(&path, shard, manifest.block_size)?;
         manifest.shards.push(ShardInfo {
             sha256,
+            eos_count,
             ..shard.info.clone()
         });
     }
     let path = dir.join(MANIFEST_FILE);
     std::fs::write(&path, manifest.to_json()).map_err(|e| DataError::io(&path, e))
+}
+
+/// Writes `shard` as an llm.c shard (SHARD-*): its first `keep` blocks in
+/// the seeded order of `purpose` (BAL-*), read one at a time from the packed
+/// file. Returns the file's sha256 and the EOS count.
+fn write_shuffled(path: &Path, shard: &PendingShard, block_size: usize) -> Result<(String, u64)> {
+    let n_tokens = shard.keep * block_size;
+    if n_tokens > i32::MAX as usize {
+        return Err(DataError::Shard {
+            path: path.into(),
+            reason: "more tokens than an int32 header can count".into(),
+        });
+    }
+    // The header as the shard module writes it, with slot 2 = token count.
+    let mut header = encode_shard(&[], block_size);
+    header[8..12].copy_from_slice(&(n_tokens as i32).to_le_bytes());
+    let order = permutation(shard.packed.n_blocks(), shard.seed, &shard.purpose);
+    let src = &shard.packed.path;
+    let mut input = File::open(src).map_err(|e| DataError::io(src, e))?;
+    let file = File::create(path).map_err(|e| DataError::io(path, e))?;
+    let mut out = BufWriter::with_capacity(1 << 16, file);
+    let mut hasher = Sha256::new();
+    let mut block = vec![0u8; 2 * block_size];
+    let mut eos_count = 0u64;
+    let eos = (EOS_ID as u16).to_le_bytes();
+    hasher.update(&header);
+    out.write_all(&header).map_err(|e| DataError::io(path, e))?;
+    for &i in &order[..shard.keep] {
+        input
+            .seek(SeekFrom::Start((i * block.len()) as u64))
+            .and_then(|_| input.read_exact(&mut block))
+            .map_err(|e| DataError::io(src, e))?;
+        eos_count += block.chunks_exact(2).filter(|t| *t == eos).count() as u64;
+        hasher.update(&block);
+        out.write_all(&block).map_err(|e| DataError::io(path, e))?;
+    }
+    out.flush().map_err(|e| DataError::io(path, e))?;
+    Ok((hex::encode(hasher.finalize()), eos_count))
 }
 
 fn replace_dir(tmp: &Path, out: &Path, force: bool) -> Result<()> {

@@ -18,8 +18,8 @@ const INLINE_KEY: usize = 16;
 const INLINE_IDS: usize = 3;
 /// Slots at first use; the table doubles at half load up to [`MAX_SLOTS`].
 const MIN_SLOTS: usize = 1 << 12;
-/// Beyond this the table is cleared instead of grown (8 MiB of slots).
-const MAX_SLOTS: usize = 1 << 18;
+/// Beyond this the table is cleared instead of grown (4 MiB of slots).
+const MAX_SLOTS: usize = 1 << 17;
 /// The long-piece map is cleared when it grows past this many entries.
 const MAX_LONG: usize = 1 << 16;
 
