@@ -12,14 +12,16 @@ pub fn entropy(counts: impl IntoIterator<Item = f64>) -> f64 {
     if total <= 0.0 {
         return 0.0;
     }
-    -counts
+    let h = -counts
         .iter()
         .filter(|&&c| c > 0.0)
         .map(|&c| {
             let p = c / total;
             p * p.ln()
         })
-        .sum::<f64>()
+        .sum::<f64>();
+    // A single class gives -0.0; report it as 0.
+    if h > 0.0 { h } else { 0.0 }
 }
 
 /// I(rows; cols), H(rows) and H(cols) of a table.

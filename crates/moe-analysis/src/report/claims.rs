@@ -12,6 +12,11 @@ pub fn f3(x: f64) -> String {
     format!("{x:.3}")
 }
 
+/// A small value (a null's NMI) with four decimals.
+pub fn f4(x: f64) -> String {
+    format!("{x:.4}")
+}
+
 /// `x` as a percentage with one decimal.
 pub fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
@@ -51,15 +56,15 @@ pub fn specialization(run: &str, l: &LayerAnalysis, permutations: usize) -> Stri
         format!(
             "above the document-permutation null ({}; null mean {}, 95th percentile {})",
             p_value(p.p_value, permutations),
-            f3(p.null.mean),
-            f3(p.null.p95)
+            f4(p.null.mean),
+            f4(p.null.p95)
         )
     } else {
         format!(
             "not distinguishable from the document-permutation null ({}; null mean {}, 95th percentile {})",
             p_value(p.p_value, permutations),
-            f3(p.null.mean),
-            f3(p.null.p95)
+            f4(p.null.mean),
+            f4(p.null.p95)
         )
     };
     let base = match s.baseline_nmi {
@@ -76,7 +81,7 @@ pub fn specialization(run: &str, l: &LayerAnalysis, permutations: usize) -> Stri
         l.layer,
         f3(s.nmi),
         compare(s.nmi, s.random_router.mean, 5e-4),
-        f3(s.random_router.mean)
+        f4(s.random_router.mean)
     )
 }
 

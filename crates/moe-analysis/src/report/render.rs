@@ -215,12 +215,7 @@ fn losses(md: &mut String, runs: &[ReportRun], figures: &[(String, String)]) {
             }
             let _ = writeln!(md);
         }
-        None => {
-            let _ = writeln!(
-                md,
-                "No step has an eval row in every run: no step-matched comparison is possible.\n"
-            );
-        }
+        None => nearest(md, runs, &domains),
     }
     for (d, path) in figures {
         let _ = writeln!(md, "![eval loss, {d}]({path})\n");
@@ -263,6 +258,44 @@ fn loss_table(
             per.join(" | ")
         );
     }
+}
+
+/// Without a common eval step: each run's eval nearest to the earliest
+/// final eval step, flagged as not step-matched.
+fn nearest(md: &mut String, runs: &[ReportRun], domains: &[String]) {
+    let Some(limit) = runs
+        .iter()
+        .filter_map(|r| r.final_eval().map(|e| e.step))
+        .min()
+    else {
+        let _ = writeln!(md, "No run has an eval row.\n");
+        return;
+    };
+    let steps: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            format!(
+                "{} at {}",
+                r.name(),
+                nearest_eval(r, limit).map_or("—".into(), |e| e.step.to_string())
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        md,
+        "**Not step-matched:** no step has an eval row in every run. Each run's eval nearest to step {limit}, the earliest final eval ({}):\n",
+        steps.join(", ")
+    );
+    loss_table(md, runs, domains, |r| nearest_eval(r, limit));
+    let _ = writeln!(md);
+}
+
+fn nearest_eval(r: &ReportRun, step: u64) -> Option<&EvalPoint> {
+    r.analysis
+        .history
+        .eval
+        .iter()
+        .min_by_key(|e| (e.step.abs_diff(step), e.step))
 }
 
 /// "At step S, <domain> loss is lowest for A (x), then B (+d) …".

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::claims::{self, f3, pct};
+use super::claims::{self, f3, f4, pct};
 use super::render::ReportRun;
 use crate::top_tokens::display;
 
@@ -43,10 +43,10 @@ pub fn specialization(md: &mut String, runs: &[ReportRun]) {
                 r.name(),
                 l.layer,
                 f3(s.nmi),
-                f3(s.permutation.null.mean),
-                f3(s.permutation.null.p95),
+                f4(s.permutation.null.mean),
+                f4(s.permutation.null.p95),
                 s.permutation.p_value,
-                f3(s.random_router.mean),
+                f4(s.random_router.mean),
                 s.baseline_nmi.map_or("—".into(), f3),
                 s.baseline_nmi
                     .map_or("—".into(), |b| claims::signed(s.nmi - b)),

@@ -1,0 +1,199 @@
+//! ANA-1, ANA-6, ANA-10, ANA-11, ANA-13 … ANA-17 end to end: a tiny MoE run
+//! and a tiny dense run trained for a few steps on three small domains, then
+//! `analyze` and `report` on them.
+
+use std::path::{Path, PathBuf};
+
+use moe_analysis::figures::Figure;
+use moe_analysis::figures::heatmap::Heatmap;
+use moe_analysis::figures::lines::LineChart;
+use moe_analysis::{AnalyzeOptions, analyze, report};
+use moe_data::config::DataConfig;
+use moe_data::prepare::{PrepareOptions, prepare};
+use moe_train::{RunConfig, TrainOptions, train};
+
+/// Prepares three small domains at block size 16 into `dir/data`.
+fn small_data(dir: &Path) -> PathBuf {
+    let texts = [
+        ("code", "def f(x):\n    # add one\n    return x + 1\n"),
+        ("math", "Problem: 3 + 4 = ?\n\nSolution: 7"),
+        ("prose", "The keeper of the lighthouse wrote home."),
+    ];
+    let mut config = String::from("[pipeline]\nblock_size = 16\nval_fraction = 0.2\n");
+    for (name, base) in texts {
+        let rows: String = (0..40)
+            .map(|i| {
+                format!(
+                    "{}\n",
+                    serde_json::json!({ "text": format!("{base} #{i}") })
+                )
+            })
+            .collect();
+        std::fs::write(dir.join(format!("{name}.jsonl")), rows).unwrap();
+        config += &format!(
+            "[[domains]]\nname = \"{name}\"\n[[domains.sources]]\nkind = \"local\"\npath = \"{name}.jsonl\"\nformat = \"jsonl\"\n"
+        );
+    }
+    let path = dir.join("data.toml");
+    std::fs::write(&path, &config).unwrap();
+    let out = dir.join("data");
+    let opts = PrepareOptions {
+        out: out.clone(),
+        ..Default::default()
+    };
+    prepare(&DataConfig::load(&path).unwrap(), &path, &opts).unwrap();
+    out
+}
+
+fn train_run(dir: &Path, data: &Path, name: &str, moe: bool) -> PathBuf {
+    let moe_section = if moe {
+        "[model.moe]\nlayers = [1]\nn_experts = 4\ntop_k = 1\n"
+    } else {
+        ""
+    };
+    let router = if moe {
+        "lb_coef = 0.01\nz_coef = 0.001\n"
+    } else {
+        ""
+    };
+    let text = format!(
+        "[run]\nname = \"{name}\"\nseed = 3\n[model]\ninit = \"scratch\"\npreset = \"tiny\"\nupcycle_noise = 0.01\n[model.dims]\nd_model = 16\nn_layer = 2\nn_head = 2\nn_positions = 32\n{moe_section}[train]\nsteps = 4\nmicro_batch = 4\nlr = 3e-3\n{router}\n[eval]\nevery = 2\nmax_blocks = 4\n[log]\nevery = 1\n[checkpoint]\nevery = 2\nkeep = 2\n"
+    );
+    let config = RunConfig::parse(&text, Path::new("t.toml")).unwrap();
+    let out = dir.join(name);
+    let opts = TrainOptions {
+        data: data.to_path_buf(),
+        out: out.clone(),
+        progress: false,
+        device_name: "cpu".into(),
+        ..Default::default()
+    };
+    train::<moe_model::CpuAutodiff>(&config, &opts, &Default::default()).unwrap();
+    out
+}
+
+fn options() -> AnalyzeOptions {
+    AnalyzeOptions {
+        permutations: 50,
+        random_router_draws: 10,
+        control_draws: 2,
+        ..AnalyzeOptions::default()
+    }
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    (be(16), be(20))
+}
+
+// Checks: ANA-1, ANA-6, ANA-10, ANA-11, ANA-13, ANA-14, ANA-15, ANA-16
+#[test]
+fn ana_14_analyze_and_report_on_tiny_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data(tmp.path());
+    let moe = train_run(tmp.path(), &data, "moe", true);
+    let dense = train_run(tmp.path(), &data, "dense", false);
+    let out = moe.join("analysis");
+    let a = analyze(&moe, &data, &out, &options()).unwrap();
+
+    // ANA-1: every val block routed (15 tokens of each 16-token block), final/ used.
+    let val = moe_data::prepared::PreparedData::open(&data).unwrap();
+    for (d, name) in a.val.domains.iter().enumerate() {
+        let blocks = val
+            .load_shard(moe_data::split::Split::Val, name)
+            .unwrap()
+            .len()
+            / 16;
+        assert_eq!(a.val.tokens[d], 15 * blocks as u64, "{name}");
+    }
+    assert!(a.run.checkpoint.ends_with("final") && a.run.checkpoint_step == Some(4));
+    // ANA-6: the step-0 router is rebuilt, and differs from the trained one.
+    assert_eq!(a.baseline.source, "rebuilt initial model");
+    let l = &a.layers[0];
+    assert_eq!((l.layer, l.n_experts), (1, 4));
+    assert!(l.specialization.baseline_nmi.is_some());
+    let total: u64 = l.counts.iter().flatten().sum();
+    assert_eq!(total, a.val.tokens.iter().sum::<u64>());
+    // ANA-10: decoded top tokens.
+    assert!(
+        l.top_tokens
+            .iter()
+            .flatten()
+            .all(|t| !t.text.is_empty() && t.count > 0)
+    );
+    // ANA-11: every non-EOS code token has a class.
+    let types = l.code_token_types.as_ref().unwrap();
+    let classified: u64 = types.counts.iter().flatten().sum();
+    let code = a.val.domains.iter().position(|d| d == "code").unwrap();
+    assert!(classified > 0 && classified <= a.val.tokens[code]);
+    assert!(
+        types.counts[0].iter().sum::<u64>() > 0,
+        "no keyword found in `def … return`"
+    );
+    // ANA-13: history from metrics.jsonl.
+    assert_eq!(a.history.train.len(), 4);
+    assert_eq!(a.history.layers[0].steps, vec![1, 2, 3, 4]);
+    assert_eq!(a.history.eval.last().unwrap().step, 4);
+    assert!(a.history.throughput.median_tok_per_s > 0.0);
+
+    // ANA-14: analysis.json parses back to the same value; figures are valid.
+    let parsed = moe_analysis::analyze::read_json(&out.join("analysis.json")).unwrap();
+    assert_eq!(parsed, a);
+    let heat = Heatmap::of_layer(l, &a.val.domains, "moe").size();
+    let line = LineChart::loss_curves(&a.history, "moe").size();
+    for (stem, size) in [
+        ("heatmap_layer1", heat),
+        ("load_layer1", line),
+        ("loss", line),
+    ] {
+        let png = std::fs::read(out.join(format!("figures/{stem}.png"))).unwrap();
+        assert_eq!(png_size(&png), size, "{stem}.png");
+        let svg = std::fs::read_to_string(out.join(format!("figures/{stem}.svg"))).unwrap();
+        let head = format!("<svg width=\"{}\" height=\"{}\"", size.0, size.1);
+        assert!(
+            svg.contains(&head) && svg.trim_end().ends_with("</svg>"),
+            "{stem}.svg"
+        );
+        assert!(a.figures.contains(&format!("figures/{stem}.png")));
+    }
+
+    // ANA-15: the same inputs give the same bytes.
+    let again = tmp.path().join("again");
+    analyze(&moe, &data, &again, &options()).unwrap();
+    assert_eq!(
+        std::fs::read(out.join("analysis.json")).unwrap(),
+        std::fs::read(again.join("analysis.json")).unwrap()
+    );
+
+    // ANA-16: a report over an analysed MoE run and an unanalysed dense run.
+    let rep = tmp.path().join("report");
+    let summary = report(&[dense, moe.clone()], &rep).unwrap();
+    let md = std::fs::read_to_string(&summary.path).unwrap();
+    assert_eq!(md, summary.markdown);
+    assert!(md.contains("| dense | 4 / 4 |") && md.contains("not analysed"));
+    assert!(md.contains("The final evals are step-matched."));
+    assert!(md.contains("Block 1 of moe: NMI(expert; domain) = "));
+    let link = "../moe/analysis/figures/heatmap_layer1.png";
+    assert!(md.contains(link) && rep.join(link).exists());
+    for f in &summary.figures {
+        assert!(rep.join(f).exists(), "{f}");
+    }
+}
+
+// Checks: ANA-17
+#[test]
+fn ana_17_missing_inputs_name_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty-run");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = analyze(&empty, tmp.path(), &tmp.path().join("o"), &options()).unwrap_err();
+    assert!(err.to_string().contains("empty-run"), "{err}");
+    let err = report(std::slice::from_ref(&empty), &tmp.path().join("r")).unwrap_err();
+    assert!(
+        err.to_string().contains("empty-run") && err.to_string().contains("neither"),
+        "{err}"
+    );
+}

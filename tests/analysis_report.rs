@@ -1,0 +1,298 @@
+//! ANA-16: the report on fixed synthetic analyses (an insta snapshot in
+//! `snapshots/analysis/`), and claim sentences that follow the numbers.
+
+use std::collections::BTreeMap;
+
+use moe_analysis::history::layer_collapse;
+use moe_analysis::load::load_stats;
+use moe_analysis::report::{ReportRun, claims, render};
+use moe_analysis::schema::*;
+
+fn snapshot_settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots/analysis"));
+    s.set_prepend_module_to_snapshot(false);
+    s
+}
+
+const DOMAINS: [&str; 3] = ["code", "math", "prose"];
+
+fn null(mean: f64) -> NullSummary {
+    NullSummary {
+        draws: 1000,
+        mean,
+        p95: 2.0 * mean,
+        max: 3.0 * mean,
+    }
+}
+
+/// A layer whose domain d sends `focus` of its tokens to expert d.
+fn layer(index: usize, focus: f64, p: f64, baseline: f64, survival: f64) -> LayerAnalysis {
+    let counts: Vec<Vec<u64>> = (0..4)
+        .map(|e| {
+            (0..3)
+                .map(|d| {
+                    if e == d {
+                        (1000.0 * focus) as u64
+                    } else {
+                        (1000.0 * (1.0 - focus) / 3.0) as u64
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let per_expert: Vec<u64> = counts.iter().map(|r| r.iter().sum()).collect();
+    let nmi = moe_analysis::info::mutual_information_of(&counts).nmi();
+    LayerAnalysis {
+        layer: index,
+        n_experts: 4,
+        expert_domain_shares: moe_analysis::info::row_shares(&counts),
+        domain_expert_shares: moe_analysis::info::row_shares(&moe_analysis::info::transpose(
+            &counts,
+        )),
+        specialization: Specialization {
+            mi_nats: nmi * 3f64.ln(),
+            domain_entropy_nats: 3f64.ln(),
+            nmi,
+            permutation: PermutationTest {
+                documents: 120,
+                p_value: p,
+                null: null(0.004),
+            },
+            random_router: null(0.0003),
+            baseline_nmi: Some(baseline),
+            token_identity: TokenIdentity {
+                draws: 10,
+                nmi: nmi * survival,
+                surviving_fraction: Some(survival),
+            },
+        },
+        load: load_stats(&per_expert),
+        domains: DOMAINS
+            .iter()
+            .map(|d| DomainRouting {
+                domain: d.to_string(),
+                tokens: 1000,
+                mean_router_entropy: 1.2,
+                usage_entropy: 0.9,
+                mean_gate_prob: 0.55,
+            })
+            .collect(),
+        top_tokens: (0..4)
+            .map(|e| {
+                vec![TopToken {
+                    token_id: 100 + e as u32,
+                    text: ["␣def", "|", "␣the", "\\n"][e].to_string(),
+                    count: 50,
+                    share_of_token: 0.8,
+                }]
+            })
+            .collect(),
+        code_token_types: Some(TokenTypes {
+            domain: "code".into(),
+            classes: vec!["keyword".into(), "identifier".into()],
+            counts: vec![vec![30, 10, 0, 0], vec![5, 40, 5, 0]],
+            class_expert_shares: vec![vec![0.75, 0.25, 0.0, 0.0], vec![0.1, 0.8, 0.1, 0.0]],
+            nmi: 0.31,
+        }),
+        counts,
+        consistency: Consistency {
+            pairs: 2900,
+            same_expert_rate: 0.6,
+            chance_within_domain: 0.4,
+            chance_global: 0.27,
+        },
+    }
+}
+
+fn history(
+    evals: &[(u64, f64)],
+    shares: &[(u64, [f64; 4])],
+    stop: Option<u64>,
+    tok_s: f64,
+) -> History {
+    let h = LayerHistory {
+        layer: 2,
+        steps: shares.iter().map(|s| s.0).collect(),
+        shares: shares.iter().map(|s| s.1.to_vec()).collect(),
+        max_share: shares
+            .iter()
+            .map(|s| s.1.iter().copied().fold(0.0, f64::max))
+            .collect(),
+        entropy: shares.iter().map(|_| 1.0).collect(),
+    };
+    // A dense run logs train rows without routing: take the eval steps.
+    let steps: Vec<u64> = if shares.is_empty() {
+        evals.iter().map(|e| e.0).collect()
+    } else {
+        shares.iter().map(|s| s.0).collect()
+    };
+    let last = steps.last().copied().unwrap_or(0);
+    History {
+        train: steps
+            .iter()
+            .map(|&step| TrainPoint {
+                step,
+                loss: 5.0,
+                lm_loss: 4.9,
+                lb_loss: Some(1.01),
+                tok_per_s: tok_s,
+            })
+            .collect(),
+        eval: evals
+            .iter()
+            .map(|&(step, base)| EvalPoint {
+                step,
+                loss: base,
+                domains: DOMAINS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| (d.to_string(), base + 0.1 * i as f64))
+                    .collect::<BTreeMap<_, _>>(),
+            })
+            .collect(),
+        collapse: Collapse {
+            threshold: 0.6,
+            checks: 3,
+            layers: if shares.is_empty() { vec![] } else { vec![layer_collapse(&h, 0.6)] },
+            stopped_by_collapse: stop.is_some(),
+        },
+        layers: if shares.is_empty() { vec![] } else { vec![h] },
+        throughput: Throughput {
+            device: "cpu".into(),
+            params_total: 1_500_000,
+            params_active: 1_100_000,
+            tokens_per_step: 1024,
+            steps_done: last,
+            tokens_seen: last * 1024,
+            median_tok_per_s: tok_s,
+            estimated_train_seconds: (last * 1024) as f64 / tok_s,
+        },
+        stop: stop.map(|step| StopInfo {
+            step,
+            reason: format!("routing collapse at step {step}: expert 0 took 97% of block 2's tokens at 3 consecutive checks"),
+        }),
+    }
+}
+
+fn run(name: &str, layers: Vec<LayerAnalysis>, history: History, analyzed: bool) -> ReportRun {
+    let figures = if analyzed {
+        let mut f = vec!["figures/loss.png".to_string()];
+        for l in &layers {
+            f.push(format!("figures/heatmap_layer{}.png", l.layer));
+            f.push(format!("figures/load_layer{}.png", l.layer));
+        }
+        f
+    } else {
+        vec![]
+    };
+    ReportRun {
+        analysis: Analysis {
+            schema_version: SCHEMA_VERSION,
+            run: RunInfo {
+                name: name.into(),
+                run_dir: format!("runs/{name}"),
+                checkpoint: format!("runs/{name}/final"),
+                checkpoint_step: Some(100),
+                total_steps: 100,
+                moe_layers: layers.iter().map(|l| l.layer).collect(),
+                n_experts: if layers.is_empty() { 0 } else { 4 },
+                top_k: 1,
+                lb_coef: 0.01,
+                z_coef: 0.001,
+            },
+            options: OptionsRecord {
+                seed: 0,
+                permutations: 999,
+                random_router_draws: 200,
+                control_draws: 10,
+                max_blocks: 0,
+                code_domain: "code".into(),
+            },
+            val: ValInfo {
+                block_size: 128,
+                domains: DOMAINS.iter().map(|d| d.to_string()).collect(),
+                tokens: vec![1000; 3],
+                documents: vec![40; 3],
+            },
+            baseline: BaselineInfo {
+                source: "rebuilt initial model".into(),
+                step: Some(0),
+                note: None,
+            },
+            layers,
+            history,
+            figures,
+        },
+        analyzed,
+        figures_base: analyzed.then(|| format!("../{name}/analysis")),
+    }
+}
+
+fn fixture() -> Vec<ReportRun> {
+    let balanced = [0.25, 0.25, 0.3, 0.2];
+    let collapsing = [0.97, 0.01, 0.01, 0.01];
+    vec![
+        run(
+            "dense",
+            vec![],
+            history(&[(50, 4.1), (100, 3.8)], &[], None, 4000.0),
+            false,
+        ),
+        run(
+            "moe",
+            vec![
+                layer(2, 0.7, 0.001, 0.05, 0.3),
+                layer(3, 0.4, 0.2, 0.12, 0.8),
+            ],
+            history(
+                &[(50, 4.0), (100, 3.7)],
+                &[(50, balanced), (100, balanced)],
+                None,
+                3500.0,
+            ),
+            true,
+        ),
+        run(
+            "moe-no-lb",
+            vec![layer(2, 0.34, 0.5, 0.05, 0.9)],
+            history(
+                &[(50, 4.3), (60, 4.4)],
+                &[(20, balanced), (40, collapsing), (60, collapsing)],
+                Some(60),
+                3600.0,
+            ),
+            true,
+        ),
+    ]
+}
+
+// Checks: ANA-16
+#[test]
+fn ana_16_report_snapshot_on_synthetic_runs() {
+    let comparison = vec![("code".to_string(), "figures/loss_code.png".to_string())];
+    let md = render(&fixture(), &comparison);
+    snapshot_settings().bind(|| insta::assert_snapshot!("report", md));
+}
+
+// Checks: ANA-16
+#[test]
+fn ana_16_claims_follow_the_numbers() {
+    let runs = fixture();
+    let md = render(&runs, &[]);
+    // Finals at 100, 100, 60: flagged; the common step is 50.
+    assert!(md.contains("**Not step-matched:**"));
+    assert!(md.contains("At step 50, code loss is lowest for moe (4.000)"));
+    // The same layer worded by its p-value and survival, whichever way they fall.
+    let strong = layer(2, 0.7, 0.001, 0.05, 0.3);
+    let weak = layer(2, 0.7, 0.2, 0.9, 0.8);
+    let s = claims::specialization("r", &strong, 999);
+    assert!(s.contains("is above the document-permutation null") && s.contains("above its step-0"));
+    let w = claims::specialization("r", &weak, 999);
+    assert!(w.contains("not distinguishable") && w.contains("below its step-0"));
+    assert!(claims::token_identity("r", &strong).contains("less than half"));
+    assert!(claims::token_identity("r", &weak).contains("most of the domain signal"));
+    // A single run is step-matched with itself.
+    let one = render(&runs[1..2], &[]);
+    assert!(one.contains("The final evals are step-matched.") && !one.contains("Not step-matched"));
+}
