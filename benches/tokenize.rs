@@ -201,6 +201,7 @@ fn main() {
     }
     write_token_counts(&counts);
     let mut c = Criterion::default()
+        .without_plots()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
