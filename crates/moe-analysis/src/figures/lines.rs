@@ -133,15 +133,19 @@ impl LineChart {
     }
 }
 
+/// Width of the legend column.
+const LEGEND_W: u32 = 170;
+
 impl Figure for LineChart {
     fn size(&self) -> (u32, u32) {
-        (720, 420)
+        (720 + LEGEND_W, 420)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
         let ((x0, x1), (y0, y1)) = self.ranges();
-        let mut chart = ChartBuilder::on(root)
+        let (plot, legend) = root.split_horizontally(self.size().0 - LEGEND_W);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(&self.title, (FONT, 15))
             .margin(12)
             .x_label_area_size(36)
@@ -157,13 +161,13 @@ impl Figure for LineChart {
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(err)?;
+        let mut keys = Vec::new();
         if let Some((y, label)) = &self.reference {
             let style = ShapeStyle::from(&RGBColor(120, 120, 120)).stroke_width(1);
             chart
                 .draw_series(DashedLineSeries::new([(x0, *y), (x1, *y)], 6, 4, style))
-                .map_err(err)?
-                .label(label.clone())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], style));
+                .map_err(err)?;
+            keys.push((label.clone(), style));
         }
         for s in &self.series {
             let base = Palette99::pick(s.color).to_rgba();
@@ -171,23 +175,25 @@ impl Figure for LineChart {
             let style = ShapeStyle::from(&color).stroke_width(if s.faint { 1 } else { 2 });
             chart
                 .draw_series(LineSeries::new(s.points.iter().copied(), style))
-                .map_err(err)?
-                .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], style));
+                .map_err(err)?;
             if s.markers {
                 chart
                     .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, style.filled())))
                     .map_err(err)?;
             }
+            keys.push((s.name.clone(), style));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 11))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()
-            .map_err(err)?;
+        // The legend in its own column, so it never hides a curve.
+        let text = TextStyle::from((FONT, 11).into_font()).color(&BLACK);
+        for (i, (label, style)) in keys.into_iter().enumerate() {
+            let y = 48 + 18 * i as i32;
+            legend
+                .draw(&PathElement::new([(4, y), (22, y)], style))
+                .map_err(err)?;
+            legend
+                .draw(&Text::new(label, (28, y - 6), text.clone()))
+                .map_err(err)?;
+        }
         Ok(())
     }
 }
