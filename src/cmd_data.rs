@@ -1,10 +1,11 @@
-//! `moe data prepare|inspect` and the demo's data step.
+//! `moe data prepare|inspect|audit` and the demo's data step.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use moe_data::audit::{AuditOptions, audit, render::markdown};
 use moe_data::config::DataConfig;
 use moe_data::inspect::inspect;
 use moe_data::prepare::{PrepareOptions, prepare};
@@ -18,6 +19,8 @@ pub enum DataCommand {
     Prepare(PrepareArgs),
     /// Print a prepared directory's manifest as tables and decode sample blocks.
     Inspect(InspectArgs),
+    /// Review a prepared directory: findings by severity, assumptions, recommendations.
+    Audit(AuditArgs),
 }
 
 /// Arguments of `moe data prepare`.
@@ -53,6 +56,25 @@ pub struct InspectArgs {
     pub decode: usize,
 }
 
+/// Arguments of `moe data audit`.
+#[derive(Args)]
+pub struct AuditArgs {
+    /// The prepared directory.
+    pub dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Md)]
+    pub format: AuditFormat,
+}
+
+/// Output format of `moe data audit`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum AuditFormat {
+    /// Markdown report.
+    Md,
+    /// The same content as JSON.
+    Json,
+}
+
 /// Arguments of `moe demo`.
 #[derive(Args)]
 pub struct DemoArgs {
@@ -76,6 +98,15 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         DataCommand::Inspect(args) => {
             let data = PreparedData::open(&args.dir)?;
             print!("{}", inspect(&data, args.decode)?);
+            Ok(())
+        }
+        DataCommand::Audit(args) => {
+            let data = PreparedData::open(&args.dir)?;
+            let report = audit(&data, &AuditOptions::default())?;
+            match args.format {
+                AuditFormat::Md => print!("{}", markdown(&report)),
+                AuditFormat::Json => print!("{}", report.to_json()),
+            }
             Ok(())
         }
     }

@@ -20,6 +20,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod balance;
 pub mod collect;
 pub mod config;
