@@ -375,6 +375,42 @@ mod rules_text {
 
     // Checks: AUDIT-7
     #[test]
+    fn of_two_nearly_equal_prefixes_the_longer_is_reported() {
+        let tok = Gpt2Tokenizer::embedded().unwrap();
+        let mut docs: Vec<Doc> = (0..199)
+            .map(|i| format!("Problem: {}", words(i, 12)))
+            .chain(["Problem solved.".to_string()])
+            .map(|t| Doc::from_text(&tok, Split::Train, 0, &t, DocKind::Complete))
+            .collect();
+        docs.extend((0..20).map(|i| {
+            Doc::from_text(
+                &tok,
+                Split::Train,
+                1,
+                &words(500 + i, 12),
+                DocKind::Complete,
+            )
+        }));
+        let domains = vec!["math".to_string(), "prose".to_string()];
+        let starts = starts_measure(&docs, &domains, &tok);
+        assert_eq!(starts[0].prefixes[0].share_by_domain[0], 1.0);
+        assert_eq!(starts[0].prefixes[1].share_by_domain[0], 0.995);
+        let ctx = Context {
+            domains: &domains,
+            docs: &docs,
+            tokenizer: &tok,
+        };
+        let f = prefixes(&ctx, &starts);
+        assert!(
+            f[0].title
+                .ends_with("99.5% of documents start with `\"Problem:\"`"),
+            "{}",
+            f[0].title
+        );
+    }
+
+    // Checks: AUDIT-7
+    #[test]
     fn a_prefix_every_domain_shares_is_only_low() {
         let a = |s| format!("The {}", words(s, 30));
         let b = |s| format!("The {}", words(s + 7, 30));

@@ -31,6 +31,9 @@ pub const PREFIX_HIGH: f64 = 0.9;
 pub const PREFIX_MEDIUM: f64 = 0.5;
 /// A prefix in at least this share of a domain's documents is low.
 pub const PREFIX_LOW: f64 = 0.2;
+/// Prefixes whose shares differ by less than this count as equally common;
+/// the longest of them is reported.
+pub const PREFIX_SHARE_TIE: f64 = 0.01;
 /// "Exclusive to a domain": under this share in every other domain.
 pub const EXCLUSIVE_MAX: f64 = 0.1;
 /// A once-per-document trigram in at least this share of a domain's

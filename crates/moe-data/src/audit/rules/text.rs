@@ -3,21 +3,33 @@
 use super::*;
 use crate::audit::starts::{DomainStarts, MARKER_MAX_PER_DOCUMENT};
 
-/// Fixed-prefix findings (AUDIT-7): per domain, the prefix of the most
-/// severe kind with the highest share (ties: the longest).
+/// Fixed-prefix findings (AUDIT-7): per domain, among the prefixes of the
+/// most severe kind, the longest whose share is within [`PREFIX_SHARE_TIE`]
+/// of the highest (`"Problem:"` rather than `"Problem"`).
 pub fn prefixes(ctx: &Context, starts: &[DomainStarts]) -> Vec<Finding> {
     let mut out = Vec::new();
     for (d, s) in starts.iter().enumerate() {
-        let graded = s.prefixes.iter().filter_map(|p| {
-            let share = p.share_by_domain.get(d).copied().unwrap_or(0.0);
-            prefix_severity(share, exclusive(d, &p.share_by_domain)).map(|sev| (sev, p, share))
-        });
-        let best = graded.min_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then(b.2.total_cmp(&a.2))
-                .then(b.1.n.cmp(&a.1.n))
-        });
-        let Some((sev, p, share)) = best else {
+        let graded: Vec<_> = s
+            .prefixes
+            .iter()
+            .filter_map(|p| {
+                let share = p.share_by_domain.get(d).copied().unwrap_or(0.0);
+                prefix_severity(share, exclusive(d, &p.share_by_domain)).map(|sev| (sev, p, share))
+            })
+            .collect();
+        let Some(&(sev, _, _)) = graded.iter().min_by_key(|g| g.0) else {
+            continue;
+        };
+        let top = graded
+            .iter()
+            .filter(|g| g.0 == sev)
+            .map(|g| g.2)
+            .fold(0.0, f64::max);
+        let Some(&(_, p, share)) = graded
+            .iter()
+            .filter(|g| g.0 == sev && g.2 >= top - PREFIX_SHARE_TIE)
+            .max_by_key(|g| g.1.n)
+        else {
             continue;
         };
         let all: Vec<String> = s
