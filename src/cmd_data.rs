@@ -1,9 +1,9 @@
 //! `moe data prepare|inspect|audit` and the demo's data step.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use moe_data::audit::{AuditOptions, audit, render::markdown};
 use moe_data::config::DataConfig;
@@ -75,22 +75,6 @@ pub enum AuditFormat {
     Json,
 }
 
-/// Arguments of `moe demo`.
-#[derive(Args)]
-pub struct DemoArgs {
-    /// Where the demo writes its outputs.
-    #[arg(long, default_value = "runs/demo")]
-    pub out: PathBuf,
-}
-
-impl Default for DemoArgs {
-    fn default() -> Self {
-        Self {
-            out: PathBuf::from("runs/demo"),
-        }
-    }
-}
-
 /// Runs a `moe data` subcommand.
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
@@ -138,39 +122,4 @@ fn run_prepare(args: &PrepareArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-/// The demo's data step: prepare the embedded corpora (reusing a prepared
-/// directory that verifies) and print its inspect table.
-pub fn demo(args: &DemoArgs) -> Result<()> {
-    let config_path = demo_config()?;
-    let data_dir = args.out.join("data");
-    let reuse = PreparedData::open(&data_dir).and_then(|d| d.verify().map(|_| d));
-    let data = match reuse {
-        Ok(data) => {
-            eprintln!("reusing verified data in {}", data_dir.display());
-            data
-        }
-        Err(_) => {
-            let args = PrepareArgs {
-                config: config_path,
-                out: data_dir.clone(),
-                threads: None,
-                offline: true,
-                locked: false,
-                force: true,
-            };
-            run_prepare(&args)?;
-            PreparedData::open(&data_dir)?
-        }
-    };
-    print!("{}", inspect(&data, 3)?);
-    Ok(())
-}
-
-/// `configs/data/demo.toml` of this checkout.
-fn demo_config() -> Result<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/data/demo.toml");
-    path.canonicalize()
-        .with_context(|| format!("{}: the demo config is missing", path.display()))
 }

@@ -1,6 +1,7 @@
 //! `moe demo` (and `moe` with no arguments): the whole study in miniature on
 //! the embedded corpora, on the CPU — prepare, train the tiny dense, MoE and
-//! no-LB runs, and summarise. Re-running reuses everything that verifies.
+//! no-LB runs, analyse their routing, write the report, and summarise.
+//! Re-running reuses everything that verifies.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use moe_analysis::{Analysis, AnalyzeOptions};
 use moe_data::config::DataConfig;
 use moe_data::prepare::{PrepareOptions, prepare};
 use moe_data::prepared::PreparedData;
@@ -61,7 +63,17 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             Some(_) => {}
         }
     }
+    let mut analyses = Vec::new();
+    for name in DEMO_RUNS.iter().filter(|n| n.starts_with("moe")) {
+        eprintln!("[{:>5.1}s] analyse {name}", start.elapsed().as_secs_f64());
+        analyses.push(ensure_analysis(&args.out.join(name), &data_dir)?);
+    }
+    eprintln!("[{:>5.1}s] report", start.elapsed().as_secs_f64());
+    let runs: Vec<PathBuf> = DEMO_RUNS.iter().map(|n| args.out.join(n)).collect();
+    let report = moe_analysis::report(&runs, &args.out.join("report"))?;
     print!("{}", summary(&args.out));
+    print!("{}", specialization_summary(&analyses));
+    println!("\nreport: {}", report.path.display());
     eprintln!(
         "demo finished in {:.0}s; outputs in {}",
         start.elapsed().as_secs_f64(),
@@ -70,13 +82,59 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// Analyses a run unless its analysis is newer than its metrics.
+fn ensure_analysis(run_dir: &Path, data_dir: &Path) -> Result<Analysis> {
+    let out = run_dir.join("analysis");
+    let json = out.join("analysis.json");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(a), Some(m)) = (modified(&json), modified(&run_dir.join("metrics.jsonl"))) {
+        let cached = std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Analysis>(&t).ok());
+        if let (true, Some(analysis)) = (a >= m, cached) {
+            return Ok(analysis);
+        }
+    }
+    let options = AnalyzeOptions::default();
+    moe_analysis::analyze(run_dir, data_dir, &out, &options)
+        .with_context(|| format!("analysing {}", run_dir.display()))
+}
+
+/// Expert ↔ domain NMI per layer with its nulls, for the MoE runs.
+pub fn specialization_summary(analyses: &[Analysis]) -> String {
+    let mut s = String::from(
+        "\nexpert↔domain NMI per MoE block (permutation p-value; null mean; step-0 NMI; share surviving a token-identity router)\n",
+    );
+    for a in analyses {
+        for l in &a.layers {
+            let sp = &l.specialization;
+            s += &format!(
+                "{:<16} block {}  NMI {:.3}  p {:.4}  null {:.3}  step 0 {}  token-identity {}\n",
+                a.run.name,
+                l.layer,
+                sp.nmi,
+                sp.permutation.p_value,
+                sp.permutation.null.mean,
+                sp.baseline_nmi.map_or("-".into(), |b| format!("{b:.3}")),
+                sp.token_identity
+                    .surviving_fraction
+                    .map_or("-".into(), |f| format!("{:.0}%", 100.0 * f)),
+            );
+        }
+    }
+    s
+}
+
 /// Prepares the demo data unless a verified copy exists.
 pub fn ensure_data(config_path: &Path, data_dir: &Path) -> Result<PreparedData> {
-    if let Ok(data) = PreparedData::open(data_dir).and_then(|d| d.verify().map(|_| d)) {
-        return Ok(data);
-    }
     let config =
         DataConfig::load(config_path).with_context(|| "the demo data config".to_string())?;
+    if let Ok(data) = PreparedData::open(data_dir)
+        && data.matches_inputs(&config, config_path)?
+        && data.verify().is_ok()
+    {
+        return Ok(data);
+    }
     let opts = PrepareOptions {
         out: data_dir.to_path_buf(),
         force: true,

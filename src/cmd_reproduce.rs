@@ -144,11 +144,12 @@ fn ensure_data(
     dir: &Path,
     args: &ReproduceArgs,
 ) -> Result<()> {
-    if let Ok(data) = PreparedData::open(dir) {
-        if data.manifest.config == *config && data.verify().is_ok() {
-            eprintln!("== data: reusing {}", dir.display());
-            return Ok(());
-        }
+    if let Ok(data) = PreparedData::open(dir)
+        && data.matches_inputs(config, config_path)?
+        && data.verify().is_ok()
+    {
+        eprintln!("== data: reusing {}", dir.display());
+        return Ok(());
     }
     eprintln!("== data: {} → {}", config_path.display(), dir.display());
     let opts = PrepareOptions {

@@ -5,8 +5,11 @@
 
 mod cmd_analysis;
 mod cmd_data;
+mod cmd_demo;
 mod cmd_model;
+mod cmd_reproduce;
 mod cmd_train;
+mod runs;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -33,20 +36,23 @@ enum Command {
     Analyze(cmd_analysis::AnalyzeArgs),
     /// Compare runs side by side in a Markdown report.
     Report(cmd_analysis::ReportArgs),
-    /// Run the demo: prepare the embedded corpora and show what came out.
-    Demo(cmd_data::DemoArgs),
+    /// The study end to end: prepare, dense, MoE, no-LB, dense-matched (GPU time estimate first).
+    Reproduce(cmd_reproduce::ReproduceArgs),
+    /// Run the demo: prepare the embedded corpora, train the tiny dense, MoE and no-LB runs, summarise.
+    Demo(cmd_demo::DemoArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
-        None => cmd_data::demo(&cmd_data::DemoArgs::default()),
-        Some(Command::Demo(args)) => cmd_data::demo(&args),
+        None => cmd_demo::run(&cmd_demo::DemoArgs::default()),
+        Some(Command::Demo(args)) => cmd_demo::run(&args),
         Some(Command::Data(cmd)) => cmd_data::run(cmd),
         Some(Command::Model(cmd)) => cmd_model::run(cmd),
         Some(Command::Train(args)) => cmd_train::run(&args),
         Some(Command::Analyze(args)) => cmd_analysis::run_analyze(&args),
         Some(Command::Report(args)) => cmd_analysis::run_report(&args),
+        Some(Command::Reproduce(args)) => cmd_reproduce::run(&args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

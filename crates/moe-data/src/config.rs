@@ -325,13 +325,13 @@ impl SourceConfig {
         if self.wikitext_articles && self.fields.len() != 1 {
             return Err("wikitext_articles needs exactly one field".into());
         }
-        if let Some(max) = self.max_chars {
-            if max < self.min_chars {
-                return Err(format!(
-                    "max_chars = {max} is below min_chars = {}",
-                    self.min_chars
-                ));
-            }
+        if let Some(max) = self.max_chars
+            && max < self.min_chars
+        {
+            return Err(format!(
+                "max_chars = {max} is below min_chars = {}",
+                self.min_chars
+            ));
         }
         Ok(())
     }

@@ -172,11 +172,8 @@ mod tests {
             " = B = \n",
             " b\n",
         ];
-        let out: Vec<String> = rows
-            .iter()
-            .filter_map(|r| a.push(r))
-            .chain(a.finish())
-            .collect();
+        let mut out: Vec<String> = rows.iter().filter_map(|r| a.push(r)).collect();
+        out.extend(a.finish());
         assert_eq!(
             out,
             [" = A = \n text a\n = = Sub = = \n more\n", " = B = \n b\n"]

@@ -3,9 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
+use crate::config::{DataConfig, SourceKind};
 use crate::error::{DataError, Result};
 use crate::manifest::{Manifest, shard_path};
 use crate::shard::read_shard;
+use crate::sources::{HubOptions, resolve};
 use crate::split::Split;
 
 /// A prepared directory whose manifest has been read.
@@ -69,6 +73,47 @@ impl PreparedData {
         Ok(shard.tokens)
     }
 
+    /// True when this directory was prepared from `config` and every local
+    /// source file still has the sha256 the manifest recorded, so preparing
+    /// again would give the same bytes. Hub sources are compared by config
+    /// only (their files are pinned by the recorded commit).
+    pub fn matches_inputs(&self, config: &DataConfig, config_path: &Path) -> Result<bool> {
+        if self.manifest.config != *config {
+            return Ok(false);
+        }
+        let base = config_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut recorded = self.manifest.sources.iter();
+        for domain in &config.domains {
+            for source in &domain.sources {
+                let Some(stats) = recorded.next() else {
+                    return Ok(true);
+                };
+                if source.kind != SourceKind::Local {
+                    continue;
+                }
+                let Some(pattern) = source.local_pattern(&base) else {
+                    return Ok(false);
+                };
+                let Ok(files) = resolve(source, &base, &HubOptions::default()) else {
+                    return Ok(false);
+                };
+                let current: Vec<String> = files
+                    .files
+                    .iter()
+                    .map(|f| sha256_file(&f.path))
+                    .collect::<Result<_>>()?;
+                let before: Vec<&str> = stats.files.iter().map(|f| f.sha256.as_str()).collect();
+                if current != before || pattern.as_os_str().is_empty() {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// Verifies every shard listed in the manifest.
     pub fn verify(&self) -> Result<()> {
         for info in &self.manifest.shards {
@@ -76,4 +121,11 @@ impl PreparedData {
         }
         Ok(())
     }
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| DataError::io(path, e))?;
+    Ok(hex::encode(hasher.finalize()))
 }

@@ -133,7 +133,7 @@ fn train_5_accumulation_equals_one_big_batch() {
     let (b, _) = step_gradients(
         &model,
         &config.train,
-        &[rows.clone()],
+        std::slice::from_ref(&rows),
         16,
         0.0.into(),
         &Default::default(),
