@@ -382,3 +382,29 @@ fn train_12_compact_vocabulary_holds_exactly_the_data_ids() {
     assert_eq!(saved.gpt2.vocab_size, map.len());
     assert_eq!(map.to_model(&[map.gpt2_ids[3] as u16]), Some(vec![3]));
 }
+
+// Checks: TRAIN-10
+#[test]
+fn train_10_non_finite_loss_stops_the_run_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data(tmp.path());
+    // An absurd learning rate blows the weights up after the first update.
+    let mut config = run_config(false, "", 20);
+    config.train.lr = 1e30;
+    config.train.warmup_frac = 0.0;
+    config.train.grad_clip = 0.0;
+    let out = tmp.path().join("run");
+    let summary = run(&config, &data, &out, false, None);
+    let reason = summary.stopped.expect("the run must stop");
+    assert!(reason.contains("non-finite loss"), "{reason}");
+    assert!(summary.steps < 20);
+    let events = read_events(&out.join("metrics.jsonl")).unwrap();
+    assert!(matches!(events.last(), Some(Event::Stop { .. })));
+    // No checkpoint of a later step than the stop, and no final model.
+    assert!(
+        moe_train::checkpoint::list(&out)
+            .iter()
+            .all(|&s| s <= summary.steps)
+    );
+    assert!(!out.join("final").exists());
+}
