@@ -419,3 +419,23 @@ fn audit_1_a_modified_shard_is_a_one_line_error_naming_it() {
         "{err}"
     );
 }
+
+// Checks: AUDIT-1
+#[test]
+fn audit_1_a_manifest_contradicting_a_verified_shard_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = prepared_fixture(tmp.path(), "tokens");
+    let path = out.join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let eos = m["shards"][0]["eos_count"].as_u64().unwrap();
+    m["shards"][0]["eos_count"] = json!(eos + 1);
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let run = moe(tmp.path(), &["data", "audit", out.to_str().unwrap()]);
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("train/code.bin") && err.contains(&format!("{eos} EOS tokens")),
+        "{err}"
+    );
+}

@@ -618,6 +618,16 @@ mod rules_shape {
         );
     }
 
+    // Checks: AUDIT-3
+    #[test]
+    fn shares_print_with_one_decimal_and_never_round_to_all_or_nothing() {
+        assert_eq!(pct(0.0), "0.0%");
+        assert_eq!(pct(0.0004), "<0.1%");
+        assert_eq!(pct(0.25), "25.0%");
+        assert_eq!(pct(4331.0 / 4333.0), ">99.9%");
+        assert_eq!(pct(1.0), "100.0%");
+    }
+
     // Checks: AUDIT-14
     #[test]
     fn tails_above_one_percent_are_low() {

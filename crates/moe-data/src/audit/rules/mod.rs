@@ -156,9 +156,14 @@ impl Context<'_> {
     }
 }
 
-/// A share as a percentage with one decimal.
+/// A share as a percentage with one decimal; a share that is not 0 or 1
+/// never prints as `0.0%` or `100.0%`.
 pub fn pct(share: f64) -> String {
-    format!("{:.1}%", 100.0 * share)
+    match share {
+        s if s > 0.0 && s < 0.0005 => "<0.1%".into(),
+        s if s < 1.0 && s >= 0.9995 => ">99.9%".into(),
+        s => format!("{:.1}%", 100.0 * s),
+    }
 }
 
 /// Whether every domain but `d` is under [`EXCLUSIVE_MAX`].
