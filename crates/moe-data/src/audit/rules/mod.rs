@@ -161,7 +161,7 @@ impl Context<'_> {
 pub fn pct(share: f64) -> String {
     match share {
         s if s > 0.0 && s < 0.0005 => "<0.1%".into(),
-        s if s < 1.0 && s >= 0.9995 => ">99.9%".into(),
+        s if (0.9995..1.0).contains(&s) => ">99.9%".into(),
         s => format!("{:.1}%", 100.0 * s),
     }
 }
