@@ -292,6 +292,22 @@ fn ana_16_claims_follow_the_numbers() {
     assert!(w.contains("not distinguishable") && w.contains("below its step-0"));
     assert!(claims::token_identity("r", &strong).contains("less than half"));
     assert!(claims::token_identity("r", &weak).contains("most of the domain signal"));
+    assert!(
+        claims::token_identity("r", &layer(2, 0.7, 0.001, 0.05, 1.5))
+            .contains("more domain signal than the router")
+    );
+    // No step common to all three: dense and moe share 100, moe-no-lb is flagged.
+    let mut partial = fixture();
+    for e in &mut partial[2].analysis.history.eval {
+        e.step += 5;
+    }
+    let md = render(&partial, &[]);
+    assert!(
+        md.contains("At step 100, the last step dense, moe all evaluated"),
+        "{md}"
+    );
+    assert!(md.contains("**Not step-matched:** moe-no-lb has no eval at step 100; nearest evals:"));
+    assert!(md.contains("| moe-no-lb | 65 |"));
     // A single run is step-matched with itself.
     let one = render(&runs[1..2], &[]);
     assert!(one.contains("The final evals are step-matched.") && !one.contains("Not step-matched"));

@@ -90,7 +90,9 @@ pub fn token_identity(run: &str, l: &LayerAnalysis) -> String {
     let t = &l.specialization.token_identity;
     match t.surviving_fraction {
         Some(f) => {
-            let verdict = if f >= 0.5 {
+            let verdict = if f > 1.05 {
+                "token identity alone gives more domain signal than the router itself"
+            } else if f >= 0.5 {
                 "most of the domain signal is reproduced by token identity alone"
             } else {
                 "token identity alone reproduces less than half of the domain signal"

@@ -8,6 +8,7 @@
 //! loss figure per domain under `<out>/figures/`.
 
 pub mod claims;
+pub mod losses;
 pub mod render;
 pub mod sections;
 

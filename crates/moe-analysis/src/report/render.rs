@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::claims::{f3, pct, signed};
+use super::claims::{f3, pct};
 use super::sections;
 use crate::schema::{Analysis, EvalPoint};
 
@@ -93,7 +93,7 @@ pub fn render(runs: &[ReportRun], comparison_figures: &[(String, String)]) -> St
          losses are in nats.\n"
     );
     summary(&mut md, runs);
-    losses(&mut md, runs, comparison_figures);
+    super::losses::losses(&mut md, runs, comparison_figures);
     sections::specialization(&mut md, runs);
     sections::load(&mut md, runs);
     sections::collapse(&mut md, runs);
@@ -170,152 +170,4 @@ fn summary(md: &mut String, runs: &[ReportRun]) {
         md,
         "\nDead experts are listed per MoE layer (layers separated by `/`); survival is the share of NMI the token-identity control keeps.\n"
     );
-}
-
-fn losses(md: &mut String, runs: &[ReportRun], figures: &[(String, String)]) {
-    let domains = domains(runs);
-    let _ = writeln!(md, "## Eval loss per domain\n");
-    let finals: Vec<Option<u64>> = runs
-        .iter()
-        .map(|r| r.final_eval().map(|e| e.step))
-        .collect();
-    let distinct: BTreeSet<Option<u64>> = finals.iter().copied().collect();
-    let _ = writeln!(md, "### Final\n");
-    loss_table(md, runs, &domains, |r| r.final_eval());
-    if distinct.len() > 1 {
-        let steps: Vec<String> = runs
-            .iter()
-            .zip(&finals)
-            .map(|(r, s)| {
-                format!(
-                    "{} at {}",
-                    r.name(),
-                    s.map_or("—".into(), |s| s.to_string())
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            md,
-            "\n**Not step-matched:** the final evals are at different steps ({}); compare the step-matched table below.\n",
-            steps.join(", ")
-        );
-    } else {
-        let _ = writeln!(md, "\nThe final evals are step-matched.\n");
-    }
-    let _ = writeln!(md, "### Step-matched\n");
-    match common_eval_step(runs) {
-        Some(step) => {
-            let _ = writeln!(md, "At step {step}, the last step every run evaluated:\n");
-            loss_table(md, runs, &domains, |r| r.eval_at(step));
-            let _ = writeln!(md);
-            for d in &domains {
-                if let Some(sentence) = ranking(runs, d, step) {
-                    let _ = writeln!(md, "- {sentence}");
-                }
-            }
-            let _ = writeln!(md);
-        }
-        None => nearest(md, runs, &domains),
-    }
-    for (d, path) in figures {
-        let _ = writeln!(md, "![eval loss, {d}]({path})\n");
-    }
-    for r in runs {
-        if let Some(p) = r.figure("figures/loss.png") {
-            let _ = writeln!(md, "![{} loss curves]({p})\n", r.name());
-        }
-    }
-}
-
-fn loss_table(
-    md: &mut String,
-    runs: &[ReportRun],
-    domains: &[String],
-    pick: impl Fn(&ReportRun) -> Option<&EvalPoint>,
-) {
-    let _ = writeln!(md, "| run | step | all | {} |", domains.join(" | "));
-    let _ = writeln!(md, "|---|---|---|{}", "---|".repeat(domains.len()));
-    for r in runs {
-        let Some(e) = pick(r) else {
-            let _ = writeln!(
-                md,
-                "| {} | — | — |{}",
-                r.name(),
-                " — |".repeat(domains.len())
-            );
-            continue;
-        };
-        let per: Vec<String> = domains
-            .iter()
-            .map(|d| e.domains.get(d).map_or("—".into(), |&l| f3(l)))
-            .collect();
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} |",
-            r.name(),
-            e.step,
-            f3(e.loss),
-            per.join(" | ")
-        );
-    }
-}
-
-/// Without a common eval step: each run's eval nearest to the earliest
-/// final eval step, flagged as not step-matched.
-fn nearest(md: &mut String, runs: &[ReportRun], domains: &[String]) {
-    let Some(limit) = runs
-        .iter()
-        .filter_map(|r| r.final_eval().map(|e| e.step))
-        .min()
-    else {
-        let _ = writeln!(md, "No run has an eval row.\n");
-        return;
-    };
-    let steps: Vec<String> = runs
-        .iter()
-        .map(|r| {
-            format!(
-                "{} at {}",
-                r.name(),
-                nearest_eval(r, limit).map_or("—".into(), |e| e.step.to_string())
-            )
-        })
-        .collect();
-    let _ = writeln!(
-        md,
-        "**Not step-matched:** no step has an eval row in every run. Each run's eval nearest to step {limit}, the earliest final eval ({}):\n",
-        steps.join(", ")
-    );
-    loss_table(md, runs, domains, |r| nearest_eval(r, limit));
-    let _ = writeln!(md);
-}
-
-fn nearest_eval(r: &ReportRun, step: u64) -> Option<&EvalPoint> {
-    r.analysis
-        .history
-        .eval
-        .iter()
-        .min_by_key(|e| (e.step.abs_diff(step), e.step))
-}
-
-/// "At step S, <domain> loss is lowest for A (x), then B (+d) …".
-fn ranking(runs: &[ReportRun], domain: &str, step: u64) -> Option<String> {
-    let mut ranked: Vec<(&str, f64)> = runs
-        .iter()
-        .filter_map(|r| Some((r.name(), *r.eval_at(step)?.domains.get(domain)?)))
-        .collect();
-    if ranked.len() < 2 {
-        return None;
-    }
-    ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let (best, best_loss) = ranked[0];
-    let rest: Vec<String> = ranked[1..]
-        .iter()
-        .map(|(n, l)| format!("{n} {} ({})", f3(*l), signed(l - best_loss)))
-        .collect();
-    Some(format!(
-        "At step {step}, {domain} loss is lowest for {best} ({}); then {}.",
-        f3(best_loss),
-        rest.join(", ")
-    ))
 }
