@@ -22,6 +22,12 @@ pub fn choose_and_shuffle(
     out
 }
 
+/// The seeded-stream purpose of a shard's block order; the audit recomputes
+/// the same order from it.
+pub fn shuffle_purpose(split: crate::split::Split, domain: &str) -> String {
+    format!("shuffle/{split}/{domain}")
+}
+
 /// Largest over smallest; `f64::INFINITY` when the smallest is 0.
 pub fn ratio(counts: &[u64]) -> f64 {
     let (Some(&max), Some(&min)) = (counts.iter().max(), counts.iter().min()) else {

@@ -211,7 +211,7 @@ fn assemble(
             eos_count: 0, // counted while writing
             sha256: String::new(),
         };
-        let purpose = format!("shuffle/{split}/{domain}");
+        let purpose = crate::balance::shuffle_purpose(split, &domain);
         shards.push(PendingShard {
             info,
             packed: blocks,

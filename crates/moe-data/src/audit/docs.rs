@@ -102,7 +102,7 @@ pub type Run = (Vec<u16>, DocKind);
 
 /// Original (packing) index of each block of a shard, by shard position.
 pub fn original_order(info: &ShardInfo, seed: u64) -> Vec<usize> {
-    let purpose = format!("shuffle/{}/{}", info.split, info.domain);
+    let purpose = crate::balance::shuffle_purpose(info.split, &info.domain);
     let mut order = permutation(info.blocks_before_balance as usize, seed, &purpose);
     order.truncate(info.blocks as usize);
     order
