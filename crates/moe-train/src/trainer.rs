@@ -197,6 +197,7 @@ pub fn train<B: AutodiffBackend>(
         since.1 += tokens_per_step;
         bar.set_position(step);
         bar.set_message(format!("loss {:.3}", stats.loss));
+        let mut collapse = None;
         if step % config.log.every == 0 || step == end {
             let tok_per_s = since.1 as f64 / since.0.elapsed().as_secs_f64().max(1e-9);
             since = (Instant::now(), 0);
@@ -230,31 +231,17 @@ pub fn train<B: AutodiffBackend>(
                         c.layer,
                         config.collapse.checks
                     );
-                    stopped = Some(reason.clone());
-                    last_eval = Some(eval_and_log::<B>(
-                        &model, &val, config, step, device, &mut log,
-                    )?);
-                    save(
-                        &opts.out,
-                        &model,
-                        &model_config,
-                        &optim,
-                        &mut state,
-                        step,
-                        config,
-                        &mut log,
-                    )?;
-                    log.write(&Event::Stop { step, reason })?;
-                    break;
+                    collapse = Some(reason);
                 }
             }
         }
-        if step % config.eval.every == 0 || step == end {
+        let last = step == end || collapse.is_some();
+        if step % config.eval.every == 0 || last {
             last_eval = Some(eval_and_log::<B>(
                 &model, &val, config, step, device, &mut log,
             )?);
         }
-        if step % config.checkpoint.every == 0 || step == end {
+        if step % config.checkpoint.every == 0 || last {
             save(
                 &opts.out,
                 &model,
@@ -265,6 +252,14 @@ pub fn train<B: AutodiffBackend>(
                 config,
                 &mut log,
             )?;
+        }
+        if let Some(reason) = collapse {
+            log.write(&Event::Stop {
+                step,
+                reason: reason.clone(),
+            })?;
+            stopped = Some(reason);
+            break;
         }
     }
     bar.finish_and_clear();

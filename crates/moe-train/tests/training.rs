@@ -408,3 +408,32 @@ fn train_10_non_finite_loss_stops_the_run_cleanly() {
     );
     assert!(!out.join("final").exists());
 }
+
+// Checks: TRAIN-6
+#[test]
+fn train_6_collapse_stops_the_run_with_a_checkpoint_and_no_final() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data(tmp.path());
+    // Threshold 0: every check counts as collapsed, so the 2nd log (step 4) stops the run.
+    let mut config = run_config(true, "", 20);
+    config.collapse.threshold = 0.0;
+    config.collapse.checks = 2;
+    let out = tmp.path().join("run");
+    let summary = run(&config, &data, &out, false, None);
+    assert_eq!(summary.steps, 4);
+    assert!(
+        summary
+            .stopped
+            .unwrap()
+            .contains("routing collapse at step 4")
+    );
+    let events = read_events(&out.join("metrics.jsonl")).unwrap();
+    assert!(matches!(events.last(), Some(Event::Stop { step: 4, .. })));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Eval { step: 4, .. }))
+    );
+    assert_eq!(moe_train::checkpoint::list(&out).last(), Some(&4));
+    assert!(!out.join("final").exists());
+}
