@@ -103,13 +103,13 @@ fn ensure_analysis(run_dir: &Path, data_dir: &Path) -> Result<Analysis> {
 /// Expert ↔ domain NMI per layer with its nulls, for the MoE runs.
 pub fn specialization_summary(analyses: &[Analysis]) -> String {
     let mut s = String::from(
-        "\nexpert↔domain NMI per MoE block (permutation p-value; null mean; step-0 NMI; share surviving a token-identity router)\n",
+        "\nexpert↔domain NMI per MoE block (permutation p-value; null mean; step-0 NMI; share surviving a token-identity router; load CV)\n",
     );
     for a in analyses {
         for l in &a.layers {
             let sp = &l.specialization;
             s += &format!(
-                "{:<16} block {}  NMI {:.3}  p {:.4}  null {:.3}  step 0 {}  token-identity {}\n",
+                "{:<16} block {}  NMI {:.3}  p {:.4}  null {:.3}  step 0 {}  token-identity {}  load CV {:.2}\n",
                 a.run.name,
                 l.layer,
                 sp.nmi,
@@ -119,6 +119,7 @@ pub fn specialization_summary(analyses: &[Analysis]) -> String {
                 sp.token_identity
                     .surviving_fraction
                     .map_or("-".into(), |f| format!("{:.0}%", 100.0 * f)),
+                l.load.cv,
             );
         }
     }

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use moe_train::metrics::Event;
 use moe_train::{RunConfig, TrainOptions, TrainSummary, train};
@@ -79,7 +79,7 @@ fn cuda(config: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda(_: &RunConfig, _: &TrainOptions) -> Result<TrainSummary> {
-    bail!("this binary was built without CUDA: cargo build --release --features cuda")
+    anyhow::bail!("this binary was built without CUDA: cargo build --release --features cuda")
 }
 
 fn report(summary: &TrainSummary) {

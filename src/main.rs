@@ -6,6 +6,7 @@
 mod cmd_analysis;
 mod cmd_data;
 mod cmd_demo;
+mod cmd_gpu;
 mod cmd_model;
 mod cmd_reproduce;
 mod cmd_train;
@@ -36,6 +37,9 @@ enum Command {
     Analyze(cmd_analysis::AnalyzeArgs),
     /// Compare runs side by side in a Markdown report.
     Report(cmd_analysis::ReportArgs),
+    /// GPU checks (CPU-vs-CUDA parity, matmul rate); needs `--features cuda`.
+    #[command(subcommand)]
+    Gpu(cmd_gpu::GpuCommand),
     /// The study end to end: prepare, dense, MoE, no-LB, dense-matched (GPU time estimate first).
     Reproduce(cmd_reproduce::ReproduceArgs),
     /// Run the demo: prepare the embedded corpora, train the tiny dense, MoE and no-LB runs, summarise.
@@ -53,6 +57,7 @@ fn main() {
         Some(Command::Analyze(args)) => cmd_analysis::run_analyze(&args),
         Some(Command::Report(args)) => cmd_analysis::run_report(&args),
         Some(Command::Reproduce(args)) => cmd_reproduce::run(&args),
+        Some(Command::Gpu(cmd)) => cmd_gpu::run(cmd),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");
