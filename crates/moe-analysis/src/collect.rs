@@ -11,7 +11,6 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use moe_model::{ForwardOptions, Gpt2};
-use serde::Deserialize;
 
 use crate::error::{AnalysisError, Result};
 use crate::table::RoutingTable;
@@ -25,42 +24,7 @@ pub struct ValData {
     pub domains: Vec<(String, Vec<u16>)>,
 }
 
-/// GPT-2 id → model id for runs trained on a compact vocabulary.
-#[derive(Debug, Clone)]
-pub struct VocabMap {
-    forward: Vec<u32>,
-}
-
-#[derive(Deserialize)]
-struct VocabFile {
-    gpt2_ids: Vec<u32>,
-}
-
-impl VocabMap {
-    /// Reads `<run>/vocab.json` if the run has one.
-    pub fn load(run_dir: &Path) -> Result<Option<Self>> {
-        let path = run_dir.join("vocab.json");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(AnalysisError::io(&path, e)),
-        };
-        let file: VocabFile = serde_json::from_str(&text)
-            .map_err(|e| AnalysisError::run(&path, format!("invalid vocab map: {e}")))?;
-        let mut forward = vec![u32::MAX; 1 << 16];
-        for (model_id, &g) in file.gpt2_ids.iter().enumerate() {
-            if let Some(slot) = forward.get_mut(g as usize) {
-                *slot = model_id as u32;
-            }
-        }
-        Ok(Some(Self { forward }))
-    }
-
-    /// The model id of a GPT-2 id, if mapped.
-    pub fn to_model(&self, id: u16) -> Option<u32> {
-        Some(self.forward[id as usize]).filter(|&m| m != u32::MAX)
-    }
-}
+pub use moe_train::vocab::VocabMap;
 
 /// Routes every block of `val` through `model`, `batch` blocks at a time.
 /// Errors when a token is missing from `vocab` or the model is too short.
@@ -83,6 +47,7 @@ pub fn collect<B: Backend>(
         ));
     }
     let names: Vec<String> = val.domains.iter().map(|(d, _)| d.clone()).collect();
+    let forward = vocab.map(VocabMap::forward_table);
     let mut table: Option<RoutingTable> = None;
     for (d, (name, tokens)) in val.domains.iter().enumerate() {
         for chunk in tokens.chunks(batch.max(1) * val.block_size) {
@@ -90,13 +55,14 @@ pub fn collect<B: Backend>(
             let mut ids = Vec::with_capacity(blocks.len() * seq);
             for block in &blocks {
                 for &t in &block[..seq] {
-                    let id = match vocab {
-                        Some(v) => v.to_model(t).ok_or_else(|| {
-                            AnalysisError::run(
+                    let id = match &forward {
+                        Some(table) if table[t as usize] != u16::MAX => table[t as usize] as u32,
+                        Some(_) => {
+                            return Err(AnalysisError::run(
                                 Path::new("vocab.json"),
                                 format!("token {t} of val/{name} is not in the run's vocabulary"),
-                            )
-                        })?,
+                            ));
+                        }
                         None => t as u32,
                     };
                     ids.push(id as i64);
