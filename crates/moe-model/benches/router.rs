@@ -70,6 +70,27 @@ fn bench_dispatch(c: &mut Criterion) {
                 dispatch_combine(x.clone(), gate.clone(), &plan, |_, xe| xe).into_data()
             })
         });
+        group.bench_with_input(BenchmarkId::new("plan_only", tokens), &x, |b, _| {
+            b.iter(|| DispatchPlan::new(idx.clone(), N_EXPERTS, None))
+        });
+        let plan = DispatchPlan::new(idx.clone(), N_EXPERTS, None);
+        group.bench_with_input(
+            BenchmarkId::new("select_by_plan_only", tokens),
+            &x,
+            |b, x| b.iter(|| x.clone().select(0, plan.order.clone()).into_data()),
+        );
+        group.bench_with_input(BenchmarkId::new("gate_mul_only", tokens), &x, |b, x| {
+            b.iter(|| (x.clone() * gate.clone()).into_data())
+        });
+        group.bench_with_input(BenchmarkId::new("narrow_cat_only", tokens), &x, |b, x| {
+            b.iter(|| {
+                let n = tokens / N_EXPERTS;
+                let parts: Vec<_> = (0..N_EXPERTS)
+                    .map(|e| x.clone().narrow(0, e * n, n))
+                    .collect();
+                Tensor::cat(parts, 0).into_data()
+            })
+        });
         let perm: Vec<i64> = (0..tokens as i64).rev().collect();
         let perm = Tensor::<B, 1, Int>::from_data(TensorData::new(perm, [tokens]), &device);
         group.bench_with_input(BenchmarkId::new("plain_copy", tokens), &x, |b, x| {
