@@ -115,21 +115,9 @@ pub fn analyze(
             analyze_layer(&table, slot, &ctx, &draws, base)
         })
         .collect();
-    let moe = model_config.moe.clone();
     let mut analysis = Analysis {
         schema_version: SCHEMA_VERSION,
-        run: RunInfo {
-            name: config.run.name.clone(),
-            run_dir: run_dir.display().to_string(),
-            checkpoint: ckpt.display().to_string(),
-            checkpoint_step: ckpt_step,
-            total_steps: config.train.steps,
-            moe_layers: moe.as_ref().map_or(Vec::new(), |m| m.layers.clone()),
-            n_experts: moe.as_ref().map_or(0, |m| m.n_experts),
-            top_k: moe.as_ref().map_or(0, |m| m.top_k),
-            lb_coef: config.train.lb_coef,
-            z_coef: config.train.z_coef,
-        },
+        run: RunInfo::from_config(&config, run_dir, ckpt.display().to_string(), ckpt_step),
         options: OptionsRecord {
             seed: options.seed,
             permutations: options.permutations,

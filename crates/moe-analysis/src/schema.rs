@@ -57,6 +57,30 @@ pub struct RunInfo {
     pub z_coef: f64,
 }
 
+impl RunInfo {
+    /// The run facts of `config`, for `checkpoint` (empty when none was analysed).
+    pub fn from_config(
+        config: &moe_train::RunConfig,
+        run_dir: &std::path::Path,
+        checkpoint: String,
+        checkpoint_step: Option<u64>,
+    ) -> Self {
+        let moe = config.model.moe.as_ref();
+        Self {
+            name: config.run.name.clone(),
+            run_dir: run_dir.display().to_string(),
+            checkpoint,
+            checkpoint_step,
+            total_steps: config.train.steps,
+            moe_layers: moe.map_or(Vec::new(), |m| m.layers.clone()),
+            n_experts: moe.map_or(0, |m| m.n_experts),
+            top_k: moe.map_or(0, |m| m.top_k),
+            lb_coef: config.train.lb_coef,
+            z_coef: config.train.z_coef,
+        }
+    }
+}
+
 /// Settings used, so that a result can be reproduced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -94,21 +94,9 @@ pub fn load_run(dir: &Path, out: &Path) -> Result<ReportRun> {
 fn history_only(dir: &Path) -> Result<Analysis> {
     let config = RunConfig::load(&dir.join("config.toml"))?;
     let events = read_events(&dir.join("metrics.jsonl"))?;
-    let moe = config.model.moe.clone();
     Ok(Analysis {
         schema_version: SCHEMA_VERSION,
-        run: RunInfo {
-            name: config.run.name.clone(),
-            run_dir: dir.display().to_string(),
-            checkpoint: String::new(),
-            checkpoint_step: None,
-            total_steps: config.train.steps,
-            moe_layers: moe.as_ref().map_or(Vec::new(), |m| m.layers.clone()),
-            n_experts: moe.as_ref().map_or(0, |m| m.n_experts),
-            top_k: moe.as_ref().map_or(0, |m| m.top_k),
-            lb_coef: config.train.lb_coef,
-            z_coef: config.train.z_coef,
-        },
+        run: RunInfo::from_config(&config, dir, String::new(), None),
         options: OptionsRecord {
             seed: 0,
             permutations: 0,
