@@ -103,19 +103,23 @@ fn ensure_analysis(run_dir: &Path, data_dir: &Path) -> Result<Analysis> {
 /// Expert ↔ domain NMI per layer with its nulls, for the MoE runs.
 pub fn specialization_summary(analyses: &[Analysis]) -> String {
     let mut s = String::from(
-        "\nexpert↔domain NMI per MoE block (permutation p-value; null mean; step-0 NMI; share surviving a token-identity router; load CV)\n",
+        "\nexpert↔domain NMI per MoE block (permutation p-value; null mean; step-0 NMI; rise over step 0 with its 95% bootstrap interval; share surviving a token-identity router; load CV)\n",
     );
     for a in analyses {
         for l in &a.layers {
             let sp = &l.specialization;
             s += &format!(
-                "{:<16} block {}  NMI {:.3}  p {:.4}  null {:.3}  step 0 {}  token-identity {}  load CV {:.2}\n",
+                "{:<16} block {}  NMI {:.3}  p {:.4}  null {:.3}  step 0 {}  rise {}  token-identity {}  load CV {:.2}\n",
                 a.run.name,
                 l.layer,
                 sp.nmi,
                 sp.permutation.p_value,
                 sp.permutation.null.mean,
                 sp.baseline_nmi.map_or("-".into(), |b| format!("{b:.3}")),
+                sp.rise.as_ref().map_or("-".into(), |r| format!(
+                    "{:+.3} [{:+.3}, {:+.3}]",
+                    r.rise, r.ci95_low, r.ci95_high
+                )),
                 sp.token_identity
                     .surviving_fraction
                     .map_or("-".into(), |f| format!("{:.0}%", 100.0 * f)),

@@ -328,3 +328,32 @@ fn ana_9_ana_12_domain_entropy_and_consistency_by_hand() {
         1e-12
     ));
 }
+
+// Checks: ANA-18
+#[test]
+fn ana_18_rise_over_step_0_is_significant_only_when_real() {
+    // Trained: domain d → expert d; step 0: random routing of the same documents.
+    let n_docs = 60;
+    let step0 = random_docs(5, n_docs, 2, 4);
+    let mut counts = vec![0u32; n_docs * 4];
+    for i in 0..n_docs {
+        counts[i * 4 + step0.domain[i] as usize] = 10;
+    }
+    let trained = DocRouting {
+        counts,
+        ..step0.clone()
+    };
+    let r = moe_analysis::rise::bootstrap_rise(&trained, &step0, 500, &mut rng_for(1, "rise"));
+    let exact = trained.nmi_with(&trained.domain, &mut Vec::new())
+        - step0.nmi_with(&step0.domain, &mut Vec::new());
+    assert!(close(r.rise, exact, 1e-12));
+    assert!(
+        r.ci95_low > 0.5 && r.ci95_low <= r.rise && r.rise <= r.ci95_high + 1e-12,
+        "{r:?}"
+    );
+    assert!(close(r.p_value, 1.0 / 501.0, 1e-12));
+    // The same routing twice: the rise is exactly 0 in every draw; not significant.
+    let same = moe_analysis::rise::bootstrap_rise(&step0, &step0, 200, &mut rng_for(1, "rise"));
+    assert_eq!((same.rise, same.ci95_low, same.ci95_high), (0.0, 0.0, 0.0));
+    assert!(close(same.p_value, 1.0, 1e-12));
+}

@@ -61,6 +61,7 @@ fn layer(index: usize, focus: f64, p: f64, baseline: f64, survival: f64) -> Laye
             },
             random_router: null(0.0003),
             baseline_nmi: Some(baseline),
+            rise: None,
             token_identity: TokenIdentity {
                 draws: 10,
                 nmi: nmi * survival,

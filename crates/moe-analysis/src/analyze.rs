@@ -16,7 +16,7 @@ use moe_train::metrics::read_events;
 use crate::code_types::{PythonLexer, TokenClass};
 use crate::collect::{ValData, VocabMap, collect};
 use crate::error::{AnalysisError, Result};
-use crate::layer::{Context, Draws, analyze_layer, layer_nmi};
+use crate::layer::{Context, Draws, analyze_layer};
 use crate::schema::{Analysis, BaselineInfo, OptionsRecord, RunInfo, SCHEMA_VERSION, ValInfo};
 use crate::table::RoutingTable;
 
@@ -110,10 +110,7 @@ pub fn analyze(
         top_tokens: options.top_tokens,
     };
     let layers = (0..table.layers.len())
-        .map(|slot| {
-            let base = baseline_table.as_ref().map(|b| layer_nmi(b, slot));
-            analyze_layer(&table, slot, &ctx, &draws, base)
-        })
+        .map(|slot| analyze_layer(&table, slot, &ctx, &draws, baseline_table.as_ref()))
         .collect();
     let mut analysis = Analysis {
         schema_version: SCHEMA_VERSION,

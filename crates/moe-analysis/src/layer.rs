@@ -13,6 +13,7 @@ use crate::domain_stats::{consistency, domain_routing};
 use crate::info::{mutual_information_of, row_shares, transpose};
 use crate::load::load_stats;
 use crate::nulls::{DocRouting, permutation_test, random_router};
+use crate::rise::bootstrap_rise;
 use crate::schema::{LayerAnalysis, Specialization, TokenTypes};
 use crate::table::RoutingTable;
 
@@ -46,13 +47,14 @@ pub fn layer_nmi(table: &RoutingTable, slot: usize) -> f64 {
     mutual_information_of(&table.counts(slot)).nmi()
 }
 
-/// Analyses layer slot `slot`; `baseline_nmi` is the step-0 router's NMI.
+/// Analyses layer slot `slot`; `baseline` holds the step-0 router's routing
+/// of the same tokens.
 pub fn analyze_layer(
     table: &RoutingTable,
     slot: usize,
     ctx: &Context<'_>,
     draws: &Draws,
-    baseline_nmi: Option<f64>,
+    baseline: Option<&RoutingTable>,
 ) -> LayerAnalysis {
     let routes = &table.layers[slot];
     let (n_e, n_d) = (routes.n_experts, table.domains.len());
@@ -63,6 +65,11 @@ pub fn analyze_layer(
     let load = load_stats(&per_expert);
     let purpose = |what: &str| rng_for(draws.seed, &format!("{what}/layer{}", routes.layer));
     let docs = DocRouting::new(ctx.docs, &routes.expert, &table.domain, n_e, n_d);
+    let baseline_nmi = baseline.map(|b| layer_nmi(b, slot));
+    let rise = baseline.map(|b| {
+        let step0 = DocRouting::new(ctx.docs, &b.layers[slot].expert, &b.domain, n_e, n_d);
+        bootstrap_rise(&docs, &step0, draws.permutations, &mut purpose("rise"))
+    });
     let specialization = Specialization {
         mi_nats: info.mi,
         domain_entropy_nats: info.h_cols,
@@ -76,6 +83,7 @@ pub fn analyze_layer(
             &mut purpose("random-router"),
         ),
         baseline_nmi,
+        rise,
         token_identity: token_identity_control(
             Tokens {
                 id: &table.token,

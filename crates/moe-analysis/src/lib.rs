@@ -46,6 +46,7 @@ pub mod layer;
 pub mod load;
 pub mod nulls;
 pub mod report;
+pub mod rise;
 pub mod schema;
 pub mod table;
 pub mod top_tokens;

@@ -169,8 +169,27 @@ pub struct Specialization {
     pub random_router: NullSummary,
     /// The same layer's NMI before training (absent without a baseline).
     pub baseline_nmi: Option<f64>,
+    /// Paired document bootstrap of the rise over the step-0 NMI.
+    #[serde(default)]
+    pub rise: Option<RiseTest>,
     /// Re-routing by token identity alone.
     pub token_identity: TokenIdentity,
+}
+
+/// The paired document bootstrap of `NMI − NMI at step 0` (ANA-18).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiseTest {
+    /// Bootstrap draws.
+    pub draws: usize,
+    /// Observed NMI − step-0 NMI.
+    pub rise: f64,
+    /// 2.5th percentile of the bootstrap rises.
+    pub ci95_low: f64,
+    /// 97.5th percentile of the bootstrap rises.
+    pub ci95_high: f64,
+    /// (1 + #{bootstrap rise ≤ 0}) / (1 + draws).
+    pub p_value: f64,
 }
 
 /// The document-level permutation test.

@@ -67,14 +67,27 @@ pub fn specialization(run: &str, l: &LayerAnalysis, permutations: usize) -> Stri
             f4(p.null.p95)
         )
     };
-    let base = match s.baseline_nmi {
-        Some(b) => format!(
+    let base = match (s.baseline_nmi, &s.rise) {
+        (Some(b), Some(r)) => format!(
+            "; it is {} its step-0 router's {} (change {}, 95% bootstrap interval over documents [{}, {}], {})",
+            compare(s.nmi, b, 5e-4),
+            f3(b),
+            signed(r.rise),
+            signed(r.ci95_low),
+            signed(r.ci95_high),
+            if r.ci95_low > 0.0 {
+                "so the rise is significant"
+            } else {
+                "so the rise is not significant"
+            }
+        ),
+        (Some(b), None) => format!(
             "; it is {} its step-0 router's {} (change {})",
             compare(s.nmi, b, 5e-4),
             f3(b),
             signed(s.nmi - b)
         ),
-        None => "; there is no step-0 router to compare with".into(),
+        _ => "; there is no step-0 router to compare with".into(),
     };
     format!(
         "Block {} of {run}: NMI(expert; domain) = {} is {test}{base}, and {} the random router with the same load ({}).",

@@ -31,7 +31,7 @@ pub fn specialization(md: &mut String, runs: &[ReportRun]) {
     }
     let _ = writeln!(
         md,
-        "| run | block | NMI | permutation null mean / p95 | p | random router | step 0 | rise over step 0 | token-identity NMI (survival) |"
+        "| run | block | NMI | permutation null mean / p95 | p | random router | step 0 | rise over step 0 [95% CI] | token-identity NMI (survival) |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for r in moe_runs(runs) {
@@ -48,8 +48,16 @@ pub fn specialization(md: &mut String, runs: &[ReportRun]) {
                 s.permutation.p_value,
                 f4(s.random_router.mean),
                 s.baseline_nmi.map_or("—".into(), f3),
-                s.baseline_nmi
-                    .map_or("—".into(), |b| claims::signed(s.nmi - b)),
+                match (&s.rise, s.baseline_nmi) {
+                    (Some(r), _) => format!(
+                        "{} [{}, {}]",
+                        claims::signed(r.rise),
+                        claims::signed(r.ci95_low),
+                        claims::signed(r.ci95_high)
+                    ),
+                    (None, Some(b)) => claims::signed(s.nmi - b),
+                    (None, None) => "—".into(),
+                },
                 f3(s.token_identity.nmi),
                 s.token_identity.surviving_fraction.map_or("—".into(), pct)
             );
