@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use moe_analysis::{Analysis, AnalyzeOptions};
+use moe_analysis::Analysis;
 use moe_data::config::DataConfig;
 use moe_data::prepare::{PrepareOptions, prepare};
 use moe_data::prepared::PreparedData;
@@ -25,12 +25,20 @@ pub struct DemoArgs {
     /// Where the demo writes its outputs.
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
+    /// Stop each run after this many steps (a quick check of the pipeline).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Permutations (and bootstrap draws) of the specialization tests.
+    #[arg(long, default_value_t = 1000)]
+    pub permutations: usize,
 }
 
 impl Default for DemoArgs {
     fn default() -> Self {
         Self {
             out: PathBuf::from("runs/demo"),
+            max_steps: None,
+            permutations: 1000,
         }
     }
 }
@@ -53,6 +61,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         let plan = RunPlan {
             config: repo_root().join(format!("configs/runs/{name}.toml")),
             out: args.out.join(name),
+            max_steps: args.max_steps,
         };
         eprintln!("[{:>5.1}s] {name}", start.elapsed().as_secs_f64());
         match ensure_run(&plan, &data_dir, Device::Cpu, progress)? {
@@ -66,7 +75,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let mut analyses = Vec::new();
     for name in DEMO_RUNS.iter().filter(|n| n.starts_with("moe")) {
         eprintln!("[{:>5.1}s] analyse {name}", start.elapsed().as_secs_f64());
-        analyses.push(ensure_analysis(&args.out.join(name), &data_dir)?);
+        analyses.push(crate::runs::ensure_analysis(
+            &args.out.join(name),
+            &data_dir,
+            args.permutations,
+        )?);
     }
     eprintln!("[{:>5.1}s] report", start.elapsed().as_secs_f64());
     let runs: Vec<PathBuf> = DEMO_RUNS.iter().map(|n| args.out.join(n)).collect();
@@ -80,24 +93,6 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-/// Analyses a run unless its analysis is newer than its metrics.
-fn ensure_analysis(run_dir: &Path, data_dir: &Path) -> Result<Analysis> {
-    let out = run_dir.join("analysis");
-    let json = out.join("analysis.json");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if let (Some(a), Some(m)) = (modified(&json), modified(&run_dir.join("metrics.jsonl"))) {
-        let cached = std::fs::read_to_string(&json)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Analysis>(&t).ok());
-        if let (true, Some(analysis)) = (a >= m, cached) {
-            return Ok(analysis);
-        }
-    }
-    let options = AnalyzeOptions::default();
-    moe_analysis::analyze(run_dir, data_dir, &out, &options)
-        .with_context(|| format!("analysing {}", run_dir.display()))
 }
 
 /// Expert ↔ domain NMI per layer with its nulls, for the MoE runs.

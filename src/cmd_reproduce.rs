@@ -1,7 +1,7 @@
 //! `moe reproduce`: the study end to end — prepare the data, train the dense,
-//! MoE and no-LB runs (and the step-matched dense run), skipping whatever
-//! already exists and verifies — after printing an estimate of GPU time and
-//! cost.
+//! MoE and no-LB runs (and the step-matched dense run), analyse the MoE runs
+//! and write the report, skipping whatever already exists and verifies —
+//! after printing an estimate of GPU time and cost.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -74,6 +74,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                 RunPlan {
                     config,
                     out: args.out.join(name),
+                    max_steps: None,
                 },
                 rc,
             ))
@@ -102,6 +103,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             ),
         }
     }
+    for (plan, rc) in plans.iter().filter(|(_, rc)| rc.model.moe.is_some()) {
+        eprintln!("== analyse {}", rc.run.name);
+        crate::runs::ensure_analysis(&plan.out, &data_dir, 1000)?;
+    }
+    let runs: Vec<PathBuf> = plans.iter().map(|(p, _)| p.out.clone()).collect();
+    let report = moe_analysis::report(&runs, &args.out.join("report"))?;
+    eprintln!("== report: {}", report.path.display());
     Ok(())
 }
 

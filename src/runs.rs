@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use moe_analysis::{Analysis, AnalyzeOptions};
 use moe_train::metrics::{Event, read_events};
 use moe_train::{RunConfig, TrainSummary};
 
@@ -17,6 +18,8 @@ pub struct RunPlan {
     pub config: PathBuf,
     /// The run directory.
     pub out: PathBuf,
+    /// Stop after this many steps (a quick run; the schedule is unchanged).
+    pub max_steps: Option<u64>,
 }
 
 /// A run is complete when its resolved config matches and it either saved
@@ -30,7 +33,12 @@ pub fn is_complete(plan: &RunPlan) -> Result<bool> {
     }
     let events = read_events(&plan.out.join("metrics.jsonl")).unwrap_or_default();
     let stopped = events.iter().any(|e| matches!(e, Event::Stop { .. }));
-    Ok(plan.out.join("final/model.safetensors").is_file() || stopped)
+    let reached = plan.max_steps.is_some_and(|m| {
+        moe_train::checkpoint::list(&plan.out)
+            .last()
+            .is_some_and(|&s| s >= m)
+    });
+    Ok(plan.out.join("final/model.safetensors").is_file() || stopped || reached)
 }
 
 /// Trains `plan` unless it is complete; resumes a run that was interrupted.
@@ -50,7 +58,7 @@ pub fn ensure_run(
         out: plan.out.clone(),
         resume,
         device,
-        max_steps: None,
+        max_steps: plan.max_steps,
     };
     let summary =
         run_quiet(&args, progress).with_context(|| format!("run {}", plan.config.display()))?;
@@ -64,4 +72,26 @@ pub fn last_event(run_dir: &Path, pick: fn(&Event) -> bool) -> Option<Event> {
         .into_iter()
         .rev()
         .find(pick)
+}
+
+/// Analyses a run unless its analysis is newer than its metrics.
+pub fn ensure_analysis(run_dir: &Path, data_dir: &Path, permutations: usize) -> Result<Analysis> {
+    let out = run_dir.join("analysis");
+    let json = out.join("analysis.json");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(a), Some(m)) = (modified(&json), modified(&run_dir.join("metrics.jsonl"))) {
+        let cached = std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Analysis>(&t).ok())
+            .filter(|c| c.options.permutations == permutations);
+        if let (true, Some(analysis)) = (a >= m, cached) {
+            return Ok(analysis);
+        }
+    }
+    let options = AnalyzeOptions {
+        permutations,
+        ..AnalyzeOptions::default()
+    };
+    moe_analysis::analyze(run_dir, data_dir, &out, &options)
+        .with_context(|| format!("analysing {}", run_dir.display()))
 }
