@@ -31,6 +31,12 @@ fn run(dir: &Path, config: &str) -> moe_data::Result<Manifest> {
     )
 }
 
+/// Writes `<dir>/<name>.jsonl` with one `words(i, n)` document per `i` in `ids`.
+fn write_words(dir: &Path, name: &str, ids: std::ops::Range<usize>, n: usize) {
+    let rows: Vec<_> = ids.map(|i| json!({"text": words(i, n)})).collect();
+    write_jsonl(&dir.join(format!("{name}.jsonl")), &rows);
+}
+
 fn words(i: usize, n: usize) -> String {
     (0..n)
         .map(|k| format!("w{}", i * 31 + k))
@@ -119,18 +125,8 @@ fn data_2_sources_are_read_in_order_until_the_target() {
 #[test]
 fn split_1_held_out_counts_and_bal_3_warning() {
     let tmp = tempfile::tempdir().unwrap();
-    write_jsonl(
-        &tmp.path().join("a.jsonl"),
-        &(0..50)
-            .map(|i| json!({"text": words(i, 8)}))
-            .collect::<Vec<_>>(),
-    );
-    write_jsonl(
-        &tmp.path().join("b.jsonl"),
-        &(50..250)
-            .map(|i| json!({"text": words(i, 8)}))
-            .collect::<Vec<_>>(),
-    );
+    write_words(tmp.path(), "a", 0..50, 8);
+    write_words(tmp.path(), "b", 50..250, 8);
     let m = run(
         tmp.path(),
         &common::local_config(
@@ -174,12 +170,7 @@ fn split_1_held_out_counts_and_bal_3_warning() {
 #[test]
 fn man_1_man_2_manifest_records_sources_and_shards_without_run_facts() {
     let tmp = tempfile::tempdir().unwrap();
-    write_jsonl(
-        &tmp.path().join("a.jsonl"),
-        &(0..30)
-            .map(|i| json!({"text": words(i, 8)}))
-            .collect::<Vec<_>>(),
-    );
+    write_words(tmp.path(), "a", 0..30, 8);
     let m = run(
         tmp.path(),
         &common::local_config(8, "tokens", &[("a", "a.jsonl")], ""),
@@ -247,12 +238,7 @@ fn shard_2_reader_rejects_bad_magic_version_and_size() {
 #[test]
 fn shard_3_loading_verifies_against_the_manifest() {
     let tmp = tempfile::tempdir().unwrap();
-    write_jsonl(
-        &tmp.path().join("a.jsonl"),
-        &(0..30)
-            .map(|i| json!({"text": words(i, 8)}))
-            .collect::<Vec<_>>(),
-    );
+    write_words(tmp.path(), "a", 0..30, 8);
     run(
         tmp.path(),
         &common::local_config(8, "tokens", &[("a", "a.jsonl")], ""),
