@@ -1,4 +1,4 @@
-//! GPT-2 BPE throughput (issue 7, DESIGN §8): our encoder against its peers
+//! GPT-2 BPE throughput (issue 7): our encoder against its peers
 //! on the embedded corpora, per domain and mixed, one thread.
 //!
 //! Every encoder runs on the same documents in the same run, and its ids are

@@ -66,10 +66,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         eprintln!("[{:>5.1}s] {name}", start.elapsed().as_secs_f64());
         match ensure_run(&plan, &data_dir, Device::Cpu, progress)? {
             None => eprintln!("        reusing the finished run in {}", plan.out.display()),
-            Some(s) if s.stopped.is_some() => {
-                eprintln!("        stopped: {}", s.stopped.unwrap_or_default())
+            Some(s) => {
+                if let Some(reason) = &s.stopped {
+                    eprintln!("        stopped: {}", reason.message())
+                }
             }
-            Some(_) => {}
         }
     }
     let mut analyses = Vec::new();
@@ -98,13 +99,13 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 /// Expert ↔ domain NMI per layer with its nulls, for the MoE runs.
 pub fn specialization_summary(analyses: &[Analysis]) -> String {
     let mut s = String::from(
-        "\nexpert↔domain NMI per MoE block (permutation p-value; null mean; step-0 NMI; rise over step 0 with its 95% bootstrap interval; share surviving a token-identity router; load CV)\n",
+        "\nexpert↔domain NMI per MoE block (permutation p-value; null mean; step-0 NMI; rise over step 0 with its 95% bootstrap interval; share surviving a token-identity router; load CV; router confidence: mean top-1 probability against 1/E, entropy as a share of ln E)\n",
     );
     for a in analyses {
         for l in &a.layers {
             let sp = &l.specialization;
             s += &format!(
-                "{:<16} block {}  NMI {:.3}  p {:.4}  null {:.3}  step 0 {}  rise {}  token-identity {}  load CV {:.2}\n",
+                "{:<16} block {}  NMI {:.3}  p {:.4}  null {:.3}  step 0 {}  rise {}  token-identity {}  load CV {:.2}  top-1 p {:.3} vs {:.3}, entropy {:.0}% of ln E{}\n",
                 a.run.name,
                 l.layer,
                 sp.nmi,
@@ -119,6 +120,14 @@ pub fn specialization_summary(analyses: &[Analysis]) -> String {
                     .surviving_fraction
                     .map_or("-".into(), |f| format!("{:.0}%", 100.0 * f)),
                 l.load.cv,
+                l.confidence.mean_top1_prob,
+                l.confidence.uniform_prob,
+                100.0 * l.confidence.entropy_fraction,
+                if l.confidence.near_uniform {
+                    " (near-uniform)"
+                } else {
+                    ""
+                },
             );
         }
     }

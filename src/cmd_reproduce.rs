@@ -98,7 +98,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
                 "   {} steps{}",
                 s.steps,
                 s.stopped
-                    .map(|r| format!("; stopped: {r}"))
+                    .map(|r| format!("; stopped: {}", r.message()))
                     .unwrap_or_default()
             ),
         }

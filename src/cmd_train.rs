@@ -44,7 +44,14 @@ pub struct TrainArgs {
 pub fn run(args: &TrainArgs) -> Result<()> {
     let summary = run_quiet(args, std::io::stderr().is_terminal())?;
     report(&summary);
-    Ok(())
+    match &summary.stopped {
+        Some(reason) if !reason.is_result() => anyhow::bail!(
+            "{}: the run failed: {}",
+            args.out.display(),
+            reason.message()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Trains without printing the summary; returns it.
@@ -84,7 +91,7 @@ fn cuda(_: &RunConfig, _: &TrainOptions) -> Result<TrainSummary> {
 
 fn report(summary: &TrainSummary) {
     if let Some(reason) = &summary.stopped {
-        eprintln!("stopped: {reason}");
+        eprintln!("stopped: {}", reason.message());
     }
     if let Some(Event::Eval {
         step,

@@ -23,7 +23,8 @@ pub struct RunPlan {
 }
 
 /// A run is complete when its resolved config matches and it either saved
-/// `final/` or stopped early (collapse) with a checkpoint.
+/// `final/` or stopped early by a collapse (a result of the study); a run
+/// stopped by a non-finite loss is a failure, never complete.
 pub fn is_complete(plan: &RunPlan) -> Result<bool> {
     let config = RunConfig::load(&plan.config)?;
     let resolved = toml::to_string(&config)?;
@@ -32,7 +33,9 @@ pub fn is_complete(plan: &RunPlan) -> Result<bool> {
         return Ok(false);
     }
     let events = read_events(&plan.out.join("metrics.jsonl")).unwrap_or_default();
-    let stopped = events.iter().any(|e| matches!(e, Event::Stop { .. }));
+    let stopped = events
+        .iter()
+        .any(|e| matches!(e, Event::Stop { reason, .. } if reason.is_result()));
     let reached = plan.max_steps.is_some_and(|m| {
         moe_train::checkpoint::list(&plan.out)
             .last()
@@ -62,7 +65,12 @@ pub fn ensure_run(
     };
     let summary =
         run_quiet(&args, progress).with_context(|| format!("run {}", plan.config.display()))?;
-    Ok(Some(summary))
+    match &summary.stopped {
+        Some(reason) if !reason.is_result() => {
+            anyhow::bail!("run {} failed: {}", plan.out.display(), reason.message())
+        }
+        _ => Ok(Some(summary)),
+    }
 }
 
 /// The last event of `kind` in a run's metrics.

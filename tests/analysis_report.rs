@@ -7,6 +7,7 @@ use moe_analysis::history::layer_collapse;
 use moe_analysis::load::load_stats;
 use moe_analysis::report::{ReportRun, claims, render};
 use moe_analysis::schema::*;
+use moe_train::metrics::StopReason;
 
 fn snapshot_settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
@@ -69,6 +70,14 @@ fn layer(index: usize, focus: f64, p: f64, baseline: f64, survival: f64) -> Laye
             },
         },
         load: load_stats(&per_expert),
+        confidence: Confidence {
+            mean_top1_prob: 0.55,
+            uniform_prob: 0.25,
+            mean_entropy_nats: 1.2,
+            max_entropy_nats: 4f64.ln(),
+            entropy_fraction: 1.2 / 4f64.ln(),
+            near_uniform: false,
+        },
         domains: DOMAINS
             .iter()
             .map(|d| DomainRouting {
@@ -155,7 +164,11 @@ fn history(
         collapse: Collapse {
             threshold: 0.6,
             checks: 3,
-            layers: if shares.is_empty() { vec![] } else { vec![layer_collapse(&h, 0.6)] },
+            layers: if shares.is_empty() {
+                vec![]
+            } else {
+                vec![layer_collapse(&h, 0.6)]
+            },
             stopped_by_collapse: stop.is_some(),
         },
         layers: if shares.is_empty() { vec![] } else { vec![h] },
@@ -169,9 +182,18 @@ fn history(
             median_tok_per_s: tok_s,
             estimated_train_seconds: (last * 1024) as f64 / tok_s,
         },
-        stop: stop.map(|step| StopInfo {
-            step,
-            reason: format!("routing collapse at step {step}: expert 0 took 97% of block 2's tokens at 3 consecutive checks"),
+        stop: stop.map(|step| {
+            let reason = StopReason::Collapse {
+                layer: 2,
+                expert: 0,
+                share: 0.97,
+                checks: 3,
+            };
+            StopInfo {
+                step,
+                message: reason.message(),
+                reason,
+            }
         }),
     }
 }
@@ -199,8 +221,10 @@ fn run(name: &str, layers: Vec<LayerAnalysis>, history: History, analyzed: bool)
                 moe_layers: layers.iter().map(|l| l.layer).collect(),
                 n_experts: if layers.is_empty() { 0 } else { 4 },
                 top_k: 1,
-                lb_coef: 0.01,
+                lb_coef: if name.contains("no-lb") { 0.0 } else { 0.01 },
                 z_coef: 0.001,
+                router_noise_std: if name.contains("no-lb") { 0.0 } else { 0.1 },
+                lb_scope: moe_model::LbScope::Micro,
             },
             options: OptionsRecord {
                 seed: 0,
@@ -287,9 +311,9 @@ fn ana_16_claims_follow_the_numbers() {
     // The same layer worded by its p-value and survival, whichever way they fall.
     let strong = layer(2, 0.7, 0.001, 0.05, 0.3);
     let weak = layer(2, 0.7, 0.2, 0.9, 0.8);
-    let s = claims::specialization("r", &strong, 999);
+    let s = claims::specialization("r", &strong, 999, Some(0));
     assert!(s.contains("is above the document-permutation null") && s.contains("above its step-0"));
-    let w = claims::specialization("r", &weak, 999);
+    let w = claims::specialization("r", &weak, 999, Some(0));
     assert!(w.contains("not distinguishable") && w.contains("below its step-0"));
     assert!(claims::token_identity("r", &strong).contains("less than half"));
     assert!(claims::token_identity("r", &weak).contains("most of the domain signal"));
@@ -312,4 +336,54 @@ fn ana_16_claims_follow_the_numbers() {
     // A single run is step-matched with itself.
     let one = render(&runs[1..2], &[]);
     assert!(one.contains("The final evals are step-matched.") && !one.contains("Not step-matched"));
+}
+
+// Checks: ANA-19
+#[test]
+fn ana_19_a_near_uniform_router_is_called_so() {
+    let mut l = layer(2, 0.7, 0.001, 0.05, 0.3);
+    assert!(claims::confidence("r", &l).contains("clearly more confident"));
+    l.confidence.mean_top1_prob = 0.27;
+    l.confidence.mean_entropy_nats = 0.98 * 4f64.ln();
+    l.confidence.entropy_fraction = 0.98;
+    l.confidence.near_uniform = true;
+    let c = claims::confidence("r", &l);
+    assert!(
+        c.contains("near-uniform") && c.contains("0.270") && c.contains("0.250"),
+        "{c}"
+    );
+    let md = render(&fixture(), &[]);
+    assert!(
+        md.contains("mean top-1 probability 0.550 against 1/E = 0.250"),
+        "{md}"
+    );
+}
+
+// Checks: ANA-20
+#[test]
+fn ana_20_the_no_lb_contrast_names_its_confound() {
+    let runs = fixture();
+    let (main, no_lb) = (&runs[1].analysis.run, &runs[2].analysis.run);
+    let warning = claims::lb_contrast(no_lb, main).expect("noise differs too");
+    assert!(warning.contains("router noise (0 vs 0.1)"), "{warning}");
+    assert!(render(&runs, &[]).contains("is not load balancing alone"));
+    // An ablation that changes only lb_coef is a clean contrast.
+    let mut clean = no_lb.clone();
+    clean.router_noise_std = main.router_noise_std;
+    assert_eq!(claims::lb_contrast(&clean, main), None);
+}
+
+// Checks: ANA-6
+#[test]
+fn ana_6_a_baseline_from_a_later_step_is_labelled_with_it() {
+    let l = layer(2, 0.7, 0.001, 0.05, 0.3);
+    let s = claims::specialization("r", &l, 999, Some(9500));
+    assert!(
+        s.contains("its step-9500 router's") && !s.contains("step-0"),
+        "{s}"
+    );
+    let mut runs = fixture();
+    runs[1].analysis.baseline.step = Some(9500);
+    let md = render(&runs, &[]);
+    assert!(md.contains("(step 9500)"), "{md}");
 }

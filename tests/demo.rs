@@ -27,6 +27,71 @@ fn mask_numbers(text: &str) -> String {
     out
 }
 
+fn analysis(run_dir: &std::path::Path) -> moe_analysis::Analysis {
+    let text = std::fs::read_to_string(run_dir.join("analysis/analysis.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+trait Baseline {
+    fn initial_baseline(&self) -> bool;
+}
+
+impl Baseline for moe_analysis::Analysis {
+    fn initial_baseline(&self) -> bool {
+        self.baseline.step == Some(0) && self.baseline.source == "the run's initial model"
+    }
+}
+
+/// The committed demo output (`docs/examples/demo/`, made by `cargo run
+/// --release`) shows what README says it shows: specialization above the
+/// permutation null's 95th percentile and a significant rise over step 0 in
+/// every MoE block of the LB run, a no-LB load CV above the LB run's, a
+/// no-LB collapse, finite losses.
+// Checks: CLI-3
+#[test]
+fn cli_3_committed_demo_output_shows_the_study_picture() {
+    let demo = common::repo_root().join("docs/examples/demo");
+    let (main, no_lb) = (
+        analysis(&demo.join("moe-tiny")),
+        analysis(&demo.join("moe-no-lb-tiny")),
+    );
+    for l in &main.layers {
+        let s = &l.specialization;
+        assert!(
+            s.nmi > s.permutation.null.p95,
+            "block {}: NMI {} not above the null's p95 {}",
+            l.layer,
+            s.nmi,
+            s.permutation.null.p95
+        );
+        let rise = s.rise.as_ref().expect("a rise over step 0");
+        assert!(
+            rise.ci95_low > 0.0,
+            "block {}: the rise is not significant",
+            l.layer
+        );
+    }
+    for (a, b) in main.layers.iter().zip(&no_lb.layers) {
+        assert!(
+            b.load.cv > a.load.cv,
+            "block {}: no-LB load CV {} not above the LB run's {}",
+            a.layer,
+            b.load.cv,
+            a.load.cv
+        );
+    }
+    for a in [&main, &no_lb] {
+        let h = &a.history;
+        assert!(!h.train.is_empty() && !h.eval.is_empty(), "{}", a.run.name);
+        assert!(h.train.iter().all(|t| t.loss.is_finite()));
+        assert!(h.eval.iter().all(|e| e.loss.is_finite()));
+    }
+    assert!(
+        no_lb.history.collapse.stopped_by_collapse,
+        "the no-LB demo run did not collapse"
+    );
+}
+
 // Checks: CLI-3
 #[test]
 fn cli_3_quick_demo_produces_consistent_artefacts() {
@@ -64,11 +129,27 @@ fn cli_3_quick_demo_produces_consistent_artefacts() {
             "{name}"
         );
     }
+    for name in ["dense-tiny", "moe-tiny", "moe-no-lb-tiny"] {
+        let events = read_events(&out.join(name).join("metrics.jsonl")).unwrap();
+        assert!(events.iter().all(|e| match e {
+            Event::Train { loss, .. } | Event::Eval { loss, .. } => loss.is_finite(),
+            _ => true,
+        }));
+    }
     for name in ["moe-tiny", "moe-no-lb-tiny"] {
-        let text = std::fs::read_to_string(out.join(name).join("analysis/analysis.json")).unwrap();
-        let a: moe_analysis::Analysis = serde_json::from_str(&text).unwrap();
+        let a = analysis(&out.join(name));
         assert_eq!(a.layers.len(), 2, "{name}: blocks 2 and 3");
         assert!(a.layers.iter().all(|l| l.specialization.rise.is_some()));
+        assert!(
+            a.initial_baseline(),
+            "{name}: baseline is not the saved step-0 model"
+        );
+        for l in &a.layers {
+            let c = &l.confidence;
+            assert!((c.uniform_prob - 1.0 / 8.0).abs() < 1e-12);
+            assert!(c.mean_top1_prob >= c.uniform_prob && c.mean_top1_prob <= 1.0);
+            assert!(c.entropy_fraction > 0.0 && c.entropy_fraction <= 1.0 + 1e-6);
+        }
         assert!(
             out.join(name)
                 .join("analysis/figures/heatmap_layer2.png")

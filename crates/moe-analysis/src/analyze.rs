@@ -210,8 +210,10 @@ fn none(note: &str) -> BaselineInfo {
     }
 }
 
-/// The step-0 router's table (ANA-6): the initial model rebuilt from the
-/// config when that needs no download, else the earliest kept checkpoint.
+/// The step-0 router's table (ANA-6): the run's saved initial model
+/// (`initial/`, TRAIN-15); for a run without one, the initial model rebuilt
+/// from the config when that needs no download, else the earliest kept
+/// checkpoint, labelled with its step.
 fn baseline(
     run_dir: &Path,
     config: &RunConfig,
@@ -221,9 +223,18 @@ fn baseline(
     vocab: Option<&VocabMap>,
 ) -> Result<(BaselineInfo, Option<RoutingTable>)> {
     let device = Default::default();
+    let initial = run_dir.join(moe_train::trainer::INITIAL_DIR);
     let local = config.model.init == Init::Scratch
         || config.model.hf_dir.as_ref().is_some_and(|d| d.exists());
-    let (info, model): (BaselineInfo, Gpt2<CpuBackend>) = if local {
+    let (info, model): (BaselineInfo, Gpt2<CpuBackend>) = if initial.join("config.json").is_file() {
+        let (_, model) = load_model_dir::<CpuBackend>(&initial, &device)?;
+        let info = BaselineInfo {
+            source: "the run's initial model".into(),
+            step: Some(0),
+            note: None,
+        };
+        (info, model)
+    } else if local {
         let model = moe_train::trainer::initial_model::<CpuBackend>(config, model_config, &device)?;
         let info = BaselineInfo {
             source: "rebuilt initial model".into(),
@@ -237,12 +248,14 @@ fn baseline(
         let info = BaselineInfo {
             source: format!("checkpoint {}", dir.display()),
             step: Some(step),
-            note: Some("pretrained run without a local hf_dir: the earliest kept checkpoint stands in for step 0".into()),
+            note: Some(format!(
+                "pretrained run without initial/ or a local hf_dir: the earliest kept checkpoint (step {step}) stands in for step 0"
+            )),
         };
         (info, model)
     } else {
         return Ok((
-            none("pretrained run without a local hf_dir or a checkpoint"),
+            none("pretrained run without initial/, a local hf_dir or a checkpoint"),
             None,
         ));
     };

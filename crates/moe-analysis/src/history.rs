@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use moe_train::config::CollapseSection;
-use moe_train::metrics::Event;
+use moe_train::metrics::{Event, StopReason};
 
 use crate::load::DEAD_THRESHOLD;
 use crate::schema::{
@@ -60,10 +60,15 @@ pub fn history(events: &[Event], collapse: &CollapseSection) -> History {
                 loss: *loss,
                 domains: domains.iter().map(|(d, e)| (d.clone(), e.loss)).collect(),
             }),
-            Event::Stop { step, reason } => {
+            Event::Stop {
+                step,
+                reason,
+                message,
+            } => {
                 stop = Some(StopInfo {
                     step: *step,
                     reason: reason.clone(),
+                    message: message.clone(),
                 })
             }
             _ => {}
@@ -78,7 +83,9 @@ pub fn history(events: &[Event], collapse: &CollapseSection) -> History {
                 .iter()
                 .map(|h| layer_collapse(h, collapse.threshold))
                 .collect(),
-            stopped_by_collapse: stop.as_ref().is_some_and(|s| s.reason.contains("collapse")),
+            stopped_by_collapse: stop
+                .as_ref()
+                .is_some_and(|s| matches!(s.reason, StopReason::Collapse { .. })),
         },
         throughput: throughput(events, &train),
         train,
@@ -90,16 +97,10 @@ pub fn history(events: &[Event], collapse: &CollapseSection) -> History {
 
 /// The collapse timeline of one layer.
 pub fn layer_collapse(h: &LayerHistory, threshold: f64) -> LayerCollapse {
-    let (mut run, mut longest, mut first) = (0u32, 0u32, None);
+    let (longest, first_row) = moe_train::collapse::longest_same_expert_run(&h.shares, threshold);
+    let first = first_row.map(|i| h.steps[i]);
     let (mut peak, mut peak_step, mut peak_expert) = (0.0, 0, 0);
     for (i, &m) in h.max_share.iter().enumerate() {
-        if m > threshold {
-            run += 1;
-            longest = longest.max(run);
-            first = first.or(Some(h.steps[i]));
-        } else {
-            run = 0;
-        }
         if m > peak {
             peak = m;
             peak_step = h.steps[i];

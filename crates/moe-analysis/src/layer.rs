@@ -105,6 +105,7 @@ pub fn analyze_layer(
         counts,
         specialization,
         load,
+        confidence: crate::confidence::confidence(routes),
         domains: domain_routing(table, routes),
         top_tokens: crate::top_tokens::top_tokens(
             &table.token,

@@ -36,6 +36,7 @@
 pub mod analyze;
 pub mod code_types;
 pub mod collect;
+pub mod confidence;
 pub mod control;
 pub mod domain_stats;
 pub mod error;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use moe_train::metrics::StopReason;
 use serde::{Deserialize, Serialize};
 
 /// Version of this schema; bumped on any incompatible change.
@@ -55,6 +56,12 @@ pub struct RunInfo {
     pub lb_coef: f64,
     /// z-loss coefficient.
     pub z_coef: f64,
+    /// Router noise std at step 0.
+    #[serde(default)]
+    pub router_noise_std: f64,
+    /// `micro` or `step` (TRAIN-13).
+    #[serde(default)]
+    pub lb_scope: moe_model::LbScope,
 }
 
 impl RunInfo {
@@ -77,6 +84,8 @@ impl RunInfo {
             top_k: moe.map_or(0, |m| m.top_k),
             lb_coef: config.train.lb_coef,
             z_coef: config.train.z_coef,
+            router_noise_std: config.train.router_noise_std,
+            lb_scope: config.train.lb_scope,
         }
     }
 }
@@ -143,6 +152,8 @@ pub struct LayerAnalysis {
     pub specialization: Specialization,
     /// Load balance.
     pub load: Load,
+    /// How confident the router is, against a uniform router.
+    pub confidence: Confidence,
     /// Routing entropy and gate per domain, in `val.domains` order.
     pub domains: Vec<DomainRouting>,
     /// Most frequent tokens of each expert. `[expert][rank]`
@@ -151,6 +162,24 @@ pub struct LayerAnalysis {
     pub code_token_types: Option<TokenTypes>,
     /// Do consecutive tokens share an expert more often than chance?
     pub consistency: Consistency,
+}
+
+/// The router's confidence over the routed tokens (ANA-19).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confidence {
+    /// Mean router probability of the top-1 expert.
+    pub mean_top1_prob: f64,
+    /// `1/E`, the top-1 probability of a uniform router.
+    pub uniform_prob: f64,
+    /// Mean entropy of the clean router distribution, nats.
+    pub mean_entropy_nats: f64,
+    /// `ln E`, the entropy of a uniform router.
+    pub max_entropy_nats: f64,
+    /// `mean_entropy_nats / max_entropy_nats`.
+    pub entropy_fraction: f64,
+    /// Entropy at least 95% of `ln E`.
+    pub near_uniform: bool,
 }
 
 /// NMI(expert; domain) = I(E; D) / H(D) with its reference values.
@@ -392,9 +421,10 @@ pub struct Collapse {
 pub struct LayerCollapse {
     /// Block index.
     pub layer: usize,
-    /// First train step whose max share exceeded the threshold.
+    /// First train step at which an expert's share exceeded the threshold.
     pub first_step_above: Option<u64>,
-    /// Longest run of consecutive train rows above the threshold.
+    /// Longest run of consecutive train rows in which one same expert is above
+    /// the threshold (the collapse detector's rule, TRAIN-6).
     pub longest_run_above: u32,
     /// Largest max share seen.
     pub peak_max_share: f64,
@@ -437,5 +467,7 @@ pub struct StopInfo {
     /// Steps done.
     pub step: u64,
     /// The trainer's reason.
-    pub reason: String,
+    pub reason: StopReason,
+    /// The same, in words.
+    pub message: String,
 }

@@ -8,8 +8,9 @@
 //!   with a max-shifted logsumexp (Burn has no `logsumexp` op).
 //!
 //! Both are computed per MoE layer and averaged over layers. For
-//! `lb_scope = "step"` the [`LbAccumulator`] sums f and P over the micro-batches
-//! of an optimizer step.
+//! `lb_scope = "step"` the [`LbAccumulator`] sums f over the micro-batches of
+//! an optimizer step (global-batch balancing, Qiu et al. 2025,
+//! <https://arxiv.org/abs/2501.11873>).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
@@ -66,36 +67,45 @@ pub fn entropy<B: Backend>(logits: Tensor<B, 2>, probs: Tensor<B, 2>) -> Tensor<
     logsumexp(logits) - expected
 }
 
-/// Running sums of f and P for one layer (detached: for values and for the f of
-/// step-scope balancing).
+/// Running sums of f and P for one layer, on the host.
 #[derive(Debug, Clone)]
-struct LayerSums<B: Backend> {
-    counts: Tensor<B, 1>,   // [n_experts], top-1 token counts
-    prob_sum: Tensor<B, 1>, // [n_experts], Σ_t p_t
+struct LayerSums {
+    counts: Vec<f64>,   // [n_experts], top-1 token counts
+    prob_sum: Vec<f64>, // [n_experts], Σ_t p_t
     tokens: usize,
 }
 
-/// Sums routing statistics over the micro-batches of one optimizer step.
+/// Sums routing statistics over the micro-batches of one optimizer step, for
+/// `lb_scope = "step"` (global-batch balancing, MOE-10).
+///
+/// The trainer pushes the records of a gradient-free routing pass over every
+/// micro-batch of the step first, so that f is the whole step's; then each
+/// micro-batch's [`LbAccumulator::micro_loss`] `N Σ_i f_i P_{m,i}` uses that
+/// f with the micro-batch's own differentiable P. With equal micro-batches
+/// the mean of the micro losses equals the step's loss `N Σ f_i P_i`, and so
+/// do its accumulated gradients (P is linear in the micro-batches' P).
 #[derive(Debug, Clone, Default)]
-pub struct LbAccumulator<B: Backend> {
-    layers: Vec<LayerSums<B>>,
+pub struct LbAccumulator {
+    layers: Vec<LayerSums>,
 }
 
-impl<B: Backend> LbAccumulator<B> {
+impl LbAccumulator {
     /// An empty accumulator (start one per optimizer step).
     pub fn new() -> Self {
         Self { layers: Vec::new() }
     }
 
-    /// Adds a micro-batch's routing records (one per MoE layer, same order each time).
-    pub fn push(&mut self, records: &[RoutingRecord<B>]) {
+    /// Adds a micro-batch's routing records (one per MoE layer, same order
+    /// each time); copies f and P to the host.
+    pub fn push<B: Backend>(&mut self, records: &[RoutingRecord<B>]) {
         for (i, r) in records.iter().enumerate() {
-            let counts = r.f.clone() * (r.n_tokens as f64);
-            let prob_sum = r.p_mean.clone().detach() * (r.n_tokens as f64);
+            let n = r.n_tokens as f64;
+            let counts: Vec<f64> = host(&r.f).into_iter().map(|f| f * n).collect();
+            let prob_sum: Vec<f64> = host(&r.p_mean).into_iter().map(|p| p * n).collect();
             match self.layers.get_mut(i) {
                 Some(s) => {
-                    s.counts = s.counts.clone() + counts;
-                    s.prob_sum = s.prob_sum.clone() + prob_sum;
+                    add_into(&mut s.counts, &counts);
+                    add_into(&mut s.prob_sum, &prob_sum);
                     s.tokens += r.n_tokens;
                 }
                 None => self.layers.push(LayerSums {
@@ -107,38 +117,55 @@ impl<B: Backend> LbAccumulator<B> {
         }
     }
 
-    /// f of layer `i` over everything pushed so far. `[n_experts]`
-    pub fn f(&self, i: usize) -> Option<Tensor<B, 1>> {
+    /// f of layer `i` over everything pushed so far.
+    pub fn f(&self, i: usize) -> Option<Vec<f64>> {
         let s = self.layers.get(i)?;
-        Some(s.counts.clone() / (s.tokens.max(1) as f64))
+        let n = s.tokens.max(1) as f64;
+        Some(s.counts.iter().map(|c| c / n).collect())
     }
 
-    /// P of layer `i` over everything pushed so far. `[n_experts]`
-    pub fn p(&self, i: usize) -> Option<Tensor<B, 1>> {
+    /// P of layer `i` over everything pushed so far.
+    pub fn p(&self, i: usize) -> Option<Vec<f64>> {
         let s = self.layers.get(i)?;
-        Some(s.prob_sum.clone() / (s.tokens.max(1) as f64))
+        let n = s.tokens.max(1) as f64;
+        Some(s.prob_sum.iter().map(|c| c / n).collect())
     }
 
-    /// The step's load-balancing loss value, averaged over layers (detached). `[1]`
-    pub fn value(&self) -> Option<Tensor<B, 1>> {
-        let per_layer = (0..self.layers.len())
-            .filter_map(|i| Some(load_balance_loss(self.f(i)?, self.p(i)?)))
-            .collect::<Vec<_>>();
-        mean_of(per_layer)
+    /// The load-balancing loss `N Σ f_i P_i` of everything pushed, averaged
+    /// over layers.
+    pub fn value(&self) -> Option<f64> {
+        let per_layer: Vec<f64> = (0..self.layers.len())
+            .filter_map(|i| {
+                let (f, p) = (self.f(i)?, self.p(i)?);
+                Some(f.len() as f64 * f.iter().zip(&p).map(|(f, p)| f * p).sum::<f64>())
+            })
+            .collect();
+        (!per_layer.is_empty()).then(|| per_layer.iter().sum::<f64>() / per_layer.len() as f64)
     }
 
-    /// The differentiable step-scope loss of one micro-batch: `N Σ f_i P_i`
-    /// with f accumulated so far (push the micro-batch first) and P the
-    /// micro-batch's own, averaged over layers. Dividing by the number of
-    /// micro-batches like the LM loss makes the gradients sum to the step
-    /// loss's gradient when f has settled. `[1]`
-    pub fn micro_loss(&self, records: &[RoutingRecord<B>]) -> Option<Tensor<B, 1>> {
+    /// The differentiable loss of one micro-batch, `N Σ_i f_i P_{m,i}` with
+    /// f accumulated here and P the micro-batch's own, averaged over layers. `[1]`
+    pub fn micro_loss<B: Backend>(&self, records: &[RoutingRecord<B>]) -> Option<Tensor<B, 1>> {
         let per_layer = records
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| Some(load_balance_loss(self.f(i)?, r.p_mean.clone())))
+            .filter_map(|(i, r)| {
+                let f: Vec<f32> = self.f(i)?.into_iter().map(|v| v as f32).collect();
+                let f = Tensor::<B, 1>::from_floats(f.as_slice(), &r.p_mean.device());
+                Some(load_balance_loss(f, r.p_mean.clone()))
+            })
             .collect::<Vec<_>>();
         mean_of(per_layer)
+    }
+}
+
+fn host<B: Backend>(t: &Tensor<B, 1>) -> Vec<f64> {
+    t.to_data().iter::<f32>().map(f64::from).collect()
+}
+
+fn add_into(acc: &mut [f64], x: &[f64]) {
+    for (a, b) in acc.iter_mut().zip(x) {
+        *a += b;
     }
 }
 

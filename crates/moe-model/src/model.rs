@@ -126,23 +126,7 @@ impl<B: Backend> Gpt2<B> {
     /// - `tokens`: `[batch, seq]` → logits `[batch, seq, vocab]`
     pub fn forward(&self, tokens: Tensor<B, 2, Int>, options: &ForwardOptions) -> ModelOutput<B> {
         let [batch, seq] = tokens.dims();
-        let device = tokens.device();
-        let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device)
-            .reshape([1, seq])
-            .repeat_dim(0, batch); // [batch, seq]
-        let mut x = self.wte.forward(tokens) + self.wpe.forward(positions); // [batch, seq, d_model]
-        let mut routing = Vec::new();
-        for block in &self.h {
-            let (y, record) = block.forward(
-                x,
-                RouterNoise {
-                    std: options.router_noise_std,
-                    seed: options.router_noise_seed,
-                },
-            );
-            x = y;
-            routing.extend(record);
-        }
+        let (x, routing) = self.trunk(tokens, options, self.h.len());
         let x = self.ln_f.forward(x); // [batch, seq, d_model]
         let d_model = x.dims()[2];
         let head = self.wte.weight.val().transpose(); // [d_model, vocab]
@@ -156,6 +140,53 @@ impl<B: Backend> Gpt2<B> {
             routing,
             aux,
         }
+    }
+
+    /// The routing records alone: runs the blocks up to the last MoE block
+    /// and stops there (no LM head). The same records as [`Gpt2::forward`]
+    /// gives for the same tokens and options.
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, seq]`
+    pub fn route(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        options: &ForwardOptions,
+    ) -> Vec<RoutingRecord<B>> {
+        let last_moe = self
+            .h
+            .iter()
+            .rposition(|b| matches!(b.mlp, FeedForward::Moe(_)))
+            .map_or(0, |i| i + 1);
+        self.trunk(tokens, options, last_moe).1
+    }
+
+    /// Embeddings and the first `n_blocks` blocks. `[batch, seq]` → `[batch, seq, d_model]`
+    fn trunk(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        options: &ForwardOptions,
+        n_blocks: usize,
+    ) -> (Tensor<B, 3>, Vec<RoutingRecord<B>>) {
+        let [batch, seq] = tokens.dims();
+        let device = tokens.device();
+        let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device)
+            .reshape([1, seq])
+            .repeat_dim(0, batch); // [batch, seq]
+        let mut x = self.wte.forward(tokens) + self.wpe.forward(positions); // [batch, seq, d_model]
+        let mut routing = Vec::new();
+        for block in &self.h[..n_blocks] {
+            let (y, record) = block.forward(
+                x,
+                RouterNoise {
+                    std: options.router_noise_std,
+                    seed: options.router_noise_seed,
+                },
+            );
+            x = y;
+            routing.extend(record);
+        }
+        (x, routing)
     }
 }
 

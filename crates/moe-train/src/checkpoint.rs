@@ -127,6 +127,16 @@ fn prune(run_dir: &Path, keep: usize) -> Result<()> {
     Ok(())
 }
 
+/// Reads `state.json` of the checkpoint of `step` (no model, no optimizer).
+pub fn read_state(run_dir: &Path, step: u64) -> Result<CheckpointState> {
+    let path = checkpoint_dir(run_dir, step).join(STATE);
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
+        path: path.clone(),
+        reason: format!("state.json: {e}"),
+    })
+}
+
 /// Loads the checkpoint of `step` into `model` (built with the same config) and `optim`.
 pub fn load<B, O>(
     run_dir: &Path,
@@ -144,10 +154,7 @@ where
         path: dir.clone(),
         reason,
     };
-    let path = dir.join(STATE);
-    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
-    let state: CheckpointState =
-        serde_json::from_str(&text).map_err(|e| bad(format!("state.json: {e}")))?;
+    let state = read_state(run_dir, step)?;
     let model = model
         .load_file(dir.join(MODEL_RECORD), &recorder(), device)
         .map_err(|e| bad(e.to_string()))?;

@@ -192,7 +192,8 @@ pub struct CheckpointSection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CollapseSection {
-    /// Stop when one expert's share of a layer's tokens exceeds this …
+    /// Stop when one same expert's share of a layer's tokens exceeds this
+    /// (in (0, 1]) …
     pub threshold: f64,
     /// … at this many consecutive routing checks (0 = never stop).
     pub checks: u32,
@@ -332,6 +333,13 @@ impl RunConfig {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(format!("train.{k} = {v} must be ≥ 0"));
             }
+        }
+        let c = &self.collapse;
+        if !(c.threshold > 0.0 && c.threshold <= 1.0) {
+            return Err(format!(
+                "collapse.threshold = {} must be in (0, 1]",
+                c.threshold
+            ));
         }
         let model = self.model_config()?;
         model.gpt2.validate().map_err(|e| e.to_string())?;

@@ -39,6 +39,60 @@ pub struct DomainEval {
     pub routing: Vec<LayerRouting>,
 }
 
+/// Why a run stopped before the end of its schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StopReason {
+    /// One expert held more than `threshold` of a layer's tokens at `checks`
+    /// consecutive checks (TRAIN-6). A finished result of the run.
+    Collapse {
+        /// Block index.
+        layer: usize,
+        /// The expert.
+        expert: usize,
+        /// Its share at the last check.
+        share: f64,
+        /// The consecutive checks.
+        checks: u32,
+    },
+    /// The loss was NaN or infinite (TRAIN-10). A failed run.
+    NonFiniteLoss {
+        /// The step whose loss was not finite (1-based).
+        failed_step: u64,
+        /// The last good checkpoint, relative to the run directory.
+        last_checkpoint: Option<String>,
+    },
+}
+
+impl StopReason {
+    /// Whether the stop is a result of the study (a collapse) rather than a failure.
+    pub fn is_result(&self) -> bool {
+        matches!(self, StopReason::Collapse { .. })
+    }
+
+    /// The reason in words.
+    pub fn message(&self) -> String {
+        match self {
+            StopReason::Collapse {
+                layer,
+                expert,
+                share,
+                checks,
+            } => format!(
+                "routing collapse: expert {expert} took {:.0}% of block {layer}'s tokens at {checks} consecutive checks",
+                100.0 * share
+            ),
+            StopReason::NonFiniteLoss {
+                failed_step,
+                last_checkpoint,
+            } => format!(
+                "non-finite loss at step {failed_step}; the last good checkpoint is {}",
+                last_checkpoint.as_deref().unwrap_or("none")
+            ),
+        }
+    }
+}
+
 /// One row of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
@@ -105,8 +159,10 @@ pub enum Event {
     Stop {
         /// Steps done.
         step: u64,
-        /// Why (collapse, non-finite loss).
-        reason: String,
+        /// Why, as data.
+        reason: StopReason,
+        /// The same, in words.
+        message: String,
     },
 }
 
@@ -161,21 +217,32 @@ impl MetricsLog {
     }
 }
 
-/// Reads every row of a `metrics.jsonl` (missing file = no rows).
+/// Reads every row of a `metrics.jsonl` (missing file = no rows). A last
+/// line without its newline that does not parse was cut short by a kill
+/// mid-write and is dropped (TRAIN-8); any other bad line is an error.
 pub fn read_events(path: &Path) -> Result<Vec<Event>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(TrainError::io(path, e)),
     };
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| TrainError::Checkpoint {
-                path: path.to_path_buf(),
-                reason: format!("line {}: {e}", i + 1),
-            })
-        })
-        .collect()
+    let complete = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut events = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(event) => events.push(event),
+            Err(_) if !complete && i + 1 == lines.len() => {}
+            Err(e) => {
+                return Err(TrainError::Checkpoint {
+                    path: path.to_path_buf(),
+                    reason: format!("line {}: {e}", i + 1),
+                });
+            }
+        }
+    }
+    Ok(events)
 }

@@ -12,7 +12,8 @@ pub struct RoutingSums {
 }
 
 impl RoutingSums {
-    /// Adds the records of one forward pass; `rows` selects which token rows count (all when None).
+    /// Adds the records of one forward pass (assignments per expert over all
+    /// `top_k` choices, before capacity).
     pub fn add<B: Backend>(&mut self, records: &[RoutingRecord<B>]) {
         for (i, r) in records.iter().enumerate() {
             let entropy = crate::step::scalar(r.entropy.clone().sum());
@@ -28,26 +29,6 @@ impl RoutingSums {
             l.3 += r.n_tokens as u64;
             l.4 += r.dropped as u64;
         }
-    }
-
-    /// Adds explicit counts (from host-side expert indices) for one layer slot.
-    pub fn add_counts(
-        &mut self,
-        slot: usize,
-        layer: usize,
-        counts: &[u64],
-        entropy_sum: f64,
-        tokens: u64,
-    ) {
-        if self.layers.len() <= slot {
-            self.layers
-                .resize(slot + 1, (layer, vec![0; counts.len()], 0.0, 0, 0));
-        }
-        let l = &mut self.layers[slot];
-        l.0 = layer;
-        l.1.iter_mut().zip(counts).for_each(|(a, b)| *a += *b);
-        l.2 += entropy_sum;
-        l.3 += tokens;
     }
 
     /// The summary per layer.

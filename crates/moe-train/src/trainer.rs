@@ -12,7 +12,9 @@ use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use moe_data::prepared::PreparedData;
 use moe_data::split::Split;
-use moe_model::{ForwardOptions, Gpt2, ModelConfig, ParamCounts, noise_std_at};
+use moe_model::{
+    ForwardOptions, Gpt2, LbAccumulator, LbScope, ModelConfig, ParamCounts, noise_std_at,
+};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, CheckpointState};
@@ -21,7 +23,7 @@ use crate::collapse::CollapseDetector;
 use crate::config::{Init, RunConfig, TrainSection};
 use crate::error::{Result, TrainError};
 use crate::eval::{ValBlocks, evaluate};
-use crate::metrics::{Event, MetricsLog};
+use crate::metrics::{Event, MetricsLog, StopReason};
 use crate::routing_stats::RoutingSums;
 use crate::sampler::TrainBlocks;
 use crate::step::{scalar, token_losses, tokens_tensor};
@@ -50,12 +52,19 @@ pub struct TrainSummary {
     /// Steps done.
     pub steps: u64,
     /// Why it stopped early, if it did.
-    pub stopped: Option<String>,
+    pub stopped: Option<StopReason>,
     /// The last eval event.
     pub last_eval: Option<Event>,
 }
 
+/// Directory of the model a MoE run starts from (step 0), never pruned.
+pub const INITIAL_DIR: &str = "initial";
+
 /// Trains `config` on `opts.data` into `opts.out` on backend `B`.
+///
+/// Every check (the data, the config against a run already in `opts.out`,
+/// the checkpoint to resume) happens before anything in `opts.out` is
+/// written (TRAIN-14).
 pub fn train<B: AutodiffBackend>(
     config: &RunConfig,
     opts: &TrainOptions,
@@ -71,10 +80,12 @@ pub fn train<B: AutodiffBackend>(
             model_config.gpt2.n_positions
         )));
     }
+    let (config_text, config_sha) = resolved_config(config)?;
+    let resume_from = check_run_dir(opts, &config_sha)?;
     let (mut train_blocks, mut val) = load_blocks(&data, config.eval.max_blocks)?;
-    let config_sha = prepare_run_dir(config, opts)?;
-    if config.model.compact_vocab {
+    let vocab = if config.model.compact_vocab {
         let map = compact_vocab(&data)?;
+        check_vocab(&opts.out, &opts.data, &map)?;
         model_config.gpt2.vocab_size = map.len();
         for (_, tokens) in train_blocks
             .domains
@@ -85,192 +96,296 @@ pub fn train<B: AutodiffBackend>(
                 TrainError::Mismatch("a token is missing from the vocab map".into())
             })?;
         }
-        map.save(&opts.out)?;
-    }
-    let steps = config.train.steps;
+        Some(map)
+    } else {
+        None
+    };
     let optim = AdamWConfig::new()
         .with_weight_decay(config.train.weight_decay as f32)
         .with_epsilon(1e-8)
         .init::<B, Gpt2<B>>();
     let model = initial_model::<B>(config, &model_config, device)?;
-    let (mut model, mut optim, mut state) =
-        match checkpoint::list(&opts.out).last().filter(|_| opts.resume) {
-            Some(&step) => {
-                let (m, o, s) = checkpoint::load(&opts.out, step, model, optim, device)?;
-                if s.config_sha256 != config_sha {
-                    return Err(TrainError::Mismatch(format!(
-                        "{}: the checkpoint belongs to another config",
-                        opts.out.display()
-                    )));
-                }
-                (m, o, s)
+    let (model, optim, state) = match resume_from {
+        Some(step) => checkpoint::load(&opts.out, step, model, optim, device)?,
+        None => {
+            let state = CheckpointState {
+                step: 0,
+                run: config.run.name.clone(),
+                config_sha256: config_sha,
+                collapse: CollapseDetector::default(),
+            };
+            (model, optim, state)
+        }
+    };
+    // Every check passed: from here on the run directory changes.
+    write_config(&opts.out, &config_text)?;
+    if let Some(map) = &vocab {
+        map.save(&opts.out)?;
+    }
+    if state.step == 0 && model_config.moe.is_some() {
+        save_initial(&opts.out, &model, &model_config)?;
+    }
+    let log = MetricsLog::open(&opts.out, opts.resume.then_some(state.step))?;
+    let mut run = Run {
+        config,
+        opts,
+        model_config,
+        train_blocks,
+        val,
+        log,
+        state,
+        device,
+        block_size,
+    };
+    run.run(model, optim)
+}
+
+/// A run in progress: what every step reads, and the state it keeps.
+struct Run<'a, B: AutodiffBackend> {
+    config: &'a RunConfig,
+    opts: &'a TrainOptions,
+    model_config: ModelConfig,
+    train_blocks: TrainBlocks,
+    val: ValBlocks,
+    log: MetricsLog,
+    state: CheckpointState,
+    device: &'a B::Device,
+    block_size: usize,
+}
+
+impl<B: AutodiffBackend> Run<'_, B> {
+    /// The loop: step, guard, log and collapse check, eval, checkpoint; then
+    /// the one place a run ends.
+    fn run<O: Optimizer<Gpt2<B>, B>>(
+        &mut self,
+        mut model: Gpt2<B>,
+        mut optim: O,
+    ) -> Result<TrainSummary> {
+        let (config, steps) = (self.config, self.config.train.steps);
+        let start = self.state.step;
+        self.log_start(start)?;
+        let end = self.opts.max_steps.map_or(steps, |m| m.min(steps));
+        let bar = progress(self.opts.progress, start, end);
+        let mut last_eval = None;
+        let mut since = (Instant::now(), 0u64);
+        let mut step = start;
+        let stop = loop {
+            if step >= end {
+                break None;
             }
-            None => (
-                model,
-                optim,
-                CheckpointState {
-                    step: 0,
-                    run: config.run.name.clone(),
-                    config_sha256: config_sha,
-                    collapse: CollapseDetector::default(),
-                },
-            ),
-        };
-    let start = state.step;
-    let mut log = MetricsLog::open(&opts.out, opts.resume.then_some(start))?;
-    let counts = ParamCounts::of(&model_config);
-    let tokens_per_step = config.tokens_per_step(block_size);
-    log.write(&Event::Start {
-        step: start,
-        total_steps: steps,
-        tokens_per_step,
-        params_total: counts.total() as u64,
-        params_active: counts.active() as u64,
-        device: opts.device_name.clone(),
-        resumed: start > 0,
-    })?;
-    let end = opts.max_steps.map_or(steps, |m| m.min(steps));
-    let bar = progress(opts.progress, start, end);
-    let mut last_eval = None;
-    let mut stopped = None;
-    let mut since = (Instant::now(), 0u64);
-    let mut step = start;
-    while step < end {
-        let lr = crate::schedule::lr_at(
-            step,
-            steps,
-            config.train.lr,
-            config.train.warmup_frac,
-            config.train.min_lr_frac,
-        );
-        let noise = moe_model::RouterNoise {
-            std: noise_std_at(
+            let lr = crate::schedule::lr_at(
                 step,
                 steps,
-                config.train.router_noise_std,
-                config.train.router_noise_anneal_frac,
-            ),
-            seed: seed_for(config.run.seed, step),
+                config.train.lr,
+                config.train.warmup_frac,
+                config.train.min_lr_frac,
+            );
+            let noise = self.noise_at(step);
+            let (mut grads, stats) = step_gradients(
+                &model,
+                &config.train,
+                &self.micro_batches(step),
+                self.block_size,
+                noise,
+                self.device,
+            );
+            if let Some(reason) = self.guard_finite(&stats, step) {
+                break Some(reason);
+            }
+            let grad_norm =
+                clip_global_norm::<B, Gpt2<B>>(&model, &mut grads, config.train.grad_clip);
+            model = optim.step(lr, model, grads);
+            step += 1;
+            since.1 += config.tokens_per_step(self.block_size);
+            bar.set_position(step);
+            bar.set_message(format!("loss {:.3}", stats.loss));
+            let mut collapse = None;
+            if step.is_multiple_of(config.log.every) || step == end {
+                let seconds = since.0.elapsed().as_secs_f64().max(1e-9);
+                let tok_per_s = since.1 as f64 / seconds;
+                since = (Instant::now(), 0);
+                let train = TrainLog {
+                    step,
+                    lr,
+                    grad_norm,
+                    noise_std: noise.std,
+                    tok_per_s,
+                };
+                collapse = self.log_train(&stats, &train)?;
+            }
+            let last = step == end || collapse.is_some();
+            if step.is_multiple_of(config.eval.every) || last {
+                last_eval = Some(self.eval(&model, step)?);
+            }
+            if step.is_multiple_of(config.checkpoint.every) || last {
+                self.checkpoint(&model, &optim, step)?;
+            }
+            if collapse.is_some() {
+                break collapse;
+            }
         };
-        let micro_batches: Vec<Vec<i64>> = (0..config.train.grad_accum)
+        bar.finish_and_clear();
+        self.finish(&model, step, stop, last_eval)
+    }
+
+    fn log_start(&mut self, start: u64) -> Result<()> {
+        let counts = ParamCounts::of(&self.model_config);
+        self.log.write(&Event::Start {
+            step: start,
+            total_steps: self.config.train.steps,
+            tokens_per_step: self.config.tokens_per_step(self.block_size),
+            params_total: counts.total() as u64,
+            params_active: counts.active() as u64,
+            device: self.opts.device_name.clone(),
+            resumed: start > 0,
+        })
+    }
+
+    /// Router noise of `step`: the annealed std and a seed of its own.
+    fn noise_at(&self, step: u64) -> moe_model::RouterNoise {
+        let t = &self.config.train;
+        moe_model::RouterNoise {
+            std: noise_std_at(
+                step,
+                t.steps,
+                t.router_noise_std,
+                t.router_noise_anneal_frac,
+            ),
+            seed: seed_for(self.config.run.seed, step),
+        }
+    }
+
+    /// The tokens of each micro-batch of `step` (TRAIN-3).
+    fn micro_batches(&self, step: u64) -> Vec<Vec<i64>> {
+        let (config, t) = (self.config, &self.config.train);
+        (0..t.grad_accum)
             .map(|micro| {
-                let picks = train_blocks.picks(
+                let picks = self.train_blocks.picks(
                     config.run.seed,
                     config.data.mixing,
                     step,
                     micro,
-                    config.train.grad_accum,
-                    config.train.micro_batch,
+                    t.grad_accum,
+                    t.micro_batch,
                 );
-                train_blocks.gather(&picks).0
+                self.train_blocks.gather(&picks).0
             })
-            .collect();
-        let (grads, stats) = step_gradients(
-            &model,
-            &config.train,
-            &micro_batches,
-            block_size,
-            noise,
-            device,
-        );
-        if !stats.loss.is_finite() {
-            let reason = format!(
-                "non-finite loss at step {}; stopped; the last good checkpoint is {}",
-                step + 1,
-                checkpoint::list(&opts.out)
-                    .last()
-                    .map_or("none".into(), |s| checkpoint::checkpoint_dir(&opts.out, *s)
-                        .display()
-                        .to_string())
-            );
-            log.write(&Event::Stop {
+            .collect()
+    }
+
+    /// A non-finite loss stops the run before its update (TRAIN-10).
+    fn guard_finite(&self, stats: &StepStats, step: u64) -> Option<StopReason> {
+        (!stats.loss.is_finite()).then(|| StopReason::NonFiniteLoss {
+            failed_step: step + 1,
+            last_checkpoint: checkpoint::list(&self.opts.out).last().map(|s| {
+                let dir = checkpoint::checkpoint_dir(&self.opts.out, *s);
+                relative(&self.opts.out, &dir)
+            }),
+        })
+    }
+
+    /// Writes a train event; feeds the collapse detector (TRAIN-6).
+    fn log_train(&mut self, stats: &StepStats, t: &TrainLog) -> Result<Option<StopReason>> {
+        let routing = stats.routing.summary();
+        self.log.write(&Event::Train {
+            step: t.step,
+            loss: stats.loss,
+            lm_loss: stats.lm,
+            lb_loss: stats.lb,
+            z_loss: stats.z,
+            lr: t.lr,
+            grad_norm: t.grad_norm,
+            noise_std: t.noise_std,
+            tok_per_s: t.tok_per_s,
+            routing: routing.clone(),
+        })?;
+        if self.model_config.moe.is_none() {
+            return Ok(None);
+        }
+        let layers: Vec<(usize, Vec<f64>)> =
+            routing.into_iter().map(|r| (r.layer, r.shares)).collect();
+        let c = &self.config.collapse;
+        Ok(self
+            .state
+            .collapse
+            .check(&layers, c.threshold, c.checks)
+            .map(|fired| StopReason::Collapse {
+                layer: fired.layer,
+                expert: fired.expert,
+                share: fired.share,
+                checks: c.checks,
+            }))
+    }
+
+    fn eval(&mut self, model: &Gpt2<B>, step: u64) -> Result<Event> {
+        let inner = model.valid();
+        let batch = self.config.train.micro_batch.max(1);
+        let event = evaluate(&inner, &self.val, batch, step, self.device);
+        self.log.write(&event)?;
+        Ok(event)
+    }
+
+    fn checkpoint<O: Optimizer<Gpt2<B>, B>>(
+        &mut self,
+        model: &Gpt2<B>,
+        optim: &O,
+        step: u64,
+    ) -> Result<()> {
+        self.state.step = step;
+        let dir = checkpoint::save(
+            &self.opts.out,
+            model,
+            &self.model_config,
+            optim,
+            &self.state,
+            self.config.checkpoint.keep,
+        )?;
+        let path = relative(&self.opts.out, &dir);
+        self.log.write(&Event::Checkpoint { step, path })
+    }
+
+    /// The one end of a run: a stop event, or `final/` when the schedule is done.
+    fn finish(
+        &mut self,
+        model: &Gpt2<B>,
+        step: u64,
+        stop: Option<StopReason>,
+        last_eval: Option<Event>,
+    ) -> Result<TrainSummary> {
+        match &stop {
+            Some(reason) => self.log.write(&Event::Stop {
                 step,
                 reason: reason.clone(),
-            })?;
-            stopped = Some(reason);
-            break;
-        }
-        let mut grads = grads;
-        let grad_norm = clip_global_norm::<B, Gpt2<B>>(&model, &mut grads, config.train.grad_clip);
-        model = optim.step(lr, model, grads);
-        step += 1;
-        since.1 += tokens_per_step;
-        bar.set_position(step);
-        bar.set_message(format!("loss {:.3}", stats.loss));
-        let mut collapse = None;
-        if step % config.log.every == 0 || step == end {
-            let tok_per_s = since.1 as f64 / since.0.elapsed().as_secs_f64().max(1e-9);
-            since = (Instant::now(), 0);
-            let routing = stats.routing.summary();
-            log.write(&Event::Train {
-                step,
-                loss: stats.loss,
-                lm_loss: stats.lm,
-                lb_loss: stats.lb,
-                z_loss: stats.z,
-                lr,
-                grad_norm,
-                noise_std: noise.std,
-                tok_per_s,
-                routing: routing.clone(),
-            })?;
-            if model_config.moe.is_some() {
-                let layers: Vec<(usize, Vec<f64>)> = routing
-                    .iter()
-                    .map(|r| (r.layer, r.shares.clone()))
-                    .collect();
-                if let Some(c) =
-                    state
-                        .collapse
-                        .check(&layers, config.collapse.threshold, config.collapse.checks)
-                {
-                    let reason = format!(
-                        "routing collapse at step {step}: expert {} took {:.0}% of block {}'s tokens at {} consecutive checks",
-                        c.expert,
-                        100.0 * c.share,
-                        c.layer,
-                        config.collapse.checks
-                    );
-                    collapse = Some(reason);
-                }
+                message: reason.message(),
+            })?,
+            None if step == self.config.train.steps => {
+                let dir = self.opts.out.join("final");
+                moe_model::save_model_dir(model, &self.model_config, &dir)?;
             }
+            None => {}
         }
-        let last = step == end || collapse.is_some();
-        if step % config.eval.every == 0 || last {
-            last_eval = Some(eval_and_log::<B>(
-                &model, &val, config, step, device, &mut log,
-            )?);
-        }
-        if step % config.checkpoint.every == 0 || last {
-            save(
-                &opts.out,
-                &model,
-                &model_config,
-                &optim,
-                &mut state,
-                step,
-                config,
-                &mut log,
-            )?;
-        }
-        if let Some(reason) = collapse {
-            log.write(&Event::Stop {
-                step,
-                reason: reason.clone(),
-            })?;
-            stopped = Some(reason);
-            break;
-        }
+        Ok(TrainSummary {
+            steps: step,
+            stopped: stop,
+            last_eval,
+        })
     }
-    bar.finish_and_clear();
-    if stopped.is_none() && step == steps {
-        moe_model::save_model_dir(&model, &model_config, &opts.out.join("final"))?;
-    }
-    Ok(TrainSummary {
-        steps: step,
-        stopped,
-        last_eval,
-    })
+}
+
+/// What a train event reports besides the step's statistics.
+struct TrainLog {
+    step: u64,
+    lr: f64,
+    grad_norm: f64,
+    noise_std: f64,
+    tok_per_s: f64,
+}
+
+fn relative(run_dir: &Path, dir: &Path) -> String {
+    dir.strip_prefix(run_dir)
+        .unwrap_or(dir)
+        .display()
+        .to_string()
 }
 
 /// Statistics of one optimizer step.
@@ -291,6 +406,11 @@ pub struct StepStats {
 /// Forward and backward over one optimizer step's micro-batches (each
 /// `block_size`-token rows back to back); returns the gradients of
 /// `mean over micro-batches of (LM + lb_coef·LB + z_coef·Z)` (TRAIN-5).
+///
+/// Under `lb_scope = "step"` (TRAIN-13) a gradient-free routing pass over all
+/// micro-batches first gives the step's f; each micro-batch's LB is then
+/// `N Σ f_step·P_micro`, whose mean over the micro-batches is the global-batch
+/// loss `N Σ f_step·P_step` and whose accumulated gradients are its gradients.
 pub fn step_gradients<B: AutodiffBackend>(
     model: &Gpt2<B>,
     t: &TrainSection,
@@ -312,6 +432,8 @@ pub fn step_gradients<B: AutodiffBackend>(
         router_noise_seed: noise.seed,
     };
     let scale = 1.0 / micro_batches.len().max(1) as f64;
+    let step_lb = (t.lb_scope == LbScope::Step)
+        .then(|| step_routing(model, micro_batches, block_size, &options, device));
     for flat in micro_batches {
         let rows = flat.len() / block_size;
         let (losses, records, aux) = token_losses(
@@ -322,8 +444,12 @@ pub fn step_gradients<B: AutodiffBackend>(
         let lm = losses.mean();
         let mut loss = lm.clone();
         if let Some(aux) = aux {
-            loss = loss + aux.lb.clone() * t.lb_coef + aux.z.clone() * t.z_coef;
-            *stats.lb.get_or_insert(0.0) += scalar(aux.lb) * scale;
+            let lb = match &step_lb {
+                Some(acc) => acc.micro_loss(&records).unwrap_or(aux.lb),
+                None => aux.lb,
+            };
+            loss = loss + lb.clone() * t.lb_coef + aux.z.clone() * t.z_coef;
+            *stats.lb.get_or_insert(0.0) += scalar(lb) * scale;
             *stats.z.get_or_insert(0.0) += scalar(aux.z) * scale;
         }
         stats.routing.add(&records);
@@ -335,46 +461,23 @@ pub fn step_gradients<B: AutodiffBackend>(
     (acc.grads(), stats)
 }
 
-fn eval_and_log<B: AutodiffBackend>(
+/// The routing of every micro-batch of a step, without gradients: the step's f.
+fn step_routing<B: AutodiffBackend>(
     model: &Gpt2<B>,
-    val: &ValBlocks,
-    config: &RunConfig,
-    step: u64,
+    micro_batches: &[Vec<i64>],
+    block_size: usize,
+    options: &ForwardOptions,
     device: &B::Device,
-    log: &mut MetricsLog,
-) -> Result<Event> {
+) -> LbAccumulator {
     let inner = model.valid();
-    let event = evaluate(&inner, val, config.train.micro_batch.max(1), step, device);
-    log.write(&event)?;
-    Ok(event)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn save<B: AutodiffBackend, O: Optimizer<Gpt2<B>, B>>(
-    run_dir: &Path,
-    model: &Gpt2<B>,
-    model_config: &ModelConfig,
-    optim: &O,
-    state: &mut CheckpointState,
-    step: u64,
-    config: &RunConfig,
-    log: &mut MetricsLog,
-) -> Result<()> {
-    state.step = step;
-    let dir = checkpoint::save(
-        run_dir,
-        model,
-        model_config,
-        optim,
-        state,
-        config.checkpoint.keep,
-    )?;
-    let rel = dir
-        .strip_prefix(run_dir)
-        .unwrap_or(&dir)
-        .display()
-        .to_string();
-    log.write(&Event::Checkpoint { step, path: rel })
+    let mut acc = LbAccumulator::new();
+    for flat in micro_batches {
+        let rows = flat.len() / block_size;
+        let tokens = tokens_tensor::<B::InnerBackend>(flat.clone(), rows, device);
+        let [batch, seq] = tokens.dims();
+        acc.push(&inner.route(tokens.slice([0..batch, 0..seq - 1]), options));
+    }
+    acc
 }
 
 /// The model a run starts from: fresh (`Gpt2::init(dense, run.seed)`) or
@@ -446,23 +549,72 @@ fn load_blocks(data: &PreparedData, max_val_blocks: usize) -> Result<(TrainBlock
     ))
 }
 
-/// Creates the run directory (refusing an existing run unless resuming) and
-/// writes the resolved config; returns its sha256.
-fn prepare_run_dir(config: &RunConfig, opts: &TrainOptions) -> Result<String> {
+/// The resolved config as written to `config.toml`, and its sha256.
+fn resolved_config(config: &RunConfig) -> Result<(String, String)> {
     let text = toml::to_string(config)
         .map_err(|e| TrainError::Mismatch(format!("config serialisation: {e}")))?;
     let sha = hex::encode(Sha256::digest(text.as_bytes()));
-    let metrics = opts.out.join("metrics.jsonl");
-    if metrics.exists() && !opts.resume {
+    Ok((text, sha))
+}
+
+/// Refuses an existing run unless resuming, and a resume of another config;
+/// returns the checkpoint to resume from. Writes nothing.
+fn check_run_dir(opts: &TrainOptions, config_sha: &str) -> Result<Option<u64>> {
+    let exists = opts.out.join("metrics.jsonl").exists();
+    if exists && !opts.resume {
         return Err(TrainError::Mismatch(format!(
             "{}: a run is already there (use --resume, or another --out)",
             opts.out.display()
         )));
     }
-    std::fs::create_dir_all(&opts.out).map_err(|e| TrainError::io(&opts.out, e))?;
-    let path = opts.out.join("config.toml");
-    std::fs::write(&path, text).map_err(|e| TrainError::io(&path, e))?;
-    Ok(sha)
+    let last = checkpoint::list(&opts.out).last().copied();
+    let Some(step) = last.filter(|_| opts.resume) else {
+        return Ok(None);
+    };
+    let state = checkpoint::read_state(&opts.out, step)?;
+    if state.config_sha256 != config_sha {
+        return Err(TrainError::Mismatch(format!(
+            "{}: the checkpoint belongs to another config",
+            opts.out.display()
+        )));
+    }
+    Ok(Some(step))
+}
+
+/// A resumed run's `vocab.json` must be the one this data gives.
+fn check_vocab(run_dir: &Path, data: &Path, map: &VocabMap) -> Result<()> {
+    match VocabMap::load(run_dir)? {
+        Some(saved) if saved.gpt2_ids != map.gpt2_ids => Err(TrainError::Mismatch(format!(
+            "{}: vocab.json was made from other data than {}",
+            run_dir.display(),
+            data.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn write_config(run_dir: &Path, text: &str) -> Result<()> {
+    std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
+    let path = run_dir.join("config.toml");
+    std::fs::write(&path, text).map_err(|e| TrainError::io(&path, e))
+}
+
+/// Saves the model at step 0 into `<run>/initial/` (written to a temporary
+/// directory and renamed), so that analysis has the step-0 router of any run.
+fn save_initial<B: AutodiffBackend>(
+    run_dir: &Path,
+    model: &Gpt2<B>,
+    model_config: &ModelConfig,
+) -> Result<()> {
+    let dir = run_dir.join(INITIAL_DIR);
+    let tmp = run_dir.join(format!(".{INITIAL_DIR}.tmp"));
+    for d in [&tmp, &dir] {
+        if d.exists() {
+            std::fs::remove_dir_all(d).map_err(|e| TrainError::io(d, e))?;
+        }
+    }
+    moe_model::save_model_dir(model, model_config, &tmp)?;
+    std::fs::rename(&tmp, &dir).map_err(|e| TrainError::io(&dir, e))
 }
 
 fn seed_for(seed: u64, step: u64) -> u64 {

@@ -2,7 +2,7 @@
 //! comparison whose direction is computed here, and carries the numbers it
 //! rests on in parentheses; nothing is worded before the numbers are known.
 
-use crate::schema::{Collapse, LayerAnalysis, LayerCollapse, Load, StopInfo};
+use crate::schema::{Collapse, LayerAnalysis, LayerCollapse, Load, RunInfo, StopInfo};
 
 /// Significance level of the permutation test's wording.
 pub const ALPHA: f64 = 0.05;
@@ -48,8 +48,21 @@ pub fn compare(a: f64, b: f64, tol: f64) -> &'static str {
     }
 }
 
-/// NMI against the permutation null, the step-0 router and the random router.
-pub fn specialization(run: &str, l: &LayerAnalysis, permutations: usize) -> String {
+/// What the baseline router is called: `step-0 router`, or the step it
+/// really comes from (a checkpoint standing in for step 0, ANA-6).
+pub fn baseline_name(step: Option<u64>) -> String {
+    format!("step-{} router", step.unwrap_or(0))
+}
+
+/// NMI against the permutation null, the baseline router (at `baseline_step`)
+/// and the random router.
+pub fn specialization(
+    run: &str,
+    l: &LayerAnalysis,
+    permutations: usize,
+    baseline_step: Option<u64>,
+) -> String {
+    let name = baseline_name(baseline_step);
     let s = &l.specialization;
     let p = &s.permutation;
     let test = if p.p_value < ALPHA {
@@ -69,7 +82,7 @@ pub fn specialization(run: &str, l: &LayerAnalysis, permutations: usize) -> Stri
     };
     let base = match (s.baseline_nmi, &s.rise) {
         (Some(b), Some(r)) => format!(
-            "; it is {} its step-0 router's {} (change {}, 95% bootstrap interval over documents [{}, {}], {})",
+            "; it is {} its {name}'s {} (change {}, 95% bootstrap interval over documents [{}, {}], {})",
             compare(s.nmi, b, 5e-4),
             f3(b),
             signed(r.rise),
@@ -82,7 +95,7 @@ pub fn specialization(run: &str, l: &LayerAnalysis, permutations: usize) -> Stri
             }
         ),
         (Some(b), None) => format!(
-            "; it is {} its step-0 router's {} (change {})",
+            "; it is {} its {name}'s {} (change {})",
             compare(s.nmi, b, 5e-4),
             f3(b),
             signed(s.nmi - b)
@@ -125,6 +138,56 @@ pub fn token_identity(run: &str, l: &LayerAnalysis) -> String {
             f3(t.nmi)
         ),
     }
+}
+
+/// How confident the router is against a uniform one (ANA-19).
+pub fn confidence(run: &str, l: &LayerAnalysis) -> String {
+    let c = &l.confidence;
+    let verdict = if c.near_uniform {
+        "the router is near-uniform: its specialization lives in the argmax, not in confident choices"
+    } else {
+        "the router is clearly more confident than a uniform one"
+    };
+    format!(
+        "Block {} of {run}: mean top-1 probability {} against 1/E = {}, mean entropy {} of ln E = {} nats ({}); {verdict}.",
+        l.layer,
+        f3(c.mean_top1_prob),
+        f3(c.uniform_prob),
+        f3(c.mean_entropy_nats),
+        f3(c.max_entropy_nats),
+        pct(c.entropy_fraction)
+    )
+}
+
+/// A warning when a run without load balancing differs from a balanced run
+/// in more than the LB coefficient (ANA-20): the contrast then confounds
+/// load balancing with whatever else was changed.
+pub fn lb_contrast(no_lb: &RunInfo, with_lb: &RunInfo) -> Option<String> {
+    let mut other = Vec::new();
+    if no_lb.router_noise_std != with_lb.router_noise_std {
+        other.push(format!(
+            "router noise ({} vs {})",
+            no_lb.router_noise_std, with_lb.router_noise_std
+        ));
+    }
+    if no_lb.z_coef != with_lb.z_coef {
+        other.push(format!("z-loss ({} vs {})", no_lb.z_coef, with_lb.z_coef));
+    }
+    if no_lb.lb_scope != with_lb.lb_scope {
+        other.push(format!(
+            "LB scope ({:?} vs {:?})",
+            no_lb.lb_scope, with_lb.lb_scope
+        ));
+    }
+    (!other.is_empty()).then(|| {
+        format!(
+            "The contrast of {} with {} is not load balancing alone: they also differ in {}, so what {} shows cannot be attributed to removing load balancing alone (the original study's no-LB ablation also turned router noise off; an ablation that changes only `lb_coef` separates the two).",
+            no_lb.name,
+            with_lb.name,
+            other.join(", "),
+            no_lb.name
+        )
+    })
 }
 
 /// CV against its floor, dead experts and the would-drop rate.
@@ -187,7 +250,7 @@ pub fn stop(run: &str, stop: Option<&StopInfo>, total_steps: u64) -> String {
     match stop {
         Some(s) => format!(
             "{run} stopped early at step {} of {total_steps} ({}).",
-            s.step, s.reason
+            s.step, s.message
         ),
         None => format!("{run} was not stopped early (schedule of {total_steps} steps)."),
     }

@@ -106,7 +106,7 @@ fn summary(md: &mut String, runs: &[ReportRun]) {
     let _ = writeln!(md, "## Summary\n");
     let _ = writeln!(
         md,
-        "| run | steps done / schedule | final eval loss | best-layer NMI (p) | step-0 NMI | token-identity survival | load CV (floor) | dead experts | stopped |"
+        "| run | steps done / schedule | final eval loss | best-layer NMI (p) | baseline NMI (step) | token-identity survival | load CV (floor) | dead experts | stopped |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for r in runs {
@@ -129,7 +129,9 @@ fn summary(md: &mut String, runs: &[ReportRun]) {
                         l.layer,
                         s.permutation.p_value
                     ),
-                    s.baseline_nmi.map_or("—".into(), f3),
+                    s.baseline_nmi.map_or("—".into(), |b| {
+                        format!("{} (step {})", f3(b), a.baseline.step.unwrap_or(0))
+                    }),
                     s.token_identity.surviving_fraction.map_or("—".into(), pct),
                     format!("{} ({})", f3(l.load.cv), f3(l.load.cv_floor)),
                     a.layers

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::claims::{self, f3, f4, pct};
 use super::render::ReportRun;
+use crate::schema::RunInfo;
 use crate::top_tokens::display;
 
 fn moe_runs(runs: &[ReportRun]) -> impl Iterator<Item = &ReportRun> {
@@ -23,7 +24,7 @@ pub fn specialization(md: &mut String, runs: &[ReportRun]) {
     );
     let _ = writeln!(
         md,
-        "NMI = I(expert; domain) / H(domain) on the val tokens (top-1 expert). The permutation null shuffles domain labels across documents; the random router draws each token's expert from the layer's load; step 0 is the same run's router before training; the token-identity control re-routes each token from its id's pooled expert distribution.\n"
+        "NMI = I(expert; domain) / H(domain) on the val tokens (top-1 expert). The permutation null shuffles domain labels across documents; the random router draws each token's expert from the layer's load; the baseline is the same run's router before training (step 0; where that model is unavailable, the earliest kept checkpoint, with its step shown); the token-identity control re-routes each token from its id's pooled expert distribution.\n"
     );
     if moe_runs(runs).next().is_none() {
         let _ = writeln!(md, "No analysed MoE run.\n");
@@ -31,7 +32,7 @@ pub fn specialization(md: &mut String, runs: &[ReportRun]) {
     }
     let _ = writeln!(
         md,
-        "| run | block | NMI | permutation null mean / p95 | p | random router | step 0 | rise over step 0 [95% CI] | token-identity NMI (survival) |"
+        "| run | block | NMI | permutation null mean / p95 | p | random router | baseline NMI (step) | rise over baseline [95% CI] | token-identity NMI (survival) |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for r in moe_runs(runs) {
@@ -47,7 +48,11 @@ pub fn specialization(md: &mut String, runs: &[ReportRun]) {
                 f4(s.permutation.null.p95),
                 s.permutation.p_value,
                 f4(s.random_router.mean),
-                s.baseline_nmi.map_or("—".into(), f3),
+                s.baseline_nmi.map_or("—".into(), |b| format!(
+                    "{} (step {})",
+                    f3(b),
+                    r.analysis.baseline.step.unwrap_or(0)
+                )),
                 match (&s.rise, s.baseline_nmi) {
                     (Some(r), _) => format!(
                         "{} [{}, {}]",
@@ -68,7 +73,7 @@ pub fn specialization(md: &mut String, runs: &[ReportRun]) {
         let a = &r.analysis;
         let _ = writeln!(
             md,
-            "{}: {} permutations, seed {}; step-0 router from {}{}.\n",
+            "{}: {} permutations, seed {}; baseline router from {}{}.\n",
             r.name(),
             a.options.permutations,
             a.options.seed,
@@ -81,9 +86,10 @@ pub fn specialization(md: &mut String, runs: &[ReportRun]) {
             let _ = writeln!(
                 md,
                 "- {}",
-                claims::specialization(r.name(), l, a.options.permutations)
+                claims::specialization(r.name(), l, a.options.permutations, a.baseline.step)
             );
             let _ = writeln!(md, "- {}", claims::token_identity(r.name(), l));
+            let _ = writeln!(md, "- {}", claims::confidence(r.name(), l));
         }
         let _ = writeln!(md);
         for l in &a.layers {
@@ -153,6 +159,14 @@ pub fn collapse(md: &mut String, runs: &[ReportRun]) {
         );
         for l in &h.collapse.layers {
             let _ = writeln!(md, "- {}", claims::collapse_layer(r.name(), &h.collapse, l));
+        }
+    }
+    let moe: Vec<&RunInfo> = moe_runs(runs).map(|r| &r.analysis.run).collect();
+    for no_lb in moe.iter().filter(|r| r.lb_coef == 0.0) {
+        for with_lb in moe.iter().filter(|r| r.lb_coef > 0.0) {
+            if let Some(warning) = claims::lb_contrast(no_lb, with_lb) {
+                let _ = writeln!(md, "- {warning}");
+            }
         }
     }
     let _ = writeln!(md);
