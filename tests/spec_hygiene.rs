@@ -44,7 +44,8 @@ fn untested_clauses(body: &str) -> (Vec<(String, String)>, String) {
     let mut tail = body;
     while let Some(at) = tail.find("*(untested") {
         let before = &tail[..at];
-        let start = before.rfind(". ").map_or(0, |i| i + 2);
+        let sentence_end = before.trim_end().trim_end_matches('.').len();
+        let start = before[..sentence_end].rfind(". ").map_or(0, |i| i + 2);
         rest.push_str(&before[..start]);
         let after = &tail[at..];
         let end = after.find(")*").map_or(after.len(), |i| i + 2);

@@ -15,6 +15,7 @@ seed = 5
 [model]
 init = "scratch"
 preset = "tiny"
+compact_vocab = true
 [model.dims]
 d_model = 16
 n_layer = 2
