@@ -214,6 +214,7 @@ fn run(name: &str, layers: Vec<LayerAnalysis>, history: History, analyzed: bool)
             schema_version: SCHEMA_VERSION,
             run: RunInfo {
                 name: name.into(),
+                seed: 42,
                 run_dir: format!("runs/{name}"),
                 checkpoint: format!("runs/{name}/final"),
                 checkpoint_step: Some(100),
@@ -386,4 +387,100 @@ fn ana_6_a_baseline_from_a_later_step_is_labelled_with_it() {
     runs[1].analysis.baseline.step = Some(9500);
     let md = render(&runs, &[]);
     assert!(md.contains("(step 9500)"), "{md}");
+}
+
+// Checks: ANA-21
+#[test]
+fn ana_21_seed_statistics_match_hand_computed_values() {
+    use moe_analysis::seeds::{paired_differences, spread, t_975, t_interval};
+    let s = spread(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+    assert!((s.mean - 2.5).abs() < 1e-12 && (s.sd - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    assert_eq!((s.min, s.max), (1.0, 4.0));
+    let i = t_interval(&[1.0, 2.0, 3.0]).unwrap();
+    let half = 4.303 / 3f64.sqrt();
+    assert!((i.low - (2.0 - half)).abs() < 1e-9 && (i.high - (2.0 + half)).abs() < 1e-9);
+    assert!(!i.resolved());
+    assert!(t_interval(&[1.0]).is_none());
+    assert_eq!(t_975(1), 12.706);
+    assert_eq!(t_975(200), 1.96);
+    // Pairing is by seed, whatever the order; unmatched seeds drop out.
+    let a = [(3, 1.0), (1, 2.0), (2, 4.0), (9, 0.0)];
+    let b = [(1, 2.5), (2, 4.0), (3, 3.0)];
+    assert_eq!(paired_differences(&a, &b), [0.5, 0.0, 2.0]);
+}
+
+fn seeded(name: &str, seed: u64, loss: f64, nmi: f64, collapse: Option<u64>) -> ReportRun {
+    let layers = if name.starts_with("moe") {
+        vec![layer(2, nmi, 0.001, 0.05, 0.3)]
+    } else {
+        vec![]
+    };
+    let balanced = [0.25, 0.25, 0.25, 0.25];
+    let mut r = run(
+        name,
+        layers,
+        history(
+            &[(50, loss + 0.5), (100, loss)],
+            &[(50, balanced), (100, balanced)],
+            collapse,
+            3600.0,
+        ),
+        true,
+    );
+    r.analysis.run.seed = seed;
+    r
+}
+
+// Checks: ANA-21
+#[test]
+fn ana_21_report_pairs_runs_by_seed_and_says_when_unresolved() {
+    use moe_analysis::report::seeds::{group_of, label_seeds};
+    let mut runs = vec![
+        seeded("moe", 1, 3.0, 0.30, None),
+        seeded("moe", 2, 3.1, 0.32, None),
+        seeded("moe", 3, 3.2, 0.34, None),
+        seeded("dense", 3, 3.5, 0.0, None),
+        seeded("dense", 1, 3.2, 0.0, None),
+        seeded("dense", 2, 3.25, 0.0, None),
+        seeded("moe-no-lb", 1, 3.3, 0.1, Some(60)),
+        seeded("moe-no-lb", 2, 3.0, 0.1, None),
+        seeded("moe-no-lb", 3, 3.2, 0.1, Some(80)),
+    ];
+    label_seeds(&mut runs);
+    assert_eq!(runs[0].name(), "moe@s1");
+    assert_eq!(group_of(&runs[3]), "dense");
+    let md = render(&runs, &[]);
+    assert!(md.contains("## Across seeds"), "{md}");
+    // dense − moe, paired by seed: 0.2, 0.15, 0.3 → mean 0.2167, sd 0.0764,
+    // half-width 4.303·0.0764/√3 = 0.1897.
+    assert!(
+        md.contains("- dense − moe, total eval loss at step 100: +0.217 [+0.027, +0.406] over 3 seeds, resolved."),
+        "{md}"
+    );
+    // moe-no-lb − moe: 0.3, −0.1, 0.0 → mean 0.067, interval covers 0.
+    assert!(
+        md.contains("- moe-no-lb − moe, total eval loss at step 100: +0.067 [-0.450, +0.584] over 3 seeds, unresolved: the interval covers 0."),
+        "{md}"
+    );
+    // NMI spread by hand over the three moe seeds.
+    let nmi: Vec<f64> = runs[..3]
+        .iter()
+        .map(|r| r.analysis.layers[0].specialization.nmi)
+        .collect();
+    let mean = nmi.iter().sum::<f64>() / 3.0;
+    let sd = (nmi.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+    let (lo, hi) = (
+        nmi.iter().copied().fold(1.0, f64::min),
+        nmi.iter().copied().fold(0.0, f64::max),
+    );
+    let want = format!("- moe, block 2: NMI {mean:.3} ± {sd:.3} [{lo:.3}, {hi:.3}] over 3 seeds");
+    assert!(sd > 0.0 && md.contains(&want), "{want}\n{md}");
+    assert!(
+        md.contains(
+            "- moe-no-lb: routing collapsed in 2 of 3 seeds (seed 1 at step 60, seed 3 at step 80)."
+        ),
+        "{md}"
+    );
+    // One seed per configuration: no such section.
+    assert!(!render(&fixture(), &[]).contains("## Across seeds"));
 }

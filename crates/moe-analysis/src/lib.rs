@@ -49,6 +49,7 @@ pub mod nulls;
 pub mod report;
 pub mod rise;
 pub mod schema;
+pub mod seeds;
 pub mod table;
 pub mod top_tokens;
 

@@ -38,6 +38,9 @@ pub struct Analysis {
 pub struct RunInfo {
     /// `run.name` of the config.
     pub name: String,
+    /// `run.seed` of the config (model init, batches, router noise).
+    #[serde(default)]
+    pub seed: u64,
     /// The run directory as given.
     pub run_dir: String,
     /// The checkpoint directory analysed.
@@ -75,6 +78,7 @@ impl RunInfo {
         let moe = config.model.moe.as_ref();
         Self {
             name: config.run.name.clone(),
+            seed: config.run.seed,
             run_dir: run_dir.display().to_string(),
             checkpoint,
             checkpoint_step,

@@ -11,6 +11,7 @@ pub mod claims;
 pub mod losses;
 pub mod render;
 pub mod sections;
+pub mod seeds;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -38,10 +39,11 @@ pub struct ReportSummary {
 /// Writes `<out>/report.md` comparing `dirs` (run or analysis directories).
 pub fn report(dirs: &[PathBuf], out: &Path) -> Result<ReportSummary> {
     std::fs::create_dir_all(out).map_err(|e| AnalysisError::io(out, e))?;
-    let runs = dirs
+    let mut runs = dirs
         .iter()
         .map(|d| load_run(d, out))
         .collect::<Result<Vec<_>>>()?;
+    seeds::label_seeds(&mut runs);
     let mut figures = Vec::new();
     let mut comparison = Vec::new();
     for domain in render::domains(&runs) {

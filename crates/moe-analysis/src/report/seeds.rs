@@ -1,0 +1,230 @@
+//! The report's "Across seeds" section (ANA-21): runs of one configuration
+//! with several seeds are grouped by name; each comparison between two
+//! configurations pairs their runs by seed and gives the mean difference
+//! with its 95% t-interval over seeds, calling it unresolved when the
+//! interval covers 0. NMI and its rise over step 0 get their spread and
+//! interval over seeds; collapses are listed by seed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::claims::{f3, signed};
+use super::render::ReportRun;
+use crate::seeds::{Interval, paired_differences, spread, t_interval};
+use moe_train::metrics::StopReason;
+
+/// The suffix `report` gives runs that share a name: `moe@s43`.
+pub const SEED_SUFFIX: &str = "@s";
+
+/// The configuration a run belongs to (its name without the seed suffix).
+pub fn group_of(run: &ReportRun) -> &str {
+    let name = run.name();
+    name.split_once(SEED_SUFFIX).map_or(name, |(g, _)| g)
+}
+
+/// Renames runs that share a name to `name@s<seed>`, so every label is unique.
+pub fn label_seeds(runs: &mut [ReportRun]) {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for r in runs.iter() {
+        *count.entry(r.name().to_string()).or_default() += 1;
+    }
+    for r in runs.iter_mut() {
+        if count[r.name()] > 1 {
+            r.analysis.run.name = format!("{}{SEED_SUFFIX}{}", r.name(), r.analysis.run.seed);
+        }
+    }
+}
+
+/// Runs by configuration, in first-seen order.
+fn groups(runs: &[ReportRun]) -> Vec<(&str, Vec<&ReportRun>)> {
+    let mut out: Vec<(&str, Vec<&ReportRun>)> = Vec::new();
+    for r in runs {
+        match out.iter_mut().find(|(g, _)| *g == group_of(r)) {
+            Some((_, members)) => members.push(r),
+            None => out.push((group_of(r), vec![r])),
+        }
+    }
+    out
+}
+
+/// Whether any configuration has more than one seed.
+pub fn has_seeds(runs: &[ReportRun]) -> bool {
+    groups(runs).iter().any(|(_, m)| m.len() > 1)
+}
+
+/// `mean [low, high]` and its verdict.
+pub fn interval_text(i: &Interval) -> String {
+    format!(
+        "{} [{}, {}] over {} seeds, {}",
+        signed(i.mean),
+        signed(i.low),
+        signed(i.high),
+        i.n,
+        if i.resolved() {
+            "resolved"
+        } else {
+            "unresolved: the interval covers 0"
+        }
+    )
+}
+
+/// The largest step at which every run of `members` has an eval row.
+fn common_step(members: &[&ReportRun]) -> Option<u64> {
+    let owned: Vec<ReportRun> = members.iter().map(|r| (*r).clone()).collect();
+    super::render::common_eval_step(&owned)
+}
+
+/// (seed, loss of `domain`) at `step` (`None` domain = the token-weighted total).
+fn losses_at(members: &[&ReportRun], step: u64, domain: Option<&str>) -> Vec<(u64, f64)> {
+    members
+        .iter()
+        .filter_map(|r| {
+            let e = r.eval_at(step)?;
+            let loss = match domain {
+                Some(d) => *e.domains.get(d)?,
+                None => e.loss,
+            };
+            Some((r.analysis.run.seed, loss))
+        })
+        .collect()
+}
+
+/// The whole section; nothing when every configuration has one seed.
+pub fn section(md: &mut String, runs: &[ReportRun]) {
+    if !has_seeds(runs) {
+        return;
+    }
+    let groups = groups(runs);
+    let _ = writeln!(md, "## Across seeds\n");
+    let _ = writeln!(
+        md,
+        "Runs of one configuration differ only in `run.seed` (model init, batch order, router noise; the data is fixed). Intervals are 95% Student-t intervals over seeds; a comparison pairs the two configurations' runs by seed. A difference whose interval covers 0 is unresolved. Within-seed intervals over val documents are not computed (eval keeps per-domain losses only).\n"
+    );
+    eval_spread(md, &groups);
+    comparisons(md, &groups);
+    nmi_spread(md, &groups);
+    collapses(md, &groups);
+}
+
+fn eval_spread(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
+    let _ = writeln!(
+        md,
+        "| configuration | seeds | eval step | eval loss mean ± sd [min, max] |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|");
+    for (g, members) in groups {
+        let Some(step) = common_step(members) else {
+            continue;
+        };
+        let values: Vec<f64> = losses_at(members, step, None).iter().map(|v| v.1).collect();
+        if let Some(s) = spread(&values) {
+            let _ = writeln!(
+                md,
+                "| {g} | {} | {step} | {} ± {} [{}, {}] |",
+                s.n,
+                f3(s.mean),
+                f3(s.sd),
+                f3(s.min),
+                f3(s.max)
+            );
+        }
+    }
+    let _ = writeln!(md);
+}
+
+fn comparisons(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
+    for (i, (ga, a)) in groups.iter().enumerate() {
+        for (gb, b) in &groups[i + 1..] {
+            let both: Vec<&ReportRun> = a.iter().chain(b.iter()).copied().collect();
+            let Some(step) = common_step(&both) else {
+                continue;
+            };
+            let mut domains: Vec<Option<String>> = vec![None];
+            if let Some(e) = a[0].eval_at(step) {
+                domains.extend(e.domains.keys().cloned().map(Some));
+            }
+            for d in &domains {
+                let diffs = paired_differences(
+                    &losses_at(a, step, d.as_deref()),
+                    &losses_at(b, step, d.as_deref()),
+                );
+                if let Some(iv) = t_interval(&diffs) {
+                    let _ = writeln!(
+                        md,
+                        "- {gb} − {ga}, {} eval loss at step {step}: {}.",
+                        d.as_deref().unwrap_or("total"),
+                        interval_text(&iv)
+                    );
+                }
+            }
+        }
+    }
+    let _ = writeln!(md);
+}
+
+fn nmi_spread(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
+    for (g, members) in groups {
+        let analysed: Vec<&&ReportRun> = members.iter().filter(|r| r.analyzed).collect();
+        let Some(first) = analysed.first() else {
+            continue;
+        };
+        for (slot, layer) in first.analysis.layers.iter().enumerate() {
+            let nmi: Vec<f64> = analysed
+                .iter()
+                .filter_map(|r| r.analysis.layers.get(slot))
+                .map(|l| l.specialization.nmi)
+                .collect();
+            let rises: Vec<f64> = analysed
+                .iter()
+                .filter_map(|r| r.analysis.layers.get(slot)?.specialization.rise.as_ref())
+                .map(|r| r.rise)
+                .collect();
+            let Some(s) = spread(&nmi) else { continue };
+            let rise = t_interval(&rises).map_or(
+                "no interval (fewer than 2 seeds with a step-0 baseline)".into(),
+                |iv| interval_text(&iv),
+            );
+            let _ = writeln!(
+                md,
+                "- {g}, block {}: NMI {} ± {} [{}, {}] over {} seeds; rise over step 0 {rise}.",
+                layer.layer,
+                f3(s.mean),
+                f3(s.sd),
+                f3(s.min),
+                f3(s.max),
+                s.n
+            );
+        }
+    }
+    let _ = writeln!(md);
+}
+
+fn collapses(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
+    for (g, members) in groups {
+        let steps: Vec<String> = members
+            .iter()
+            .filter_map(|r| {
+                let stop = r.analysis.history.stop.as_ref()?;
+                matches!(stop.reason, StopReason::Collapse { .. })
+                    .then(|| format!("seed {} at step {}", r.analysis.run.seed, stop.step))
+            })
+            .collect();
+        if members
+            .iter()
+            .any(|r| !r.analysis.layers.is_empty() || !steps.is_empty())
+        {
+            let _ = writeln!(
+                md,
+                "- {g}: routing collapsed in {} of {} seeds{}.",
+                steps.len(),
+                members.len(),
+                if steps.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", steps.join(", "))
+                }
+            );
+        }
+    }
+    let _ = writeln!(md);
+}
