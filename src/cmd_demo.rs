@@ -17,7 +17,7 @@ use moe_data::sources::HubOptions;
 use moe_train::metrics::Event;
 
 use crate::cmd_train::Device;
-use crate::runs::{RunPlan, ensure_run, last_event};
+use crate::runs::{RunPlan, ensure_run, last_event, seed_plans};
 
 /// Arguments of `moe demo`.
 #[derive(Args, Clone)]
@@ -31,6 +31,11 @@ pub struct DemoArgs {
     /// Permutations (and bootstrap draws) of the specialization tests.
     #[arg(long, default_value_t = 1000)]
     pub permutations: usize,
+    /// Seeds per run (`run.seed`, `run.seed + 1`, …); with more than one,
+    /// each run trains into `<out>/<run>/seed-<seed>/` and the report and
+    /// summary give the spread over seeds.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
 }
 
 impl Default for DemoArgs {
@@ -39,6 +44,7 @@ impl Default for DemoArgs {
             out: PathBuf::from("runs/demo"),
             max_steps: None,
             permutations: 1000,
+            seeds: 1,
         }
     }
 }
@@ -57,14 +63,16 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let progress = std::io::stderr().is_terminal();
     let data_dir = args.out.join("data");
     ensure_data(&repo_root().join("configs/data/demo.toml"), &data_dir)?;
+    let mut plans = Vec::new();
     for name in DEMO_RUNS {
-        let plan = RunPlan {
-            config: repo_root().join(format!("configs/runs/{name}.toml")),
-            out: args.out.join(name),
-            max_steps: args.max_steps,
-        };
-        eprintln!("[{:>5.1}s] {name}", start.elapsed().as_secs_f64());
-        match ensure_run(&plan, &data_dir, Device::Cpu, progress)? {
+        let config = repo_root().join(format!("configs/runs/{name}.toml"));
+        let out = args.out.join(name);
+        plans.extend(seed_plans(&config, &out, args.seeds, args.max_steps)?);
+    }
+    for plan in &plans {
+        let label = plan_label(plan);
+        eprintln!("[{:>5.1}s] {label}", start.elapsed().as_secs_f64());
+        match ensure_run(plan, &data_dir, Device::Cpu, progress)? {
             None => eprintln!("        reusing the finished run in {}", plan.out.display()),
             Some(s) => {
                 if let Some(reason) = &s.stopped {
@@ -74,19 +82,27 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         }
     }
     let mut analyses = Vec::new();
-    for name in DEMO_RUNS.iter().filter(|n| n.starts_with("moe")) {
-        eprintln!("[{:>5.1}s] analyse {name}", start.elapsed().as_secs_f64());
+    for plan in plans.iter().filter(|p| plan_label(p).starts_with("moe")) {
+        let label = plan_label(plan);
+        eprintln!("[{:>5.1}s] analyse {label}", start.elapsed().as_secs_f64());
         analyses.push(crate::runs::ensure_analysis(
-            &args.out.join(name),
+            &plan.out,
             &data_dir,
             args.permutations,
         )?);
     }
     eprintln!("[{:>5.1}s] report", start.elapsed().as_secs_f64());
-    let runs: Vec<PathBuf> = DEMO_RUNS.iter().map(|n| args.out.join(n)).collect();
+    let runs: Vec<PathBuf> = plans.iter().map(|p| p.out.clone()).collect();
     let report = moe_analysis::report(&runs, &args.out.join("report"))?;
-    print!("{}", summary(&args.out));
-    print!("{}", specialization_summary(&analyses));
+    let labelled: Vec<(String, PathBuf)> = plans
+        .iter()
+        .map(|p| (plan_label(p), p.out.clone()))
+        .collect();
+    print!("{}", summary(&labelled));
+    print!("{}", specialization_summary(&analyses, args.seeds > 1));
+    if let Some(across) = section(&report.markdown, "## Across seeds") {
+        print!("\n{across}");
+    }
     println!("\nreport: {}", report.path.display());
     eprintln!(
         "demo finished in {:.0}s; outputs in {}",
@@ -96,8 +112,29 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// Expert ↔ domain NMI per layer with its nulls, for the MoE runs.
-pub fn specialization_summary(analyses: &[Analysis]) -> String {
+/// A run's name in the summary: its config file's stem, `@s<seed>` with several seeds.
+fn plan_label(plan: &RunPlan) -> String {
+    let stem = plan
+        .config
+        .file_stem()
+        .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+    match plan.seed {
+        Some(seed) => format!("{stem}@s{seed}"),
+        None => stem,
+    }
+}
+
+/// The text of a `## ` section of a Markdown document, without its heading.
+fn section(markdown: &str, heading: &str) -> Option<String> {
+    let start = markdown.find(heading)? + heading.len();
+    let rest = &markdown[start..];
+    let end = rest.find("\n## ").unwrap_or(rest.len());
+    Some(format!("across seeds:{}", &rest[..end]))
+}
+
+/// Expert ↔ domain NMI per layer with its nulls, for the MoE runs (labelled
+/// with their seed when `with_seed`).
+pub fn specialization_summary(analyses: &[Analysis], with_seed: bool) -> String {
     let mut s = String::from(
         "\nexpert↔domain NMI per MoE block (permutation p-value; null mean; step-0 NMI; rise over step 0 with its 95% bootstrap interval; share surviving a token-identity router; load CV; router confidence: mean top-1 probability against 1/E, entropy as a share of ln E)\n",
     );
@@ -105,8 +142,12 @@ pub fn specialization_summary(analyses: &[Analysis]) -> String {
         for l in &a.layers {
             let sp = &l.specialization;
             s += &format!(
-                "{:<16} block {}  NMI {:.3}  p {:.4}  null {:.3}  step 0 {}  rise {}  token-identity {}  load CV {:.2}  top-1 p {:.3} vs {:.3}, entropy {:.0}% of ln E{}\n",
-                a.run.name,
+                "{:<20} block {}  NMI {:.3}  p {:.4}  null {:.3}  step 0 {}  rise {}  token-identity {}  load CV {:.2}  top-1 p {:.3} vs {:.3}, entropy {:.0}% of ln E{}\n",
+                if with_seed {
+                    format!("{}@s{}", a.run.name, a.run.seed)
+                } else {
+                    a.run.name.clone()
+                },
                 l.layer,
                 sp.nmi,
                 sp.permutation.p_value,
@@ -159,14 +200,13 @@ pub fn ensure_data(config_path: &Path, data_dir: &Path) -> Result<PreparedData> 
 }
 
 /// The summary table: per-domain val loss of each run, LB and max expert share.
-pub fn summary(out: &Path) -> String {
+pub fn summary(runs: &[(String, PathBuf)]) -> String {
     let mut s = String::from(
-        "\nrun              step  val loss   code   math  prose   max expert share (last log)\n",
+        "\nrun                  step  val loss   code   math  prose   max expert share (last log)\n",
     );
-    for name in DEMO_RUNS {
-        let dir = out.join(name);
-        let eval = last_event(&dir, |e| matches!(e, Event::Eval { .. }));
-        let train = last_event(&dir, |e| matches!(e, Event::Train { .. }));
+    for (name, dir) in runs {
+        let eval = last_event(dir, |e| matches!(e, Event::Eval { .. }));
+        let train = last_event(dir, |e| matches!(e, Event::Train { .. }));
         let Some(Event::Eval {
             step,
             loss,
@@ -174,7 +214,7 @@ pub fn summary(out: &Path) -> String {
             ..
         }) = eval
         else {
-            s += &format!("{name:<16} (no eval yet)\n");
+            s += &format!("{name:<20} (no eval yet)\n");
             continue;
         };
         let d = |k: &str| {
@@ -191,7 +231,7 @@ pub fn summary(out: &Path) -> String {
             _ => "-".into(),
         };
         s += &format!(
-            "{name:<16} {step:>4}  {loss:8.3} {} {} {}   {share}\n",
+            "{name:<20} {step:>4}  {loss:8.3} {} {} {}   {share}\n",
             d("code"),
             d("math"),
             d("prose")

@@ -15,7 +15,7 @@ use moe_data::sources::HubOptions;
 use moe_train::RunConfig;
 
 use crate::cmd_train::Device;
-use crate::runs::{RunPlan, ensure_run};
+use crate::runs::{RunPlan, ensure_run, seed_plans};
 
 /// Arguments of `moe reproduce`.
 #[derive(Args, Clone)]
@@ -59,27 +59,24 @@ pub struct ReproduceArgs {
     /// Refuse Hub revisions that are not pinned commits.
     #[arg(long)]
     pub locked: bool,
+    /// Seeds per run (`run.seed`, `run.seed + 1`, …); with more than one,
+    /// each run trains into `<out>/<run>/seed-<seed>/` and the report gives
+    /// the spread over seeds.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
 }
 
 /// Runs `moe reproduce`.
 pub fn run(args: &ReproduceArgs) -> Result<()> {
     let data_config = DataConfig::load(&args.data_config)?;
-    let plans: Vec<(RunPlan, RunConfig)> = args
-        .runs
-        .iter()
-        .map(|name| {
-            let config = args.configs.join(format!("{name}.toml"));
-            let rc = RunConfig::load(&config)?;
-            Ok((
-                RunPlan {
-                    config,
-                    out: args.out.join(name),
-                    max_steps: None,
-                },
-                rc,
-            ))
-        })
-        .collect::<Result<_>>()?;
+    let mut plans: Vec<(RunPlan, RunConfig)> = Vec::new();
+    for name in &args.runs {
+        let config = args.configs.join(format!("{name}.toml"));
+        for plan in seed_plans(&config, &args.out.join(name), args.seeds, None)? {
+            let rc = plan.config()?;
+            plans.push((plan, rc));
+        }
+    }
     print!(
         "{}",
         estimate(&plans, data_config.pipeline.block_size, args)

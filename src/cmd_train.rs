@@ -35,6 +35,10 @@ pub struct TrainArgs {
     /// Backend.
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
+    /// Train with this seed instead of the config's `run.seed` (model init,
+    /// batch order, router noise; written to the run's config.toml).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Stop after this many steps in total (the schedule still spans the config's steps).
     #[arg(long)]
     pub max_steps: Option<u64>,
@@ -56,7 +60,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
 /// Trains without printing the summary; returns it.
 pub fn run_quiet(args: &TrainArgs, progress: bool) -> Result<TrainSummary> {
-    let config = RunConfig::load(&args.config)?;
+    let mut config = RunConfig::load(&args.config)?;
+    if let Some(seed) = args.seed {
+        config.run.seed = seed;
+    }
     let opts = TrainOptions {
         data: args.data.clone(),
         out: args.out.clone(),

@@ -20,13 +20,50 @@ pub struct RunPlan {
     pub out: PathBuf,
     /// Stop after this many steps (a quick run; the schedule is unchanged).
     pub max_steps: Option<u64>,
+    /// Overrides `run.seed` of the config (one run of several seeds).
+    pub seed: Option<u64>,
+}
+
+impl RunPlan {
+    /// The config as this plan trains it (its seed applied).
+    pub fn config(&self) -> Result<RunConfig> {
+        let mut config = RunConfig::load(&self.config)?;
+        if let Some(seed) = self.seed {
+            config.run.seed = seed;
+        }
+        Ok(config)
+    }
+}
+
+/// The plans of one config over `seeds` seeds: `run.seed`, `run.seed + 1`, …
+/// One seed trains into `out` as it always did; several train into
+/// `out/seed-<seed>/`.
+pub fn seed_plans(
+    config: &Path,
+    out: &Path,
+    seeds: usize,
+    max_steps: Option<u64>,
+) -> Result<Vec<RunPlan>> {
+    let base = RunConfig::load(config)?.run.seed;
+    Ok((0..seeds.max(1) as u64)
+        .map(|k| RunPlan {
+            config: config.to_path_buf(),
+            out: if seeds > 1 {
+                out.join(format!("seed-{}", base + k))
+            } else {
+                out.to_path_buf()
+            },
+            max_steps,
+            seed: (seeds > 1).then_some(base + k),
+        })
+        .collect())
 }
 
 /// A run is complete when its resolved config matches and it either saved
 /// `final/` or stopped early by a collapse (a result of the study); a run
 /// stopped by a non-finite loss is a failure, never complete.
 pub fn is_complete(plan: &RunPlan) -> Result<bool> {
-    let config = RunConfig::load(&plan.config)?;
+    let config = plan.config()?;
     let resolved = toml::to_string(&config)?;
     let on_disk = std::fs::read_to_string(plan.out.join("config.toml")).unwrap_or_default();
     if on_disk != resolved {
@@ -62,6 +99,7 @@ pub fn ensure_run(
         resume,
         device,
         max_steps: plan.max_steps,
+        seed: plan.seed,
     };
     let summary =
         run_quiet(&args, progress).with_context(|| format!("run {}", plan.config.display()))?;

@@ -45,6 +45,9 @@ pub struct RunSection {
     /// Seed of initialisation, batch sampling and router noise.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// What this run is for, in one line (shown in reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
 }
 
 /// Where the weights start.

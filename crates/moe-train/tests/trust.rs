@@ -288,3 +288,82 @@ fn train_4_clipping_scales_every_gradient_by_one_global_factor() {
     assert!((again - max_norm).abs() <= 1e-4 * max_norm);
     assert_eq!(all_grads(&model, &grads), after);
 }
+
+/// Every leaf of a config as `section.key = value`.
+fn flat(config: &RunConfig) -> std::collections::BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk("", &toml::Value::try_from(config).unwrap(), &mut out);
+    out
+}
+
+// Checks: TRAIN-16
+#[test]
+fn train_16_ablations_differ_from_the_main_run_only_in_what_they_say() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/runs");
+    let load = |name: &str| RunConfig::load(&dir.join(format!("{name}.toml"))).unwrap();
+    let ablations: [(&str, &[&str]); 5] = [
+        (
+            "moe-no-lb",
+            &[
+                "train.lb_coef",
+                "train.router_noise_std",
+                "collapse.checks",
+                "train.steps",
+            ],
+        ),
+        ("moe-lb-off", &["train.lb_coef", "collapse.checks"]),
+        ("moe-noise-off", &["train.router_noise_std"]),
+        ("moe-no-z", &["train.z_coef"]),
+        ("moe-lb-step", &["train.lb_scope"]),
+    ];
+    for tiny in ["", "-tiny"] {
+        let main = flat(&load(&format!("moe{tiny}")));
+        for (name, changes) in ablations {
+            let full = format!("{name}{tiny}");
+            let config = load(&full);
+            assert_eq!(config.run.name, full);
+            let purpose = config.run.purpose.clone().unwrap_or_default();
+            assert!(!purpose.is_empty(), "{full}: no purpose line");
+            let other = flat(&config);
+            let differ: Vec<&str> = main
+                .keys()
+                .chain(other.keys())
+                .filter(|k| main.get(*k) != other.get(*k))
+                .map(String::as_str)
+                .filter(|k| !["run.name", "run.purpose"].contains(k))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            // The tiny no-LB run keeps the main run's steps; the GPU one stops at 2000.
+            let mut want: Vec<&str> = changes
+                .iter()
+                .copied()
+                .filter(|k| *k != "train.steps" || tiny.is_empty())
+                .collect();
+            want.sort();
+            assert_eq!(differ, want, "{full} differs from moe{tiny} in other keys");
+        }
+    }
+    // Every run config says what it is for.
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let config = RunConfig::load(&entry.path()).unwrap();
+        assert!(config.run.purpose.is_some(), "{}", entry.path().display());
+    }
+}
