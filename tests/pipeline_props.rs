@@ -1,5 +1,6 @@
 //! Property tests of split, pack, balance, shuffle and shards, at the unit
-//! level (PACK-1, PACK-2, BAL-2) and end to end through `prepare` on random
+//! level on the very functions `prepare` runs (`FilePacker`,
+//! `balance::write_shard`; PACK-1, PACK-2, BAL-2) and end to end through `prepare` on random
 //! corpora with empty documents, documents longer than a block, Unicode and
 //! the literal `<|endoftext|>` (SPLIT-2, PACK-3, PACK-4, BAL-1, SHARD-1, DATA-6).
 
@@ -8,10 +9,10 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use moe_data::balance::choose_and_shuffle;
+use moe_data::balance::{block_order, write_shard};
 use moe_data::config::DataConfig;
 use moe_data::manifest::Manifest;
-use moe_data::pack::Packer;
+use moe_data::pack::{FilePacker, PackedFile};
 use moe_data::prepare::{PrepareOptions, prepare};
 use moe_data::shard::{HEADER_BYTES, read_shard};
 use moe_data::split::Split;
@@ -29,23 +30,40 @@ fn docs_strategy() -> impl Strategy<Value = Vec<Vec<u16>>> {
     proptest::collection::vec(doc, 0..30)
 }
 
+/// Packs `docs` with the pipeline's packer into `dir/<name>.tok`.
+fn pack(dir: &Path, name: &str, docs: &[Vec<u16>], bs: usize) -> PackedFile {
+    let mut packer = FilePacker::create(&dir.join(format!("{name}.tok")), bs).unwrap();
+    docs.iter().for_each(|d| packer.push(d).unwrap());
+    packer.finish().unwrap()
+}
+
+fn tokens_of(path: &Path) -> Vec<u16> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
     /// PACK-1, PACK-2: blocks are the EOS-joined stream cut at whole blocks.
     #[test]
     fn pack_1_pack_2_packer_keeps_docs_contiguous_and_counts_tail(docs in docs_strategy(), bs in 1usize..24) {
-        let mut packer = Packer::new(bs);
-        docs.iter().for_each(|d| packer.push(d));
-        let packed = packer.finish();
+        let tmp = tempfile::tempdir().unwrap();
+        let packed = pack(tmp.path(), "p", &docs, bs);
+        let tokens = tokens_of(&packed.path);
         let stream: Vec<u16> = docs.iter().flat_map(|d| d.iter().copied().chain([EOS])).collect();
         let whole = stream.len() / bs * bs;
-        prop_assert_eq!(packed.tokens.len() % bs, 0);
-        prop_assert_eq!(&packed.tokens[..], &stream[..whole]);
+        prop_assert_eq!(tokens.len() % bs, 0);
+        prop_assert_eq!(&tokens[..], &stream[..whole]);
+        prop_assert_eq!(packed.stats.tokens as usize, whole);
+        prop_assert_eq!(packed.n_blocks(), whole / bs);
         prop_assert_eq!(packed.stats.tail_dropped as usize, stream.len() - whole);
         prop_assert_eq!(packed.stats.documents as usize, docs.len());
         // Split at EOS: complete runs are exactly the documents, in order.
-        let runs: Vec<&[u16]> = packed.tokens.split(|&t| t == EOS).collect();
+        let runs: Vec<&[u16]> = tokens.split(|&t| t == EOS).collect();
         let complete = runs.len() - 1;
         prop_assert_eq!(packed.stats.eos_count as usize, complete);
         for (run, doc) in runs[..complete].iter().zip(&docs) {
@@ -55,19 +73,29 @@ proptest! {
         prop_assert!(docs.get(complete).is_none_or(|d| d.starts_with(last)));
     }
 
-    /// BAL-2: balancing and shuffling keep a sub-multiset of whole blocks.
+    /// BAL-2, SHARD-1: the shard writer `prepare` runs keeps a sub-multiset of
+    /// whole blocks, `keep` of them, in the order `block_order` gives, under a
+    /// header that counts them; its sha256 and EOS count are those of the file.
     #[test]
-    fn bal_2_choose_and_shuffle_only_drops_and_permutes_blocks(docs in docs_strategy(), bs in 1usize..8, keep in proptest::option::of(0usize..40)) {
-        let mut packer = Packer::new(bs);
-        docs.iter().for_each(|d| packer.push(d));
-        let packed = packer.finish();
-        let out = choose_and_shuffle(&packed, keep, 3, "t");
-        prop_assert_eq!(out.len() % bs, 0);
-        let n = keep.unwrap_or(packed.n_blocks()).min(packed.n_blocks());
-        prop_assert_eq!(out.len() / bs, n);
+    fn bal_2_shard_1_write_shard_only_drops_and_permutes_blocks(docs in docs_strategy(), bs in 1usize..8, keep in 0usize..40) {
+        let tmp = tempfile::tempdir().unwrap();
+        let packed = pack(tmp.path(), "p", &docs, bs);
+        let input = tokens_of(&packed.path);
+        let path = tmp.path().join("s.bin");
+        let written = write_shard(&path, &packed, keep, 3, "t").unwrap();
+        let shard = read_shard(&path).unwrap();
+        let n = keep.min(packed.n_blocks());
+        prop_assert_eq!(shard.tokens.len(), n * bs);
+        prop_assert_eq!(written.tokens as usize, n * bs);
+        prop_assert_eq!(shard.block_size, Some(bs));
+        prop_assert_eq!(&written.sha256, &shard.sha256);
+        prop_assert_eq!(written.eos_count as usize, shard.tokens.iter().filter(|&&t| t == EOS).count());
+        let order = block_order(packed.n_blocks(), keep, 3, "t");
+        prop_assert_eq!(order.len(), n);
         let mut pool: BTreeMap<&[u16], usize> = BTreeMap::new();
-        (0..packed.n_blocks()).for_each(|i| *pool.entry(packed.block(i)).or_default() += 1);
-        for block in out.chunks(bs) {
+        input.chunks(bs).for_each(|b| *pool.entry(b).or_default() += 1);
+        for (block, &i) in shard.tokens.chunks(bs).zip(&order) {
+            prop_assert_eq!(block, &input[i * bs..(i + 1) * bs]);
             let left = pool.get_mut(block);
             prop_assert!(left.as_ref().is_some_and(|c| **c > 0), "block not in input");
             *left.unwrap() -= 1;
@@ -75,12 +103,17 @@ proptest! {
     }
 }
 
+// Checks: BAL-1
 #[test]
 fn bal_1_kept_blocks_are_chosen_by_shuffle_not_by_cutting_the_end() {
-    let mut packer = Packer::new(1);
-    (0..100u16).for_each(|i| packer.push(&[i]));
-    let packed = packer.finish(); // 200 one-token blocks: i, EOS, …
-    let kept: BTreeSet<u16> = choose_and_shuffle(&packed, Some(100), 42, "balance")
+    let tmp = tempfile::tempdir().unwrap();
+    let docs: Vec<Vec<u16>> = (0..100u16).map(|i| vec![i]).collect();
+    let packed = pack(tmp.path(), "p", &docs, 1); // 200 one-token blocks: i, EOS, …
+    let path = tmp.path().join("s.bin");
+    write_shard(&path, &packed, 100, 42, "balance").unwrap();
+    let kept: BTreeSet<u16> = read_shard(&path)
+        .unwrap()
+        .tokens
         .into_iter()
         .filter(|&t| t != EOS)
         .collect();

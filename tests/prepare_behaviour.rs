@@ -202,7 +202,7 @@ fn man_1_man_2_manifest_records_sources_and_shards_without_run_facts() {
 // Checks: SHARD-2
 #[test]
 fn shard_2_reader_rejects_bad_magic_version_and_size() {
-    let good = encode_shard(&[1, 2, 3, 4], 2);
+    let good = encode_shard(&[1, 2, 3, 4], 2).unwrap();
     let p = Path::new("x.bin");
     assert_eq!(decode_shard(p, &good).unwrap().tokens, [1, 2, 3, 4]);
     assert_eq!(decode_shard(p, &good).unwrap().block_size, Some(2));

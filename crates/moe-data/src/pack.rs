@@ -1,6 +1,6 @@
 //! Packing: documents of one (split, domain) concatenated, each followed by
 //! one EOS, cut into `block_size` blocks; the remainder is dropped and
-//! counted (PACK-1 … PACK-3).
+//! counted (PACK-1 … PACK-3). [`FilePacker`] is the one packer.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -26,79 +26,9 @@ pub struct PackStats {
     pub eos_count: u64,
 }
 
-/// Blocks of one (split, domain), `block_size` tokens each, back to back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packed {
-    /// Block size.
-    pub block_size: usize,
-    /// `blocks × block_size` tokens.
-    pub tokens: Vec<u16>,
-    /// Counts.
-    pub stats: PackStats,
-}
-
-impl Packed {
-    /// Number of whole blocks.
-    pub fn n_blocks(&self) -> usize {
-        self.tokens.len() / self.block_size
-    }
-
-    /// Block `i`.
-    pub fn block(&self, i: usize) -> &[u16] {
-        &self.tokens[i * self.block_size..(i + 1) * self.block_size]
-    }
-}
-
-/// Streaming packer: `push` documents, then `finish`.
-#[derive(Debug)]
-pub struct Packer {
-    block_size: usize,
-    tokens: Vec<u16>,
-    documents: u64,
-}
-
-impl Packer {
-    /// A packer for blocks of `block_size` (≥ 1) tokens.
-    pub fn new(block_size: usize) -> Self {
-        Self {
-            block_size: block_size.max(1),
-            tokens: Vec::new(),
-            documents: 0,
-        }
-    }
-
-    /// Appends one document's tokens and its EOS.
-    pub fn push(&mut self, doc: &[u16]) {
-        self.tokens.extend_from_slice(doc);
-        self.tokens.push(EOS_ID as u16);
-        self.documents += 1;
-    }
-
-    /// Cuts the stream into whole blocks, dropping the tail.
-    pub fn finish(mut self) -> Packed {
-        let whole = self.tokens.len() / self.block_size * self.block_size;
-        let tail_dropped = (self.tokens.len() - whole) as u64;
-        self.tokens.truncate(whole);
-        self.tokens.shrink_to_fit();
-        let eos_count = self.tokens.iter().filter(|&&t| t == EOS_ID as u16).count() as u64;
-        let stats = PackStats {
-            documents: self.documents,
-            tokens: whole as u64,
-            blocks: (whole / self.block_size) as u64,
-            tail_dropped,
-            eos_count,
-        };
-        Packed {
-            block_size: self.block_size,
-            tokens: self.tokens,
-            stats,
-        }
-    }
-}
-
-/// [`Packer`] writing through to a file, so that memory does not grow with
-/// the data: `prepare` packs every (split, domain) this way (PACK-1 …
-/// PACK-3 hold as for [`Packer`]; the file ends up as the whole blocks).
+/// The packer: `push` documents, then `finish`. It writes through to a
+/// file, so memory does not grow with the data; the file ends up holding the
+/// whole blocks (PACK-1 … PACK-3).
 #[derive(Debug)]
 pub struct FilePacker {
     block_size: usize,
@@ -195,35 +125,5 @@ impl FilePacker {
                 eos_count: self.documents - tail_eos,
             },
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Checks: PACK-1
-    #[test]
-    fn file_packer_matches_packer() {
-        let dir = tempfile::tempdir().unwrap();
-        let docs: Vec<Vec<u16>> = (0..40u16)
-            .map(|i| (0..(i * 7) % 13).map(|t| t + i).collect())
-            .collect();
-        for bs in [1, 2, 3, 5, 8, 64, 1000] {
-            let (mut mem, path) = (Packer::new(bs), dir.path().join(format!("{bs}.tok")));
-            let mut file = FilePacker::create(&path, bs).unwrap();
-            for d in &docs {
-                mem.push(d);
-                file.push(d).unwrap();
-            }
-            let (mem, file) = (mem.finish(), file.finish().unwrap());
-            assert_eq!(mem.stats, file.stats, "block size {bs}");
-            let bytes = std::fs::read(&path).unwrap();
-            let tokens: Vec<u16> = bytes
-                .chunks(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                .collect();
-            assert_eq!(mem.tokens, tokens, "block size {bs}");
-        }
     }
 }

@@ -12,14 +12,11 @@
 //! dedup keys and per-document lengths, whatever the size of the data.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sha2::{Digest, Sha256};
 
-use crate::balance::ratio;
+use crate::balance::{ratio, shuffle_purpose, write_shard};
 use crate::collect::{Collector, DomainDocs, ThreadScratch};
 use crate::config::{Balance, DataConfig};
 use crate::error::{DataError, Result};
@@ -28,8 +25,6 @@ use crate::manifest::{
     TokenizerInfo,
 };
 use crate::pack::{FilePacker, PackedFile};
-use crate::seeded::permutation;
-use crate::shard::encode_shard;
 use crate::sources::HubOptions;
 use crate::split::{Split, assign};
 use crate::tokenizer::{EOS_ID, Gpt2Tokenizer, TokenEncoder, VOCAB_SIZE};
@@ -211,7 +206,7 @@ fn assemble(
             eos_count: 0, // counted while writing
             sha256: String::new(),
         };
-        let purpose = crate::balance::shuffle_purpose(split, &domain);
+        let purpose = shuffle_purpose(split, &domain);
         shards.push(PendingShard {
             info,
             packed: blocks,
@@ -304,53 +299,15 @@ fn write_into(dir: &Path, shards: &[PendingShard], manifest: &mut Manifest) -> R
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
         }
-        let (sha256, eos_count) = write_shuffled(&path, shard, manifest.block_size)?;
+        let written = write_shard(&path, &shard.packed, shard.keep, shard.seed, &shard.purpose)?;
         manifest.shards.push(ShardInfo {
-            sha256,
-            eos_count,
+            sha256: written.sha256,
+            eos_count: written.eos_count,
             ..shard.info.clone()
         });
     }
     let path = dir.join(MANIFEST_FILE);
     std::fs::write(&path, manifest.to_json()).map_err(|e| DataError::io(&path, e))
-}
-
-/// Writes `shard` as an llm.c shard (SHARD-*): its first `keep` blocks in
-/// the seeded order of `purpose` (BAL-*), read one at a time from the packed
-/// file. Returns the file's sha256 and the EOS count.
-fn write_shuffled(path: &Path, shard: &PendingShard, block_size: usize) -> Result<(String, u64)> {
-    let n_tokens = shard.keep * block_size;
-    if n_tokens > i32::MAX as usize {
-        return Err(DataError::Shard {
-            path: path.into(),
-            reason: "more tokens than an int32 header can count".into(),
-        });
-    }
-    // The header as the shard module writes it, with slot 2 = token count.
-    let mut header = encode_shard(&[], block_size);
-    header[8..12].copy_from_slice(&(n_tokens as i32).to_le_bytes());
-    let order = permutation(shard.packed.n_blocks(), shard.seed, &shard.purpose);
-    let src = &shard.packed.path;
-    let mut input = File::open(src).map_err(|e| DataError::io(src, e))?;
-    let file = File::create(path).map_err(|e| DataError::io(path, e))?;
-    let mut out = BufWriter::with_capacity(1 << 16, file);
-    let mut hasher = Sha256::new();
-    let mut block = vec![0u8; 2 * block_size];
-    let mut eos_count = 0u64;
-    let eos = (EOS_ID as u16).to_le_bytes();
-    hasher.update(&header);
-    out.write_all(&header).map_err(|e| DataError::io(path, e))?;
-    for &i in &order[..shard.keep] {
-        input
-            .seek(SeekFrom::Start((i * block.len()) as u64))
-            .and_then(|_| input.read_exact(&mut block))
-            .map_err(|e| DataError::io(src, e))?;
-        eos_count += block.chunks_exact(2).filter(|t| *t == eos).count() as u64;
-        hasher.update(&block);
-        out.write_all(&block).map_err(|e| DataError::io(path, e))?;
-    }
-    out.flush().map_err(|e| DataError::io(path, e))?;
-    Ok((hex::encode(hasher.finalize()), eos_count))
 }
 
 fn replace_dir(tmp: &Path, out: &Path, force: bool) -> Result<()> {

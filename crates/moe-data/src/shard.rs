@@ -2,11 +2,13 @@
 //! `20240520`, version `1`, token count; slot 3 holds our block size, a slot
 //! llm.c ignores), then the tokens as little-endian uint16.
 //!
-//! The reader checks magic, version and that the file size is
-//! `1024 + 2 × count`, and fails with the path and a hint.
+//! [`ShardWriter`] is the one writer (it streams: `prepare` writes a shard
+//! block by block); the reader checks magic, version and that the file size
+//! is `1024 + 2 × count`, and fails with the path and a hint.
 
+use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -34,38 +36,107 @@ pub struct Shard {
     pub sha256: String,
 }
 
-/// The bytes of a shard file.
-pub fn encode_shard(tokens: &[u16], block_size: usize) -> Vec<u8> {
-    let mut header = [0i32; HEADER_INTS];
-    header[0] = MAGIC;
-    header[1] = VERSION;
-    header[2] = tokens.len() as i32;
-    header[SLOT_BLOCK_SIZE] = block_size as i32;
-    let mut bytes = Vec::with_capacity(HEADER_BYTES + 2 * tokens.len());
-    header
-        .iter()
-        .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
-    tokens
-        .iter()
-        .for_each(|t| bytes.extend_from_slice(&t.to_le_bytes()));
-    bytes
+/// Streams one shard to `W`: [`ShardWriter::new`] writes the header for a
+/// token count fixed in advance, [`ShardWriter::write_tokens`] appends
+/// tokens, and [`ShardWriter::finish`] checks that exactly that many were
+/// written and returns the sha256 of everything written. This is the only
+/// code that writes shard bytes.
+#[derive(Debug)]
+pub struct ShardWriter<W: Write> {
+    out: W,
+    path: PathBuf,
+    hasher: Sha256,
+    expected: usize,
+    written: usize,
 }
 
-/// Writes a shard; returns the sha256 of the file.
-pub fn write_shard(path: &Path, tokens: &[u16], block_size: usize) -> Result<String> {
-    if tokens.len() > i32::MAX as usize {
-        return Err(DataError::Shard {
-            path: path.into(),
-            reason: "more tokens than an int32 header can count".into(),
-        });
+impl ShardWriter<BufWriter<File>> {
+    /// Creates the shard file at `path` for `n_tokens` tokens of blocks of `block_size`.
+    pub fn create(path: &Path, n_tokens: usize, block_size: usize) -> Result<Self> {
+        let file = File::create(path).map_err(|e| DataError::io(path, e))?;
+        Self::new(
+            BufWriter::with_capacity(1 << 16, file),
+            path,
+            n_tokens,
+            block_size,
+        )
     }
-    let bytes = encode_shard(tokens, block_size);
-    let file = std::fs::File::create(path).map_err(|e| DataError::io(path, e))?;
-    let mut w = BufWriter::new(file);
-    w.write_all(&bytes)
-        .and_then(|_| w.flush())
-        .map_err(|e| DataError::io(path, e))?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+impl<W: Write> ShardWriter<W> {
+    /// Writes the header of a shard of `n_tokens` tokens to `out`; `path`
+    /// names the shard in errors.
+    pub fn new(mut out: W, path: &Path, n_tokens: usize, block_size: usize) -> Result<Self> {
+        let too_big = |what: &str| DataError::Shard {
+            path: path.into(),
+            reason: format!("{what} does not fit the int32 header"),
+        };
+        let count = i32::try_from(n_tokens).map_err(|_| too_big("the token count"))?;
+        let block = i32::try_from(block_size).map_err(|_| too_big("the block size"))?;
+        let mut header = [0i32; HEADER_INTS];
+        header[0] = MAGIC;
+        header[1] = VERSION;
+        header[2] = count;
+        header[SLOT_BLOCK_SIZE] = block;
+        let bytes: Vec<u8> = header.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut hasher = Sha256::new();
+        hasher.update(&bytes);
+        out.write_all(&bytes).map_err(|e| DataError::io(path, e))?;
+        Ok(Self {
+            out,
+            path: path.into(),
+            hasher,
+            expected: n_tokens,
+            written: 0,
+        })
+    }
+
+    /// Appends tokens given as little-endian uint16 bytes (an even number).
+    pub fn write_tokens(&mut self, le_bytes: &[u8]) -> Result<()> {
+        let n = le_bytes.len() / 2;
+        if !le_bytes.len().is_multiple_of(2) || self.written + n > self.expected {
+            return Err(DataError::Shard {
+                path: self.path.clone(),
+                reason: format!(
+                    "writing {} bytes after {} of {} tokens overruns the header's count",
+                    le_bytes.len(),
+                    self.written,
+                    self.expected
+                ),
+            });
+        }
+        self.hasher.update(le_bytes);
+        self.out
+            .write_all(le_bytes)
+            .map_err(|e| DataError::io(&self.path, e))?;
+        self.written += n;
+        Ok(())
+    }
+
+    /// Flushes; fails unless exactly the header's token count was written.
+    /// Returns the writer and the sha256 of the shard's bytes.
+    pub fn finish(mut self) -> Result<(W, String)> {
+        if self.written != self.expected {
+            return Err(DataError::Shard {
+                path: self.path,
+                reason: format!(
+                    "{} tokens written, the header says {}",
+                    self.written, self.expected
+                ),
+            });
+        }
+        self.out.flush().map_err(|e| DataError::io(&self.path, e))?;
+        Ok((self.out, hex::encode(self.hasher.finalize())))
+    }
+}
+
+/// The bytes of a shard holding `tokens` (through [`ShardWriter`]).
+pub fn encode_shard(tokens: &[u16], block_size: usize) -> Result<Vec<u8>> {
+    let path = Path::new("<memory>");
+    let mut w = ShardWriter::new(Vec::new(), path, tokens.len(), block_size)?;
+    let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
+    w.write_tokens(&bytes)?;
+    Ok(w.finish()?.0)
 }
 
 /// Reads and validates a shard.

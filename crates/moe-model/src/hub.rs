@@ -36,14 +36,29 @@ fn repo(repo_id: &str, revision: &str) -> Repo {
     Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string())
 }
 
+/// True for a full 40-hex commit id.
+fn is_commit(revision: &str) -> bool {
+    revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The snapshot directory of `repo_id@revision` in `cache` if it already holds
 /// `config.json` and `model.safetensors`; never touches the network.
+///
+/// `refs/<revision>` names the commit when there is one (hf-hub writes it for
+/// commits too); a cache filled by Python's `huggingface_hub` has no ref for
+/// a commit, so a 40-hex revision falls back to `snapshots/<revision>/`
+/// (MODEL-12).
 pub fn cached_model_dir(cache: &Path, repo_id: &str, revision: &str) -> Option<PathBuf> {
     let cached = Cache::new(cache.to_path_buf()).repo(repo(repo_id, revision));
-    let config = cached.get(CONFIG_FILE)?;
-    let weights = cached.get(WEIGHTS_FILE)?;
-    let dir = config.parent()?.to_path_buf();
-    (weights.parent() == Some(dir.as_path())).then_some(dir)
+    let dir = match cached.get(CONFIG_FILE) {
+        Some(config) => config.parent()?.to_path_buf(),
+        None if is_commit(revision) => cache
+            .join(repo(repo_id, revision).folder_name())
+            .join("snapshots")
+            .join(revision),
+        None => return None,
+    };
+    (dir.join(CONFIG_FILE).is_file() && dir.join(WEIGHTS_FILE).is_file()).then_some(dir)
 }
 
 /// A local model directory for `repo_id@revision`: from `cache` when present,
@@ -113,5 +128,32 @@ mod tests {
         assert_eq!(dir, snap);
         let err = fetch_model_dir(cache.path(), GPT2_REPO, "main", true).unwrap_err();
         assert!(err.to_string().contains("offline"), "{err}");
+    }
+
+    // MODEL-12
+    #[test]
+    fn model_12_python_cache_without_a_ref_for_the_commit_is_found() {
+        // As `huggingface_hub` lays out a download at a commit: blobs, a
+        // snapshot of that commit, and no `refs/<commit>` file.
+        let cache = tempfile::tempdir().unwrap();
+        let repo_dir = cache.path().join("models--openai-community--gpt2");
+        let snap = repo_dir.join("snapshots").join(GPT2_REVISION);
+        std::fs::create_dir_all(&snap).unwrap();
+        std::fs::create_dir_all(repo_dir.join("blobs")).unwrap();
+        std::fs::write(snap.join(CONFIG_FILE), "{}").unwrap();
+        let other = "0123456789abcdef0123456789abcdef01234567";
+        std::fs::create_dir_all(repo_dir.join("snapshots").join(other)).unwrap();
+        assert_eq!(
+            cached_model_dir(cache.path(), GPT2_REPO, GPT2_REVISION),
+            None,
+            "weights missing"
+        );
+        std::fs::write(snap.join(WEIGHTS_FILE), b"").unwrap();
+        let dir = fetch_model_dir(cache.path(), GPT2_REPO, GPT2_REVISION, true).unwrap();
+        assert_eq!(dir, snap);
+        assert!(!repo_dir.join("refs").exists(), "the lookup wrote a ref");
+        // Another commit's (empty) snapshot and a branch without a ref are not found.
+        assert_eq!(cached_model_dir(cache.path(), GPT2_REPO, other), None);
+        assert_eq!(cached_model_dir(cache.path(), GPT2_REPO, "main"), None);
     }
 }

@@ -13,8 +13,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::balance::{block_order, shuffle_purpose};
 use crate::manifest::ShardInfo;
-use crate::seeded::permutation;
 use crate::split::Split;
 use crate::tokenizer::{EOS_ID, Gpt2Tokenizer};
 
@@ -102,10 +102,13 @@ pub type Run = (Vec<u16>, DocKind);
 
 /// Original (packing) index of each block of a shard, by shard position.
 pub fn original_order(info: &ShardInfo, seed: u64) -> Vec<usize> {
-    let purpose = crate::balance::shuffle_purpose(info.split, &info.domain);
-    let mut order = permutation(info.blocks_before_balance as usize, seed, &purpose);
-    order.truncate(info.blocks as usize);
-    order
+    let purpose = shuffle_purpose(info.split, &info.domain);
+    block_order(
+        info.blocks_before_balance as usize,
+        info.blocks as usize,
+        seed,
+        &purpose,
+    )
 }
 
 /// Splits kept blocks, given with their original indices in ascending
