@@ -110,8 +110,9 @@ fn ana_14_analyze_and_report_on_tiny_runs() {
         assert_eq!(a.val.tokens[d], 15 * blocks as u64, "{name}");
     }
     assert!(a.run.checkpoint.ends_with("final") && a.run.checkpoint_step == Some(4));
-    // ANA-6: the step-0 router is rebuilt, and differs from the trained one.
-    assert_eq!(a.baseline.source, "rebuilt initial model");
+    // ANA-6: the step-0 router comes from the run's initial/ model.
+    assert_eq!(a.baseline.source, "the run's initial model");
+    assert_eq!(a.baseline.step, Some(0));
     let l = &a.layers[0];
     assert_eq!((l.layer, l.n_experts), (1, 4));
     assert!(l.specialization.baseline_nmi.is_some());
