@@ -1,6 +1,7 @@
-//! DATA-1, DATA-3, DATA-4, DATA-5, DATA-7, SRC-1 … SRC-3, FILT-3: bad input
-//! ends `moe data prepare` with a one-line error naming the file and the
-//! row or key, a non-zero exit, and no output directory.
+//! DATA-1, DATA-3, DATA-4, DATA-5, DATA-7, SRC-1 … SRC-3, SRC-8, FILT-3: bad
+//! input ends `moe data prepare` with a one-line error naming the file and
+//! the row or key, a non-zero exit, and no output directory; MAN-3: a bad
+//! manifest is a one-line error of the commands that read it.
 
 mod common;
 
@@ -283,4 +284,86 @@ fn src_1_parquet_source_reads_and_non_string_column_is_named() {
         &config,
         &["a.parquet row 1", "`n` is a parquet Int"],
     );
+}
+
+/// A small uncompressed parquet file with one UTF8 column `text`, with byte
+/// `at` flipped by `xor`: with parquet 60.1 both (9, 0x10) and (165, 0x80)
+/// make the reader panic (a slice range from a corrupt page header; no
+/// dictionary decoder), apache/arrow-rs #7102 and #9705 are of this kind.
+fn corrupt_parquet(path: &Path, at: usize, xor: u8) {
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = parquet::schema::parser::parse_message_type(
+        "message schema { REQUIRED BYTE_ARRAY text (UTF8); }",
+    )
+    .unwrap();
+    let props = Arc::new(
+        WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+            .build(),
+    );
+    let mut bytes = Vec::new();
+    let mut writer = SerializedFileWriter::new(&mut bytes, Arc::new(schema), props).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut col = group.next_column().unwrap().unwrap();
+    let values: Vec<ByteArray> = (0..6)
+        .map(|i| ByteArray::from(format!("doc {}", i % 3).as_str()))
+        .collect();
+    col.typed::<ByteArrayType>()
+        .write_batch(&values, None, None)
+        .unwrap();
+    col.close().unwrap();
+    group.close().unwrap();
+    writer.close().unwrap();
+    bytes[at] ^= xor;
+    std::fs::write(path, bytes).unwrap();
+}
+
+// Checks: SRC-8, DATA-3, DATA-5
+#[test]
+fn src_8_a_panicking_parquet_reader_is_a_one_line_error_naming_the_file() {
+    for (at, xor) in [(9, 0x10), (165, 0x80)] {
+        let tmp = tempfile::tempdir().unwrap();
+        corrupt_parquet(&tmp.path().join("bad.parquet"), at, xor);
+        let config = local_config(8, "tokens", &[("a", "bad.parquet")], "")
+            .replace("\"jsonl\"", "\"parquet\"");
+        assert_fails(tmp.path(), &config, &["bad.parquet", "corrupt parquet"]);
+    }
+}
+
+// Checks: MAN-3
+#[test]
+fn man_3_a_manifest_with_block_size_zero_is_a_one_line_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_jsonl(&tmp.path().join("a.jsonl"), &good_rows(40));
+    std::fs::write(
+        tmp.path().join("data.toml"),
+        local_config(8, "tokens", &[("a", "a.jsonl")], ""),
+    )
+    .unwrap();
+    let out = moe(
+        tmp.path(),
+        &["data", "prepare", "--config", "data.toml", "--out", "out"],
+    );
+    assert!(out.status.success());
+    let path = tmp.path().join("out/manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The top-level block_size (the config's comes first in the file).
+    let at = text.rfind("\"block_size\": 8").unwrap();
+    let text = format!("{}\"block_size\": 0{}", &text[..at], &text[at + 15..]);
+    std::fs::write(&path, text).unwrap();
+    for args in [
+        &["data", "inspect", "out", "--decode", "2"][..],
+        &["data", "audit", "out"][..],
+    ] {
+        let run = moe(tmp.path(), args);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{args:?}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("manifest.json") && err.contains("block_size = 0"),
+            "{args:?}: {err}"
+        );
+    }
 }

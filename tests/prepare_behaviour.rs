@@ -273,3 +273,44 @@ fn tok_4_shipped_vocabulary_matches_provenance_and_manifest() {
     h.update(std::fs::read(root.join("merges.txt")).unwrap());
     assert_eq!(tok.hash(), hex::encode(h.finalize()));
 }
+
+/// An encoder that panics on the `n`-th document it sees.
+struct PanicsAt(std::sync::atomic::AtomicUsize);
+
+impl moe_data::tokenizer::TokenEncoder for PanicsAt {
+    type Scratch = ();
+    fn encode_into(&self, text: &str, _: &mut (), out: &mut Vec<u32>) {
+        if self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            panic!("encoder bug");
+        }
+        out.extend(text.bytes().map(u32::from));
+    }
+}
+
+// Checks: DATA-8, DATA-5
+#[test]
+fn data_8_a_panic_inside_prepare_leaves_no_temporary_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_words(tmp.path(), "a", 0..300, 8);
+    let path = tmp.path().join("data.toml");
+    std::fs::write(
+        &path,
+        common::local_config(8, "tokens", &[("a", "a.jsonl")], ""),
+    )
+    .unwrap();
+    let config = DataConfig::load(&path).unwrap();
+    let before = common::entries(tmp.path());
+    for threads in [1, 2] {
+        let encoder = PanicsAt(std::sync::atomic::AtomicUsize::new(280));
+        let opts = PrepareOptions {
+            out: tmp.path().join("out"),
+            threads: Some(threads),
+            ..Default::default()
+        };
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            moe_data::prepare::prepare_with(&config, &path, &opts, &encoder, "test")
+        }));
+        assert!(run.is_err(), "the encoder did not panic");
+        assert_eq!(common::entries(tmp.path()), before, "left behind");
+    }
+}

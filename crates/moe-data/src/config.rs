@@ -226,7 +226,8 @@ impl DataConfig {
         domain.tokens.or(self.pipeline.tokens_per_domain)
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
+    /// Checks the values serde cannot (DATA-1); the reason names the key.
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
         let p = &self.pipeline;
         if p.block_size == 0 || p.block_size > MAX_BLOCK_SIZE {
             return Err(format!(

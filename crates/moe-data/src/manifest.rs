@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Balance, DataConfig};
+use crate::config::{Balance, DataConfig, MAX_BLOCK_SIZE};
 use crate::error::{DataError, Result};
 use crate::filter::DropCounts;
 use crate::split::Split;
@@ -148,14 +148,62 @@ impl Manifest {
             row: None,
             reason: format!("invalid manifest: {e}"),
         })?;
-        if manifest.format != MANIFEST_FORMAT || manifest.format_version != MANIFEST_VERSION {
-            return Err(DataError::Read {
-                path,
-                row: None,
-                reason: format!("not a v{MANIFEST_VERSION} {MANIFEST_FORMAT} manifest"),
-            });
-        }
+        manifest.check().map_err(|reason| DataError::Read {
+            path,
+            row: None,
+            reason,
+        })?;
         Ok(manifest)
+    }
+
+    /// The facts readers rely on (MAN-3): format and version, a valid
+    /// config, `block_size` in `1..=MAX_BLOCK_SIZE` and equal to the config's,
+    /// and per shard its file at `<split>/<domain>.bin` of a configured
+    /// domain, at least one block (SPLIT-1), `tokens = blocks × block_size`
+    /// and no more blocks than before balancing.
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.format != MANIFEST_FORMAT || self.format_version != MANIFEST_VERSION {
+            return Err(format!(
+                "not a v{MANIFEST_VERSION} {MANIFEST_FORMAT} manifest"
+            ));
+        }
+        self.config.validate().map_err(|e| format!("config: {e}"))?;
+        let bs = self.block_size;
+        if bs == 0 || bs > MAX_BLOCK_SIZE {
+            return Err(format!("block_size = {bs} must be in 1..={MAX_BLOCK_SIZE}"));
+        }
+        if bs != self.config.pipeline.block_size {
+            return Err(format!(
+                "block_size = {bs} differs from config.pipeline.block_size = {}",
+                self.config.pipeline.block_size
+            ));
+        }
+        for (i, s) in self.shards.iter().enumerate() {
+            let at = |fact: String| format!("shards[{i}] ({}): {fact}", s.file);
+            let file = format!("{}/{}.bin", s.split, s.domain);
+            if s.file != file {
+                return Err(at(format!("file should be {file:?}")));
+            }
+            if !self.config.domains.iter().any(|d| d.name == s.domain) {
+                return Err(at(format!("domain `{}` is not in the config", s.domain)));
+            }
+            if s.blocks == 0 {
+                return Err(at("0 blocks; every split holds at least one block".into()));
+            }
+            if s.blocks.checked_mul(bs as u64) != Some(s.tokens) {
+                return Err(at(format!(
+                    "{} tokens is not {} blocks × block_size {bs}",
+                    s.tokens, s.blocks
+                )));
+            }
+            if s.blocks > s.blocks_before_balance {
+                return Err(at(format!(
+                    "{} blocks kept out of {} before balancing",
+                    s.blocks, s.blocks_before_balance
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The shard of (split, domain), if any.

@@ -71,39 +71,45 @@ pub fn prepare_with<E: TokenEncoder>(
         .num_threads(opts.threads.unwrap_or(0))
         .build()
         .map_err(|e| DataError::io(&opts.out, std::io::Error::other(e)))?;
-    let tmp = temp_dir(&opts.out)?;
-    let work = tmp.join(".work");
-    let result = std::fs::create_dir_all(&work)
-        .map_err(|e| DataError::io(&work, e))
-        .and_then(|_| {
-            let bar = progress_bar(opts.progress, config);
-            let scratch = ThreadScratch::new(&pool);
-            let mut collector = Collector {
-                config,
-                base: &base,
-                hub: &opts.hub,
-                encoder,
-                pool: &pool,
-                scratch: &scratch,
-                seen: HashSet::new(),
-                progress: &bar,
-            };
-            let mut domains = Vec::new();
-            for domain in &config.domains {
-                let spool = work.join(format!("{}.docs", domain.name));
-                domains.push((domain.name.clone(), collector.collect(domain, &spool)?));
-            }
-            bar.finish_and_clear();
-            let (shards, mut manifest) = assemble(config, domains, tokenizer_hash, &work)?;
-            write_into(&tmp, &shards, &mut manifest)?;
-            std::fs::remove_dir_all(&work).map_err(|e| DataError::io(&work, e))?;
-            replace_dir(&tmp, &opts.out, opts.force)?;
-            Ok(manifest)
-        });
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
+    let tmp = TempDir(temp_dir(&opts.out)?);
+    let work = tmp.0.join(".work");
+    std::fs::create_dir_all(&work).map_err(|e| DataError::io(&work, e))?;
+    let bar = progress_bar(opts.progress, config);
+    let scratch = ThreadScratch::new(&pool);
+    let mut collector = Collector {
+        config,
+        base: &base,
+        hub: &opts.hub,
+        encoder,
+        pool: &pool,
+        scratch: &scratch,
+        seen: HashSet::new(),
+        progress: &bar,
+    };
+    let mut domains = Vec::new();
+    for domain in &config.domains {
+        let spool = work.join(format!("{}.docs", domain.name));
+        domains.push((domain.name.clone(), collector.collect(domain, &spool)?));
     }
-    result
+    bar.finish_and_clear();
+    let (shards, mut manifest) = assemble(config, domains, tokenizer_hash, &work)?;
+    write_into(&tmp.0, &shards, &mut manifest)?;
+    std::fs::remove_dir_all(&work).map_err(|e| DataError::io(&work, e))?;
+    replace_dir(&tmp.0, &opts.out, opts.force)?;
+    Ok(manifest)
+}
+
+/// The temporary output directory; dropping it removes it, so that an
+/// error or a panic anywhere in the pipeline leaves nothing behind (DATA-5).
+/// After the rename into place there is nothing left to remove.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 fn progress_bar(enabled: bool, config: &DataConfig) -> ProgressBar {

@@ -146,7 +146,8 @@ fn read_parquet(path: &Path, file: File, fields: &[String], visit: &mut Visitor<
         row,
         reason: format!("corrupt parquet: {e}"),
     };
-    let reader = SerializedFileReader::new(file).map_err(|e| corrupt(None, e))?;
+    let reader =
+        no_panic(path, None, || SerializedFileReader::new(file))?.map_err(|e| corrupt(None, e))?;
     let root = reader
         .metadata()
         .file_metadata()
@@ -168,11 +169,12 @@ fn read_parquet(path: &Path, file: File, fields: &[String], visit: &mut Visitor<
         .with_fields(projected)
         .build()
         .map_err(|e| corrupt(None, e))?;
-    let rows = reader
-        .get_row_iter(Some(schema))
+    let mut rows = no_panic(path, None, || reader.get_row_iter(Some(schema)))?
         .map_err(|e| corrupt(None, e))?;
-    for (i, row) in rows.enumerate() {
-        let number = i as u64 + 1;
+    for number in 1u64.. {
+        let Some(row) = no_panic(path, Some(number), || rows.next())? else {
+            break;
+        };
         let row = row.map_err(|e| corrupt(Some(number), e))?;
         let data = parquet_fields(path, number, &row, fields)?;
         if visit(number, data)?.is_break() {
@@ -180,6 +182,73 @@ fn read_parquet(path: &Path, file: File, fields: &[String], visit: &mut Visitor<
         }
     }
     Ok(())
+}
+
+/// Runs one call into the parquet reader, turning a panic into an error
+/// naming the file (SRC-8): parquet-rs has panicked on corrupt pages instead
+/// of returning an error (apache/arrow-rs #7102, #9705). Only the reader's
+/// own calls run under it, never the visitor; the panic message is kept
+/// off stderr and put in the error instead.
+fn no_panic<T>(path: &Path, row: Option<u64>, f: impl FnOnce() -> T) -> Result<T> {
+    quiet_panics::install();
+    let _quiet = quiet_panics::Scope::enter();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        DataError::Read {
+            path: path.to_path_buf(),
+            row,
+            reason: format!(
+                "corrupt parquet (the parquet reader panicked: {})",
+                message.split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
+        }
+    })
+}
+
+/// A panic hook, installed once and chained to the previous one, that stays
+/// silent for panics on a thread inside a [`Scope`], so that a caught reader
+/// panic does not print a backtrace notice on top of the one-line error.
+mod quiet_panics {
+    use std::cell::Cell;
+    use std::sync::Once;
+
+    thread_local! {
+        static DEPTH: Cell<u32> = const { Cell::new(0) };
+    }
+
+    /// Chains the quiet hook in front of the current one (once per process).
+    pub fn install() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if DEPTH.with(Cell::get) == 0 {
+                    previous(info);
+                }
+            }));
+        });
+    }
+
+    /// While alive, panics on this thread are not printed.
+    pub struct Scope(());
+
+    impl Scope {
+        /// Enters a quiet scope.
+        pub fn enter() -> Self {
+            DEPTH.with(|d| d.set(d.get() + 1));
+            Scope(())
+        }
+    }
+
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
 }
 
 fn parquet_fields(
