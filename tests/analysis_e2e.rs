@@ -2,47 +2,28 @@
 //! and a tiny dense run trained for a few steps on three small domains, then
 //! `analyze` and `report` on them.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use moe_analysis::figures::Figure;
 use moe_analysis::figures::heatmap::Heatmap;
 use moe_analysis::figures::lines::LineChart;
 use moe_analysis::{AnalyzeOptions, analyze, report};
-use moe_data::config::DataConfig;
-use moe_data::prepare::{PrepareOptions, prepare};
 use moe_train::{RunConfig, TrainOptions, train};
 
 /// Prepares three small domains at block size 16 into `dir/data`.
 fn small_data(dir: &Path) -> PathBuf {
-    let texts = [
-        ("code", "def f(x):\n    # add one\n    return x + 1\n"),
-        ("math", "Problem: 3 + 4 = ?\n\nSolution: 7"),
-        ("prose", "The keeper of the lighthouse wrote home."),
-    ];
-    let mut config = String::from("[pipeline]\nblock_size = 16\nval_fraction = 0.2\n");
-    for (name, base) in texts {
-        let rows: String = (0..40)
-            .map(|i| {
-                format!(
-                    "{}\n",
-                    serde_json::json!({ "text": format!("{base} #{i}") })
-                )
-            })
-            .collect();
-        std::fs::write(dir.join(format!("{name}.jsonl")), rows).unwrap();
-        config += &format!(
-            "[[domains]]\nname = \"{name}\"\n[[domains.sources]]\nkind = \"local\"\npath = \"{name}.jsonl\"\nformat = \"jsonl\"\n"
-        );
-    }
-    let path = dir.join("data.toml");
-    std::fs::write(&path, &config).unwrap();
-    let out = dir.join("data");
-    let opts = PrepareOptions {
-        out: out.clone(),
-        ..Default::default()
-    };
-    prepare(&DataConfig::load(&path).unwrap(), &path, &opts).unwrap();
-    out
+    common::small_prepared(
+        dir,
+        &[
+            ("code", "def f(x):\n    # add one\n    return x + 1\n"),
+            ("math", "Problem: 3 + 4 = ?\n\nSolution: 7"),
+            ("prose", "The keeper of the lighthouse wrote home."),
+        ],
+        40,
+        0.2,
+    )
 }
 
 fn train_run(dir: &Path, data: &Path, name: &str, moe: bool) -> PathBuf {

@@ -3,43 +3,25 @@
 //! it after the pretrained weights are gone, and a run without it labels
 //! the checkpoint that stands in for step 0 with its real step.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use moe_analysis::{AnalyzeOptions, analyze};
-use moe_data::config::DataConfig;
-use moe_data::prepare::{PrepareOptions, prepare};
 use moe_model::{CpuAutodiff, CpuBackend, Gpt2, ModelConfig, save_model_dir};
 use moe_train::{RunConfig, TrainOptions, train};
 
 fn small_data(dir: &Path) -> PathBuf {
-    let mut config = String::from("[pipeline]\nblock_size = 16\nval_fraction = 0.2\n");
-    for (name, base) in [
-        ("code", "def f(x):\n    return x + 1\n"),
-        ("math", "Problem: 3 + 4 = ?\n\nSolution: 7"),
-        ("prose", "The keeper of the lighthouse wrote home."),
-    ] {
-        let rows: String = (0..40)
-            .map(|i| {
-                format!(
-                    "{}\n",
-                    serde_json::json!({ "text": format!("{base} #{i}") })
-                )
-            })
-            .collect();
-        std::fs::write(dir.join(format!("{name}.jsonl")), rows).unwrap();
-        config += &format!(
-            "[[domains]]\nname = \"{name}\"\n[[domains.sources]]\nkind = \"local\"\npath = \"{name}.jsonl\"\nformat = \"jsonl\"\n"
-        );
-    }
-    let path = dir.join("data.toml");
-    std::fs::write(&path, &config).unwrap();
-    let out = dir.join("data");
-    let opts = PrepareOptions {
-        out: out.clone(),
-        ..Default::default()
-    };
-    prepare(&DataConfig::load(&path).unwrap(), &path, &opts).unwrap();
-    out
+    common::small_prepared(
+        dir,
+        &[
+            ("code", "def f(x):\n    return x + 1\n"),
+            ("math", "Problem: 3 + 4 = ?\n\nSolution: 7"),
+            ("prose", "The keeper of the lighthouse wrote home."),
+        ],
+        40,
+        0.2,
+    )
 }
 
 fn options() -> AnalyzeOptions {

@@ -2,6 +2,8 @@
 //! checkpoint, before the next) and resumed gives the same train and eval
 //! losses and the same final weights, byte for byte, as an uninterrupted run.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,36 +46,15 @@ keep = 2
 "#;
 
 fn prepared(dir: &Path) -> PathBuf {
-    let mut config = String::from("[pipeline]\nblock_size = 16\nval_fraction = 0.1\n");
-    for (name, base) in [
-        ("code", "def f(x):\n    return x + 1\n"),
-        ("prose", "The keeper of the lighthouse wrote home."),
-    ] {
-        let rows: String = (0..60)
-            .map(|i| {
-                format!(
-                    "{}\n",
-                    serde_json::json!({ "text": format!("{base} #{i}") })
-                )
-            })
-            .collect();
-        std::fs::write(dir.join(format!("{name}.jsonl")), rows).unwrap();
-        config += &format!(
-            "[[domains]]\nname = \"{name}\"\n[[domains.sources]]\nkind = \"local\"\npath = \"{name}.jsonl\"\nformat = \"jsonl\"\n"
-        );
-    }
-    std::fs::write(dir.join("data.toml"), config).unwrap();
-    let out = dir.join("data");
-    let status = Command::new(env!("CARGO_BIN_EXE_moe"))
-        .args(["data", "prepare", "--config"])
-        .arg(dir.join("data.toml"))
-        .arg("--out")
-        .arg(&out)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    out
+    common::small_prepared(
+        dir,
+        &[
+            ("code", "def f(x):\n    return x + 1\n"),
+            ("prose", "The keeper of the lighthouse wrote home."),
+        ],
+        60,
+        0.1,
+    )
 }
 
 fn train(dir: &Path, data: &Path, out: &Path, resume: bool) -> Command {

@@ -53,3 +53,33 @@ pub fn entries(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Prepares `rows` documents per domain, `"{base} #{i}"` each, at block size
+/// 16 into `dir/data` (the tiny corpus of the training and analysis tests).
+pub fn small_prepared(dir: &Path, domains: &[(&str, &str)], rows: usize, val: f64) -> PathBuf {
+    let files: Vec<(&str, String)> = domains
+        .iter()
+        .map(|(name, base)| {
+            let docs: Vec<serde_json::Value> = (0..rows)
+                .map(|i| serde_json::json!({ "text": format!("{base} #{i}") }))
+                .collect();
+            let file = format!("{name}.jsonl");
+            write_jsonl(&dir.join(&file), &docs);
+            (*name, file)
+        })
+        .collect();
+    let listed: Vec<(&str, &str)> = files.iter().map(|(n, f)| (*n, f.as_str())).collect();
+    let config = local_config(16, "tokens", &listed, "")
+        .replace("val_fraction = 0.2", &format!("val_fraction = {val}"))
+        .replace("seed = 7\n", "");
+    let path = dir.join("data.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = dir.join("data");
+    let data_config = moe_data::config::DataConfig::load(&path).unwrap();
+    let opts = moe_data::prepare::PrepareOptions {
+        out: out.clone(),
+        ..Default::default()
+    };
+    moe_data::prepare::prepare(&data_config, &path, &opts).unwrap();
+    out
+}
