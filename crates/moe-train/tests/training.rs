@@ -14,6 +14,11 @@ use moe_train::schedule::lr_at;
 use moe_train::trainer::step_gradients;
 use moe_train::{RunConfig, TrainOptions, train};
 
+// The `moe` binary's allocator (mimalloc): glibc maps every buffer over 32 MB
+// afresh, so large tensors would page-fault on every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type B = CpuAutodiff;
 
 /// Prepares three small domains at block size 16 into `dir/data`.
