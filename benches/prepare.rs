@@ -23,6 +23,11 @@ use moe_data::config::DataConfig;
 use moe_data::prepare::{PrepareOptions, prepare_with};
 use moe_data::tokenizer::{Gpt2Tokenizer, PieceCache, TokenEncoder};
 
+// The `moe` binary's allocator (mimalloc): glibc maps every buffer over 32 MB
+// afresh, so large tensors would page-fault on every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `Gpt2Tokenizer` adding the time spent in `encode_into` to a counter.
 struct Timed {
     inner: Gpt2Tokenizer,

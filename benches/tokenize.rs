@@ -29,6 +29,11 @@ use common::{BpeCrate, Domain};
 use criterion::{Criterion, Throughput};
 use moe_data::tokenizer::{Gpt2Tokenizer, PieceCache, TokenEncoder};
 
+// The `moe` binary's allocator (mimalloc): glibc maps every buffer over 32 MB
+// afresh, so large tensors would page-fault on every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// All encoders under test, built once.
 struct Encoders {
     ours: Gpt2Tokenizer,

@@ -15,6 +15,11 @@ mod runs;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+// The binary's allocator (mimalloc): glibc maps every buffer over 32 MB
+// afresh, so large tensors would page-fault on every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Mixture-of-Experts GPT-2: data, model, training and routing analysis.
 #[derive(Parser)]
 #[command(name = "moe", version, about)]

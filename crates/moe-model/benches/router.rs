@@ -15,6 +15,11 @@ use moe_model::losses::{expert_counts, load_balance_loss, z_loss};
 use moe_model::router::{Router, RouterNoise};
 use moe_model::{CpuAutodiff, CpuBackend};
 
+// The `moe` binary's allocator (mimalloc): glibc maps every buffer over 32 MB
+// afresh, so large tensors would page-fault on every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const D_MODEL: usize = 768;
 const N_EXPERTS: usize = 8;
 const TOKENS: [usize; 2] = [4096, 16384];

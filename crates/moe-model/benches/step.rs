@@ -11,6 +11,11 @@ use moe_model::dispatch::{DispatchPlan, dispatch_combine};
 use moe_model::init::NormalRng;
 use moe_model::{CpuAutodiff as B, ForwardOptions, Gpt2, ModelConfig, MoeConfig};
 
+// The `moe` binary's allocator (mimalloc): glibc maps every buffer over 32 MB
+// afresh, so large tensors would page-fault on every step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 2;
 const SEQ: usize = 128;
 
