@@ -1,7 +1,8 @@
-//! SRC-4 … SRC-7: the real `hf-hub` download path against a fake dataset repo
-//! served on 127.0.0.1 (no network): resolve to a commit, download at that
-//! commit into `HF_HOME`, record commit and sha256, work offline from the
-//! cache, refuse unpinned revisions with `--locked`, refuse unsafe names.
+//! SRC-4 … SRC-7, SRC-9, SRC-10: the real `hf-hub` download path against a
+//! fake dataset repo served on 127.0.0.1 (no network): resolve to a commit,
+//! download at that commit into `HF_HOME`, record commit and sha256, work
+//! offline from the cache, refuse unpinned revisions with `--locked`, refuse
+//! unsafe names and revisions, download file by file and stop at the target.
 
 mod common;
 
@@ -91,10 +92,13 @@ fn route(
         let Some(files) = repos.get(&repo).filter(|_| rev == "main" || rev == COMMIT) else {
             return not_found;
         };
-        let siblings: Vec<_> = files
+        let mut siblings: Vec<_> = files
             .keys()
             .map(|f| serde_json::json!({ "rfilename": f }))
             .collect();
+        if repo.ends_with("-reversed") {
+            siblings.reverse();
+        }
         let body = serde_json::json!({ "sha": COMMIT, "siblings": siblings })
             .to_string()
             .into_bytes();
@@ -154,7 +158,21 @@ fn fake_repos() -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
     ds.insert("README.md".to_string(), b"# fake".to_vec());
     let mut evil = BTreeMap::new();
     evil.insert("data/../../evil.jsonl".to_string(), jsonl("evil", 3));
-    BTreeMap::from([("fake/ds".to_string(), ds), ("fake/evil".to_string(), evil)])
+    // Four parts of ~330 tokens each, listed in order and in reverse.
+    let many: BTreeMap<String, Vec<u8>> = (0..4)
+        .map(|i| {
+            (
+                format!("data/train-0000{i}.jsonl"),
+                jsonl(&format!("part{i}"), 30),
+            )
+        })
+        .collect();
+    BTreeMap::from([
+        ("fake/ds".to_string(), ds),
+        ("fake/evil".to_string(), evil),
+        ("fake/many".to_string(), many.clone()),
+        ("fake/many-reversed".to_string(), many),
+    ])
 }
 
 fn hf_config(repo: &str, revision: &str) -> String {
@@ -299,4 +317,137 @@ fn src_7_unsafe_remote_names_are_refused() {
             .iter()
             .any(|p| p.contains("resolve"))
     );
+}
+
+/// Request paths that fetched (or asked about) file `name`.
+fn requests_for(hub: &FakeHub, name: &str) -> usize {
+    hub.log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.contains("/resolve/") && p.ends_with(name))
+        .count()
+}
+
+fn with_target(config: String, tokens: u64) -> String {
+    config.replace(
+        "[pipeline]\n",
+        &format!("[pipeline]\ntokens_per_domain = {tokens}\n"),
+    )
+}
+
+// Checks: SRC-10, DATA-2
+#[test]
+fn src_10_files_after_the_target_are_never_downloaded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = serve(fake_repos());
+    let parts: Vec<String> = (0..4)
+        .map(|i| format!("data/train-0000{i}.jsonl"))
+        .collect();
+    // 100 tokens: the first part meets the target; 450: the second does.
+    for (target, fetched) in [(100, 1), (450, 2)] {
+        let out = format!("out{target}");
+        std::fs::write(
+            tmp.path().join("data.toml"),
+            with_target(hf_config("fake/many", "main"), target),
+        )
+        .unwrap();
+        let run = prepare(tmp.path(), &hub, &out, &[]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        for (i, part) in parts.iter().enumerate() {
+            let n = requests_for(&hub, part);
+            if i < fetched {
+                assert!(n > 0, "target {target}: {part} was not fetched");
+            } else {
+                assert_eq!(n, 0, "target {target}: {part} was fetched after the target");
+            }
+        }
+        let manifest = moe_data::manifest::Manifest::load(&tmp.path().join(&out)).unwrap();
+        let source = &manifest.sources[0];
+        let names: Vec<&str> = source.files.iter().map(|f| f.name.as_str()).collect();
+        let expected: Vec<&str> = parts[..fetched].iter().map(String::as_str).collect();
+        assert_eq!(names, expected, "target {target}");
+        assert!(source.tokens_kept + source.documents_kept >= target);
+        assert!(
+            !tmp.path()
+                .join("hf-home/hub/datasets--fake--many/snapshots")
+                .join(COMMIT)
+                .join(&parts[fetched])
+                .exists()
+        );
+    }
+    // Offline from the partly filled cache: the same bytes, no request.
+    let before = hub.log.lock().unwrap().len();
+    let run = prepare(tmp.path(), &hub, "offline", &["--offline"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(hub.log.lock().unwrap().len(), before);
+    for f in ["train/hub.bin", "val/hub.bin", "manifest.json"] {
+        let a = std::fs::read(tmp.path().join("out450").join(f)).unwrap();
+        let b = std::fs::read(tmp.path().join("offline").join(f)).unwrap();
+        assert_eq!(a, b, "{f}");
+    }
+}
+
+// Checks: SRC-10, DATA-6
+#[test]
+fn src_10_the_result_does_not_depend_on_the_listing_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = serve(fake_repos());
+    let mut outputs = Vec::new();
+    for repo in ["fake/many", "fake/many-reversed"] {
+        std::fs::write(
+            tmp.path().join("data.toml"),
+            with_target(hf_config(repo, "main"), 450),
+        )
+        .unwrap();
+        let out = repo.replace('/', "-");
+        let run = prepare(tmp.path(), &hub, &out, &[]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let dir = tmp.path().join(&out);
+        let manifest = moe_data::manifest::Manifest::load(&dir).unwrap();
+        outputs.push((
+            std::fs::read(dir.join("train/hub.bin")).unwrap(),
+            std::fs::read(dir.join("val/hub.bin")).unwrap(),
+            manifest.sources[0].files.clone(),
+        ));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0].2.len(), 2);
+}
+
+// Checks: SRC-9, DATA-1
+#[test]
+fn src_9_a_malicious_revision_is_an_error_before_any_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = serve(fake_repos());
+    let config = hf_config("fake/ds", "../../x");
+    let err = moe_data::config::DataConfig::parse(&config, Path::new("data.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("data.toml") && err.contains("revision") && err.contains("../../x"),
+        "{err}"
+    );
+    std::fs::write(tmp.path().join("data.toml"), &config).unwrap();
+    for extra in [&[][..], &["--offline"][..]] {
+        let run = prepare(tmp.path(), &hub, "out", extra);
+        assert!(!run.status.success());
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("revision"), "{stderr}");
+    }
+    assert!(hub.log.lock().unwrap().is_empty());
+    assert_eq!(common::entries(tmp.path()), ["data.toml"]);
 }

@@ -1,5 +1,7 @@
-//! Collecting a domain: read its sources in order, filter, format, tokenize
-//! and deduplicate, until the domain's token target is met (DATA-2, FILT-*).
+//! Collecting a domain: read its sources in order, and their files in order,
+//! filter, format, tokenize and deduplicate, until the domain's token target
+//! is met (DATA-2, FILT-*); a Hub file is downloaded just before it is read,
+//! so none is fetched after the target is met (SRC-10).
 //!
 //! Rows are read in order into batches; a batch is filtered, hashed and
 //! tokenized in parallel (results keep their order), then consumed one by
@@ -244,8 +246,14 @@ impl<E: TokenEncoder> Collector<'_, E> {
             tokens_kept: 0,
             drops: Default::default(),
         };
-        for file in &resolved.files {
-            stats.files.push(file_stats(file, self.base)?);
+        // Local files are all hashed (the manifest pins every file the path
+        // matches); Hub files only once fetched, just before they are read,
+        // so nothing after the one that meets the target is downloaded (SRC-10).
+        let hub = source.kind == SourceKind::Hf;
+        if !hub {
+            for file in &resolved.files {
+                stats.files.push(file_stats(file, self.base)?);
+            }
         }
         self.progress
             .set_message(format!("{} ← {}", domain.name, stats.label));
@@ -257,6 +265,10 @@ impl<E: TokenEncoder> Collector<'_, E> {
         for file in &resolved.files {
             if budget.reached() || source_budget.stopped {
                 break;
+            }
+            let file = &resolved.fetch(file)?;
+            if hub {
+                stats.files.push(file_stats(file, self.base)?);
             }
             let mut batch: Vec<Candidate> = Vec::with_capacity(BATCH);
             let mut visit = |c: Candidate| -> Result<ControlFlow<()>> {

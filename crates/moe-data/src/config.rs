@@ -303,6 +303,10 @@ impl SourceConfig {
                 if self.files.is_empty() {
                     return Err("kind = \"hf\" needs `files`".into());
                 }
+                if let Some(revision) = &self.revision {
+                    crate::sources::hf::validate_revision(revision)
+                        .map_err(|e| format!("revision: {e}"))?;
+                }
                 for f in &self.files {
                     if f.starts_with('/') || f.split('/').any(|c| c == ".." || c.is_empty()) {
                         return Err(format!(

@@ -88,7 +88,9 @@ pub struct SourceStats {
     pub revision: Option<String>,
     /// Commit the revision resolved to.
     pub commit: Option<String>,
-    /// Files read (all resolved files, in order; reading may stop early).
+    /// Local: every file the path matches, in order (reading may stop
+    /// early). Hub: the files downloaded and read, in name order; the ones
+    /// after the file that met the target are not fetched (SRC-10).
     pub files: Vec<FileStats>,
     /// Records considered (rows, or articles when rebuilt) before the target stopped reading.
     pub records_read: u64,

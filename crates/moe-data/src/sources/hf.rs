@@ -1,11 +1,15 @@
 //! Hugging Face Hub dataset sources, through `hf-hub` and the standard HF
 //! cache (SRC-4 … SRC-7).
 //!
-//! Online, the revision is resolved to a commit once and every file is
-//! downloaded *at that commit*, so a branch moving mid-run cannot mix
-//! versions. Offline, only the cache is read: `refs/<revision>` names the
-//! commit and `snapshots/<commit>/` holds the files. Remote file names are
-//! validated before they touch the file system; nothing downloaded is run.
+//! Online, the revision is resolved to a commit once and the selected files
+//! are downloaded *at that commit*, so a branch moving mid-run cannot mix
+//! versions. [`resolve`] only lists; [`ResolvedHub::fetch`] downloads one
+//! file when the collector is about to read it, in sorted name order, so
+//! nothing after the file that met the domain's target is downloaded
+//! (SRC-10). Offline, only the cache is read: `refs/<revision>` names the
+//! commit and `snapshots/<commit>/` holds the files. The revision and remote
+//! file names are validated before they touch the file system or a URL
+//! (SRC-7, SRC-9); nothing downloaded is run.
 
 use std::path::{Path, PathBuf};
 
@@ -28,18 +32,52 @@ pub struct HubOptions {
     pub endpoint: Option<String>,
 }
 
-/// A Hub source resolved to one commit and local files.
+/// A Hub source resolved to one commit and its selected files, which are
+/// downloaded one at a time by [`ResolvedHub::fetch`].
 #[derive(Debug, Clone)]
 pub struct ResolvedHub {
     /// The 40-hex commit the files come from.
     pub commit: String,
-    /// `(name in the repo, local path)`, in sorted name order.
-    pub files: Vec<(String, PathBuf)>,
+    /// Names in the repo of the selected files, sorted.
+    pub names: Vec<String>,
+    repo_id: String,
+    revision: String,
+    opts: HubOptions,
 }
 
 /// True for a full 40-hex commit id.
 pub fn is_commit(revision: &str) -> bool {
     revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Checks a revision before it is used in a URL or a cache path (SRC-9):
+/// what Git and the Hub allow in a ref, restricted to `A-Za-z0-9._-/` —
+/// components separated by `/`, none empty or starting with `.`, no `..`,
+/// not ending in `.lock`, at most 255 bytes. `main`, `v1.0`, `refs/pr/1`,
+/// `refs/convert/parquet` and 40-hex commits pass; `../../x` does not.
+pub fn validate_revision(revision: &str) -> std::result::Result<(), String> {
+    let bad = |why: &str| Err(format!("revision {revision:?} {why}"));
+    if revision.is_empty() || revision.len() > 255 {
+        return bad("must be 1 to 255 bytes");
+    }
+    if let Some(c) = revision
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-/".contains(*c)))
+    {
+        return bad(&format!(
+            "has {c:?}; a Hub ref uses only A-Z a-z 0-9 . _ - /"
+        ));
+    }
+    if revision.contains("..") {
+        return bad("contains `..`");
+    }
+    if revision
+        .split('/')
+        .any(|c| c.is_empty() || c.starts_with('.') || c.ends_with(".lock"))
+    {
+        return bad("has an empty component, one starting with `.`, or one ending in `.lock`");
+    }
+    Ok(())
 }
 
 /// Checks a remote file name before it is used as a path.
@@ -67,7 +105,8 @@ impl HubOptions {
     }
 }
 
-/// Resolves a `kind = "hf"` source to local files (downloading unless offline).
+/// Resolves a `kind = "hf"` source to a commit and its selected files,
+/// downloading nothing.
 pub fn resolve(source: &SourceConfig, opts: &HubOptions) -> Result<ResolvedHub> {
     let repo_id = source.repo.clone().unwrap_or_default();
     let revision = source
@@ -79,6 +118,7 @@ pub fn resolve(source: &SourceConfig, opts: &HubOptions) -> Result<ResolvedHub> 
         revision: revision.clone(),
         reason,
     };
+    validate_revision(&revision).map_err(hub_err)?;
     if opts.locked && !is_commit(&revision) {
         return Err(hub_err(
             "--locked needs `revision` to be a 40-hex commit".into(),
@@ -95,16 +135,67 @@ pub fn resolve(source: &SourceConfig, opts: &HubOptions) -> Result<ResolvedHub> 
         )));
     }
     let names = select_files(&source.files, &available).map_err(hub_err)?;
-    let files = if opts.is_offline() {
-        let snapshot = snapshot_dir(&opts.cache(), &repo_id, &commit);
-        names
-            .into_iter()
-            .map(|n| (n.clone(), snapshot.join(&n)))
-            .collect()
-    } else {
-        download(opts, &repo_id, &revision, &commit, names).map_err(hub_err)?
-    };
-    Ok(ResolvedHub { commit, files })
+    Ok(ResolvedHub {
+        commit,
+        names,
+        repo_id,
+        revision,
+        opts: opts.clone(),
+    })
+}
+
+impl ResolvedHub {
+    /// Where `name` lies in the cache once fetched.
+    pub fn cache_path(&self, name: &str) -> PathBuf {
+        snapshot_dir(&self.opts.cache(), &self.repo_id, &self.commit).join(name)
+    }
+
+    /// The local file of `name` (one of [`Self::names`]): from the cache
+    /// when offline, else downloaded at the commit now.
+    pub fn fetch(&self, name: &str) -> Result<PathBuf> {
+        let hub_err = |reason: String| DataError::Hub {
+            repo: self.repo_id.clone(),
+            revision: self.revision.clone(),
+            reason,
+        };
+        if !self.names.iter().any(|n| n == name) {
+            return Err(hub_err(format!("{name} is not a selected file")));
+        }
+        if self.opts.is_offline() {
+            let path = self.cache_path(name);
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(hub_err(format!(
+                    "offline and {} is not in the cache",
+                    path.display()
+                )))
+            };
+        }
+        self.download(name).map_err(hub_err)
+    }
+
+    fn download(&self, name: &str) -> std::result::Result<PathBuf, String> {
+        let api = build_api(&self.opts)?;
+        let pinned = api.repo(Repo::with_revision(
+            self.repo_id.clone(),
+            RepoType::Dataset,
+            self.commit.clone(),
+        ));
+        let path = pinned
+            .get(name)
+            .map_err(|e| format!("downloading {name} failed: {e}"))?;
+        // Point the branch name at the commit too, so `--offline` finds it later.
+        let named = self.opts.cache().repo(Repo::with_revision(
+            self.repo_id.clone(),
+            RepoType::Dataset,
+            self.revision.clone(),
+        ));
+        named
+            .create_ref(&self.commit)
+            .map_err(|e| format!("writing the cache ref failed: {e}"))?;
+        Ok(path)
+    }
 }
 
 /// The files of `available` that the configured names/globs select, sorted.
@@ -166,39 +257,6 @@ fn build_api(opts: &HubOptions) -> std::result::Result<hf_hub::api::sync::Api, S
         .map_err(|e| format!("client setup failed: {e}"))
 }
 
-fn download(
-    opts: &HubOptions,
-    repo_id: &str,
-    revision: &str,
-    commit: &str,
-    names: Vec<String>,
-) -> std::result::Result<Vec<(String, PathBuf)>, String> {
-    let api = build_api(opts)?;
-    let pinned = api.repo(Repo::with_revision(
-        repo_id.to_string(),
-        RepoType::Dataset,
-        commit.to_string(),
-    ));
-    let mut files = Vec::with_capacity(names.len());
-    for name in names {
-        let path = pinned
-            .get(&name)
-            .map_err(|e| format!("downloading {name} failed: {e}"))?;
-        files.push((name, path));
-    }
-    // Point the branch name at the commit too, so `--offline` finds it later.
-    let cache = opts.cache();
-    let named = cache.repo(Repo::with_revision(
-        repo_id.to_string(),
-        RepoType::Dataset,
-        revision.to_string(),
-    ));
-    named
-        .create_ref(commit)
-        .map_err(|e| format!("writing the cache ref failed: {e}"))?;
-    Ok(files)
-}
-
 fn repo_dir(cache: &Cache, repo_id: &str) -> PathBuf {
     cache
         .path()
@@ -226,6 +284,12 @@ fn offline_listing(
             ));
         }
     };
+    if !is_commit(&commit) {
+        return Err(format!(
+            "{} holds {commit:?}, not a 40-hex commit",
+            ref_path.display()
+        ));
+    }
     let snapshot = snapshot_dir(cache, repo_id, &commit);
     if !snapshot.is_dir() {
         return Err(format!(
@@ -261,6 +325,66 @@ mod tests {
         for bad in ["../x", "/etc/passwd", "a//b", "a/./b", "", "a\\b"] {
             assert!(!validate_remote_name(bad), "{bad}");
         }
+    }
+
+    // Checks: SRC-9
+    #[test]
+    fn src_9_revisions_are_validated() {
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        for good in [
+            "main",
+            "v1.0",
+            "refs/pr/1",
+            "refs/convert/parquet",
+            "my_branch-2",
+            commit,
+        ] {
+            assert_eq!(validate_revision(good), Ok(()), "{good}");
+        }
+        let long = "a".repeat(256);
+        for bad in [
+            "../../x", "..", "a/../b", "a..b", "/main", "main/", "a//b", ".hidden", "a/.b",
+            "x.lock", "a b", "a\\b", "a:b", "a~1", "a^", "a?", "a*", "a[", "a@{1}", "", "ma\nin",
+            "é", &long,
+        ] {
+            assert!(validate_revision(bad).is_err(), "{bad:?} passed");
+        }
+    }
+
+    // Checks: SRC-9
+    #[test]
+    fn src_9_a_bad_revision_never_reaches_a_cache_path() {
+        // Without the check, offline `refs/../../x` would read `<cache>/x`
+        // and list the snapshot it names.
+        let cache = tempfile::tempdir().unwrap();
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        std::fs::write(cache.path().join("x"), commit).unwrap();
+        let snap = cache.path().join("datasets--o--n/snapshots").join(commit);
+        std::fs::create_dir_all(&snap).unwrap();
+        let refs = cache.path().join("datasets--o--n/refs");
+        std::fs::create_dir_all(&refs).unwrap();
+        std::fs::write(snap.join("a.jsonl"), "{}\n").unwrap();
+        let source: SourceConfig = toml::from_str(
+            "kind = \"hf\"\nrepo = \"o/n\"\nrevision = \"../../x\"\nfiles = [\"*.jsonl\"]\nformat = \"jsonl\"\n",
+        )
+        .unwrap();
+        let opts = HubOptions {
+            offline: true,
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..Default::default()
+        };
+        let err = resolve(&source, &opts).unwrap_err().to_string();
+        assert!(err.contains("revision \"../../x\""), "{err}");
+        // A ref naming something other than a commit is not followed either.
+        std::fs::write(refs.join("main"), format!("../../../{commit}")).unwrap();
+        let source: SourceConfig = toml::from_str(
+            "kind = \"hf\"\nrepo = \"o/n\"\nfiles = [\"*.jsonl\"]\nformat = \"jsonl\"\n",
+        )
+        .unwrap();
+        let err = resolve(&source, &opts).unwrap_err().to_string();
+        assert!(err.contains("not a 40-hex commit"), "{err}");
+        std::fs::write(refs.join("main"), commit).unwrap();
+        assert_eq!(resolve(&source, &opts).unwrap().names, ["a.jsonl"]);
     }
 
     #[test]

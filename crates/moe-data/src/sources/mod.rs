@@ -1,8 +1,9 @@
 //! Sources: from a `[[domains.sources]]` entry to formatted candidate
 //! documents (SRC-*, FMT-*).
 //!
-//! [`resolve`] turns a source into local files (globbing local paths,
-//! downloading Hub files); [`read_candidates`] streams one file's rows,
+//! [`resolve`] turns a source into files (globbing local paths, listing Hub
+//! files at one commit) and [`ResolvedSource::fetch`] makes one ready to
+//! read (downloading a Hub file); [`read_candidates`] streams one file's rows,
 //! applies the row-level filters and the formatting, and hands each
 //! candidate document or drop to a visitor.
 
@@ -34,12 +35,29 @@ pub struct SourceFile {
 pub struct ResolvedSource {
     /// The Hub commit, for `hf` sources.
     pub commit: Option<String>,
-    /// The files, in reading order.
+    /// The files, in reading order (a Hub file's path is where it lies once
+    /// fetched).
     pub files: Vec<SourceFile>,
+    hub: Option<hf::ResolvedHub>,
+}
+
+impl ResolvedSource {
+    /// `file` (one of [`Self::files`]) on disk, ready to read: a Hub file is
+    /// downloaded now unless cached or offline (SRC-10); a local one is as is.
+    pub fn fetch(&self, file: &SourceFile) -> Result<SourceFile> {
+        match &self.hub {
+            None => Ok(file.clone()),
+            Some(hub) => Ok(SourceFile {
+                name: file.name.clone(),
+                path: hub.fetch(&file.name)?,
+            }),
+        }
+    }
 }
 
 /// Resolves a source to files; relative local paths are taken from `base`
-/// (the config file's folder).
+/// (the config file's folder). Hub files are listed, not downloaded: see
+/// [`ResolvedSource::fetch`].
 pub fn resolve(source: &SourceConfig, base: &Path, hub: &HubOptions) -> Result<ResolvedSource> {
     match source.kind {
         SourceKind::Local => {
@@ -47,18 +65,23 @@ pub fn resolve(source: &SourceConfig, base: &Path, hub: &HubOptions) -> Result<R
             Ok(ResolvedSource {
                 commit: None,
                 files: glob_files(&pattern)?,
+                hub: None,
             })
         }
         SourceKind::Hf => {
             let resolved = hf::resolve(source, hub)?;
             let files = resolved
-                .files
-                .into_iter()
-                .map(|(name, path)| SourceFile { name, path })
+                .names
+                .iter()
+                .map(|name| SourceFile {
+                    name: name.clone(),
+                    path: resolved.cache_path(name),
+                })
                 .collect();
             Ok(ResolvedSource {
-                commit: Some(resolved.commit),
+                commit: Some(resolved.commit.clone()),
                 files,
+                hub: Some(resolved),
             })
         }
     }
