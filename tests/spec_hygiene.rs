@@ -211,3 +211,18 @@ fn spec_1_citation_is_a_whole_word_in_test_code() {
     );
     assert!(rest.contains("do a") && rest.contains("do c") && !rest.contains("do b"));
 }
+
+// Checks: SPEC-3
+#[test]
+fn spec_3_property_tests_draw_from_a_fixed_seed() {
+    let seed = std::env::var("PROPTEST_RNG_SEED")
+        .expect("PROPTEST_RNG_SEED unset: .cargo/config.toml [env] did not reach the test");
+    let seed: u64 = seed.parse().expect("PROPTEST_RNG_SEED is not a u64");
+    let config = proptest::test_runner::Config::default();
+    assert_eq!(
+        config.rng_seed,
+        proptest::test_runner::RngSeed::Fixed(seed),
+        "proptest does not pick up the seed"
+    );
+    assert!(config.failure_persistence.is_none());
+}

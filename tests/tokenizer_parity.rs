@@ -122,6 +122,32 @@ fn tok_3_hf_added_eos_token_would_emit_50256_unless_disabled() {
     assert!(!ours().encode(text).contains(&EOS_ID));
 }
 
+/// True when every code point of `text` is assigned in Unicode 16, the
+/// version of our tables and tiktoken's; HF `tokenizers` 1.0 uses Unicode 17,
+/// which classifies some code points that are unassigned in 16 (TOK-1).
+fn assigned_in_unicode_16(text: &str) -> bool {
+    use unicode_general_category::{GeneralCategory, UNICODE_VERSION, get_general_category};
+    assert_eq!(UNICODE_VERSION, (16, 0, 0));
+    text.chars()
+        .all(|c| get_general_category(c) != GeneralCategory::Unassigned)
+}
+
+// Checks: TOK-1
+#[test]
+fn tok_1_code_points_after_unicode_16_are_unassigned() {
+    // U+323B0 is a CJK Extension J letter since Unicode 17.0. Found by the
+    // property test below in CI, where its seed was still random.
+    for text in ["\u{323B0}'s", "a\u{323B0}'s", "\u{323B0}x", "\u{378}'s"] {
+        let ids = ours().encode(text);
+        assert_eq!(ids, reference().encode_ordinary(text), "text: {text:?}");
+        assert!(!assigned_in_unicode_16(text));
+    }
+    // `𲎰'` then `s` here; HF's Unicode 17 tables give `𲎰` then `'s` (338).
+    let text = "\u{323B0}'s";
+    assert_eq!(ours().encode(text).last(), Some(&82));
+    assert_eq!(hf_ids(hf(), text).last(), Some(&338));
+}
+
 fn unicode_text() -> impl Strategy<Value = String> {
     let atoms = prop_oneof![
         Just(" ".to_string()),
@@ -148,7 +174,9 @@ proptest! {
     fn tok_1_random_text_ids_equal_reference(text in unicode_text()) {
         let ids = ours().encode(&text);
         prop_assert_eq!(&ids, &reference().encode_ordinary(&text));
-        prop_assert_eq!(&ids, &hf_ids(hf(), &text));
+        if assigned_in_unicode_16(&text) {
+            prop_assert_eq!(&ids, &hf_ids(hf(), &text));
+        }
     }
 
     // Checks: TOK-2
