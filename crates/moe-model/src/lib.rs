@@ -37,6 +37,7 @@ pub mod error;
 pub mod hf_config;
 pub mod hub;
 pub mod init;
+pub mod lm_loss;
 pub mod losses;
 pub mod mlp;
 pub mod model;
@@ -48,8 +49,9 @@ pub mod weights;
 
 pub use config::{Gpt2Config, ModelConfig, MoeConfig, PRESETS};
 pub use error::{ModelError, Result};
+pub use lm_loss::{LmLoss, lm_head_cross_entropy};
 pub use losses::{LbAccumulator, LbScope, load_balance_loss, logsumexp, z_loss};
-pub use model::{AuxLosses, ForwardOptions, Gpt2, ModelOutput};
+pub use model::{AuxLosses, ForwardOptions, Gpt2, LmOutput, ModelOutput};
 pub use moe::MoeLayer;
 pub use params::ParamCounts;
 pub use router::{RouterNoise, noise_std_at};

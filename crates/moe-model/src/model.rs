@@ -10,6 +10,7 @@ use crate::attention::Attention;
 use crate::block::{Block, FeedForward};
 use crate::config::{ModelConfig, MoeConfig};
 use crate::init::{self, NormalRng};
+use crate::lm_loss::{LmLoss, lm_head_cross_entropy};
 use crate::losses::mean_of;
 use crate::mlp::Mlp;
 use crate::moe::MoeLayer;
@@ -40,6 +41,17 @@ pub struct AuxLosses<B: Backend> {
 pub struct ModelOutput<B: Backend> {
     /// Next-token logits. `[batch, seq, vocab]`
     pub logits: Tensor<B, 3>,
+    /// One record per MoE block, in block order (empty for a dense model).
+    pub routing: Vec<RoutingRecord<B>>,
+    /// Averaged router losses; `None` for a dense model.
+    pub aux: Option<AuxLosses<B>>,
+}
+
+/// What [`Gpt2::lm_loss`] returns: the next-token loss instead of the logits.
+#[derive(Debug, Clone)]
+pub struct LmOutput<B: Backend> {
+    /// Per-token cross-entropies `[batch * seq]` (row-major) and their mean.
+    pub loss: LmLoss<B>,
     /// One record per MoE block, in block order (empty for a dense model).
     pub routing: Vec<RoutingRecord<B>>,
     /// Averaged router losses; `None` for a dense model.
@@ -125,10 +137,8 @@ impl<B: Backend> Gpt2<B> {
     /// # Shapes
     /// - `tokens`: `[batch, seq]` → logits `[batch, seq, vocab]`
     pub fn forward(&self, tokens: Tensor<B, 2, Int>, options: &ForwardOptions) -> ModelOutput<B> {
-        let [batch, seq] = tokens.dims();
-        let (x, routing) = self.trunk(tokens, options, self.h.len());
-        let x = self.ln_f.forward(x); // [batch, seq, d_model]
-        let d_model = x.dims()[2];
+        let (x, routing) = self.hidden_states(tokens, options); // [batch, seq, d_model]
+        let [batch, seq, d_model] = x.dims();
         let head = self.wte.weight.val().transpose(); // [d_model, vocab]
         let logits = x
             .reshape([batch * seq, d_model])
@@ -140,6 +150,44 @@ impl<B: Backend> Gpt2<B> {
             routing,
             aux,
         }
+    }
+
+    /// Cross-entropy of `targets` under the next-token distribution at each
+    /// position of `inputs`, through the fused head + loss (MODEL-14): the
+    /// logits never enter the autodiff graph. Same preconditions as
+    /// [`forward`](Self::forward); the targets must be `< vocab_size`.
+    ///
+    /// # Shapes
+    /// - `inputs`, `targets`: `[batch, seq]` → per-token losses `[batch * seq]`
+    pub fn lm_loss(
+        &self,
+        inputs: Tensor<B, 2, Int>,
+        targets: Tensor<B, 2, Int>,
+        options: &ForwardOptions,
+    ) -> LmOutput<B> {
+        let (x, routing) = self.hidden_states(inputs, options); // [batch, seq, d_model]
+        let [batch, seq, d_model] = x.dims();
+        let loss = lm_head_cross_entropy(
+            x.reshape([batch * seq, d_model]),
+            self.wte.weight.val(),
+            targets.reshape([batch * seq]),
+        );
+        let aux = aux_losses(&routing);
+        LmOutput { loss, routing, aux }
+    }
+
+    /// The final LayerNorm's output (what the LM head multiplies) and the
+    /// routing records.
+    ///
+    /// # Shapes
+    /// - `tokens`: `[batch, seq]` → `[batch, seq, d_model]`
+    fn hidden_states(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        options: &ForwardOptions,
+    ) -> (Tensor<B, 3>, Vec<RoutingRecord<B>>) {
+        let (x, routing) = self.trunk(tokens, options, self.h.len());
+        (self.ln_f.forward(x), routing)
     }
 
     /// The routing records alone: runs the blocks up to the last MoE block

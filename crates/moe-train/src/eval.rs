@@ -39,7 +39,7 @@ pub fn evaluate<B: Backend>(
             let (losses, records, _) =
                 token_losses(model, tokens_tensor::<B>(flat, rows, device), &options);
             let count = losses.dims()[0] * losses.dims()[1];
-            let total = crate::step::scalar(losses.sum());
+            let total = crate::step::scalar(losses.values().sum());
             sum += total;
             n += count as u64;
             routing.add(&records);

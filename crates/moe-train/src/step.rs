@@ -4,12 +4,38 @@
 //! micro-batch's predicted tokens; the caller divides by the number of
 //! micro-batches so accumulated gradients equal one big batch's.
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use moe_model::{ForwardOptions, Gpt2, RoutingRecord};
+use moe_model::{ForwardOptions, Gpt2, LmOutput, RoutingRecord};
 
-/// Per-token next-token cross-entropy of `tokens` under `model`.
+/// A micro-batch's next-token losses: per token, and their mean with the
+/// gradient (the fused head + loss of MODEL-14 computes the gradient of the
+/// mean, so the per-token values carry none).
+#[derive(Debug, Clone)]
+pub struct TokenLosses<B: Backend> {
+    values: Tensor<B, 2>,
+    mean: Tensor<B, 1>,
+}
+
+impl<B: Backend> TokenLosses<B> {
+    /// Mean over all predicted tokens; differentiable under autodiff. `[1]`
+    pub fn mean(&self) -> Tensor<B, 1> {
+        self.mean.clone()
+    }
+
+    /// Each token's loss, outside the autodiff graph. `[batch, seq - 1]`
+    pub fn values(&self) -> Tensor<B, 2> {
+        self.values.clone()
+    }
+
+    /// `[batch, seq - 1]`
+    pub fn dims(&self) -> [usize; 2] {
+        self.values.dims()
+    }
+}
+
+/// Next-token cross-entropy of `tokens` under `model`: each token predicts
+/// the next one, through the fused LM head + loss (MODEL-14).
 ///
 /// # Shapes
 /// - `tokens`: `[batch, seq]` → losses `[batch, seq - 1]`
@@ -18,19 +44,19 @@ pub fn token_losses<B: Backend>(
     tokens: Tensor<B, 2, Int>,
     options: &ForwardOptions,
 ) -> (
-    Tensor<B, 2>,
+    TokenLosses<B>,
     Vec<RoutingRecord<B>>,
     Option<moe_model::AuxLosses<B>>,
 ) {
     let [batch, seq] = tokens.dims();
     let inputs = tokens.clone().slice([0..batch, 0..seq - 1]); // [batch, seq-1]
     let targets = tokens.slice([0..batch, 1..seq]); // [batch, seq-1]
-    let out = model.forward(inputs, options);
-    let vocab = out.logits.dims()[2];
-    let n = batch * (seq - 1);
-    let logp = log_softmax(out.logits.reshape([n, vocab]), 1); // [n, vocab]
-    let picked = logp.gather(1, targets.reshape([n, 1])); // [n, 1]
-    (picked.neg().reshape([batch, seq - 1]), out.routing, out.aux)
+    let LmOutput { loss, routing, aux } = model.lm_loss(inputs, targets, options);
+    let losses = TokenLosses {
+        values: loss.per_token.reshape([batch, seq - 1]),
+        mean: loss.mean,
+    };
+    (losses, routing, aux)
 }
 
 /// A `[batch, seq]` Int tensor from flat i64 tokens.
