@@ -34,6 +34,7 @@ pub mod block;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod gelu;
 pub mod hf_config;
 pub mod hub;
 pub mod init;

@@ -6,12 +6,13 @@
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::Tensor;
-use burn::tensor::activation::gelu_approximate;
 use burn::tensor::backend::Backend;
 
+use crate::gelu::gelu_new;
 use crate::init::{self, NormalRng};
 
-/// Two linear maps around a tanh-approximated GELU (`gelu_new` in HF).
+/// Two linear maps around a tanh-approximated GELU (`gelu_new` in HF, fused:
+/// MODEL-13).
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// `[d_model, d_ff]` (HF `c_fc`, Conv1D layout `[in, out]`).
@@ -41,7 +42,7 @@ impl<B: Backend> Mlp<B> {
     /// - `x`: `[..., d_model]` → `[..., d_model]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let h = self.c_fc.forward(x); // [..., d_ff]
-        self.c_proj.forward(gelu_approximate(h)) // [..., d_model]
+        self.c_proj.forward(gelu_new(h)) // [..., d_model]
     }
 
     /// A copy with fresh parameter ids, each weight plus N(0, noise_std²) from
