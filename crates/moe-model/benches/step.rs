@@ -1,57 +1,43 @@
-//! Training-step cost on the CPU: forward + backward of the `tiny` preset,
-//! dense vs MoE (every block 8 experts, top-1: equal active parameters), and
-//! the grouped dispatch/combine against a plain gather of the same activations.
+//! Training-step cost on the CPU: forward + backward of the `tiny` preset
+//! (`tiny_fwd_bwd`: GPT-2 vocabulary, width 128, 4 blocks) and of a
+//! matmul-bound model (`d512_fwd_bwd`: vocabulary 96, width 512, 4 blocks, 8
+//! heads), dense vs MoE (every block 8 experts, top-1: equal active
+//! parameters), through the training loss (fused LM head + cross-entropy,
+//! MODEL-12); and the grouped dispatch/combine against a plain gather of the
+//! same activations. `scripts/torch_step_bench.py` times the same models in
+//! PyTorch.
 //!
 //! `cargo bench -p moe-model --bench step`
 
-use burn::tensor::activation::log_softmax;
+mod common;
+
 use burn::tensor::{Int, Tensor, TensorData};
+use common::step_models::{self, BATCH, SEQ};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use moe_model::dispatch::{DispatchPlan, dispatch_combine};
 use moe_model::init::NormalRng;
-use moe_model::{CpuAutodiff as B, ForwardOptions, Gpt2, ModelConfig, MoeConfig};
 
 // The `moe` binary's allocator (mimalloc): glibc maps every buffer over 32 MB
 // afresh, so large tensors would page-fault on every step.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const BATCH: usize = 2;
-const SEQ: usize = 128;
-
-fn tokens(vocab: usize) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
-    let ids: Vec<i64> = (0..BATCH * (SEQ + 1))
-        .map(|i| ((i * 7919) % vocab) as i64)
-        .collect();
-    let all =
-        Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [BATCH, SEQ + 1]), &Default::default());
-    (all.clone().narrow(1, 0, SEQ), all.narrow(1, 1, SEQ))
-}
-
-/// One forward + backward with the LM loss plus the router losses.
-fn step(model: &Gpt2<B>, input: &Tensor<B, 2, Int>, target: &Tensor<B, 2, Int>) {
-    let out = model.forward(input.clone(), &ForwardOptions::default());
-    let logp = log_softmax(out.logits, 2); // [batch, seq, vocab]
-    let picked = logp.gather(2, target.clone().unsqueeze_dim::<3>(2)); // [batch, seq, 1]
-    let mut loss = picked.mean().neg();
-    if let Some(aux) = out.aux {
-        loss = loss + aux.lb * 0.01 + aux.z * 0.001;
-    }
-    let _grads = loss.backward();
-}
-
-fn bench_step(c: &mut Criterion) {
-    let dense_cfg = ModelConfig::preset("tiny").expect("preset");
-    let dense = Gpt2::<B>::init(&dense_cfg, 0, &Default::default());
-    let moe = dense
-        .clone()
-        .upcycle(&MoeConfig::default_for(dense_cfg.gpt2.n_layer), 1e-3, 0);
-    let (input, target) = tokens(dense_cfg.gpt2.vocab_size);
-    let mut group = c.benchmark_group("tiny_fwd_bwd");
+/// Dense and MoE forward + backward of one group's model.
+fn bench_group(c: &mut Criterion, name: &str) {
+    let config = step_models::config(name);
+    let (dense, moe) = step_models::models(&config);
+    let (input, target) = step_models::tokens(config.gpt2.vocab_size);
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements((BATCH * SEQ) as u64));
+    let step = step_models::step;
     group.bench_function("dense", |b| b.iter(|| step(&dense, &input, &target)));
     group.bench_function("moe_4x8_top1", |b| b.iter(|| step(&moe, &input, &target)));
     group.finish();
+}
+
+fn bench_step(c: &mut Criterion) {
+    bench_group(c, "tiny_fwd_bwd");
+    bench_group(c, "d512_fwd_bwd");
 }
 
 fn bench_dispatch(c: &mut Criterion) {
