@@ -23,10 +23,10 @@ use moe_data::config::DataConfig;
 use moe_data::prepare::{PrepareOptions, prepare_with};
 use moe_data::tokenizer::{Gpt2Tokenizer, PieceCache, TokenEncoder};
 
-// The `moe` binary's allocator (mimalloc): glibc maps every buffer over 32 MB
-// afresh, so large tensors would page-fault on every step.
+// mimalloc that keeps freed memory: large tensors are not page-faulted in
+// again on every step (crates/moe-alloc).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
 
 /// `Gpt2Tokenizer` adding the time spent in `encode_into` to a counter.
 struct Timed {

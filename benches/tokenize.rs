@@ -29,10 +29,10 @@ use common::{BpeCrate, Domain};
 use criterion::{Criterion, Throughput};
 use moe_data::tokenizer::{Gpt2Tokenizer, PieceCache, TokenEncoder};
 
-// The `moe` binary's allocator (mimalloc): glibc maps every buffer over 32 MB
-// afresh, so large tensors would page-fault on every step.
+// mimalloc that keeps freed memory: large tensors are not page-faulted in
+// again on every step (crates/moe-alloc).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
 
 /// All encoders under test, built once.
 struct Encoders {

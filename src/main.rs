@@ -15,10 +15,10 @@ mod runs;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-// The binary's allocator (mimalloc): glibc maps every buffer over 32 MB
-// afresh, so large tensors would page-fault on every step.
+// mimalloc that keeps freed memory: large tensors are not page-faulted in
+// again on every step (crates/moe-alloc).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
 
 /// Mixture-of-Experts GPT-2: data, model, training and routing analysis.
 #[derive(Parser)]

@@ -12,10 +12,10 @@ use moe_analysis::figures::lines::LineChart;
 use moe_analysis::{AnalyzeOptions, analyze, report};
 use moe_train::{RunConfig, TrainOptions, train};
 
-// The `moe` binary's allocator (mimalloc): glibc maps every buffer over 32 MB
-// afresh, so large tensors would page-fault on every step.
+// mimalloc that keeps freed memory: large tensors are not page-faulted in
+// again on every step (crates/moe-alloc).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
 
 /// Prepares three small domains at block size 16 into `dir/data`.
 fn small_data(dir: &Path) -> PathBuf {

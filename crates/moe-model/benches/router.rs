@@ -15,10 +15,10 @@ use moe_model::losses::{expert_counts, load_balance_loss, z_loss};
 use moe_model::router::{Router, RouterNoise};
 use moe_model::{CpuAutodiff, CpuBackend};
 
-// The `moe` binary's allocator (mimalloc): glibc maps every buffer over 32 MB
-// afresh, so large tensors would page-fault on every step.
+// mimalloc that keeps freed memory: large tensors are not page-faulted in
+// again on every step (crates/moe-alloc).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
 
 const D_MODEL: usize = 768;
 const N_EXPERTS: usize = 8;

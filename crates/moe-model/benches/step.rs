@@ -17,10 +17,10 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use moe_model::dispatch::{DispatchPlan, dispatch_combine};
 use moe_model::init::NormalRng;
 
-// The `moe` binary's allocator (mimalloc): glibc maps every buffer over 32 MB
-// afresh, so large tensors would page-fault on every step.
+// mimalloc that keeps freed memory: large tensors are not page-faulted in
+// again on every step (crates/moe-alloc).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
 
 /// Dense and MoE forward + backward of one group's model.
 fn bench_group(c: &mut Criterion, name: &str) {

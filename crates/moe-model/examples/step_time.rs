@@ -12,8 +12,10 @@ mod step_models;
 
 use std::time::Instant;
 
+// mimalloc that keeps freed memory: large tensors are not page-faulted in
+// again on every step (crates/moe-alloc).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
 
 /// user + system CPU seconds of this process so far, if `/proc` has them.
 fn cpu_seconds() -> Option<f64> {

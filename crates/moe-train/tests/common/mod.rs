@@ -12,10 +12,11 @@ use moe_train::{RunConfig, TrainOptions, train};
 
 pub type B = CpuAutodiff;
 
-// The `moe` binary's allocator (mimalloc): glibc maps every buffer over 32 MB
-// afresh, so large tensors would page-fault on every step.
+// The `moe` binary's allocator (crates/moe-alloc, mimalloc that keeps freed
+// memory): glibc maps every buffer over 32 MB afresh, so large tensors would
+// page-fault on every step.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
 
 /// Prepares three small domains at block size 16 into `dir/data`.
 pub fn small_data(dir: &Path) -> PathBuf {
