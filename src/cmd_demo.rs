@@ -100,8 +100,18 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .collect();
     print!("{}", summary(&labelled));
     print!("{}", specialization_summary(&analyses, args.seeds > 1));
-    if let Some(across) = section(&report.markdown, "## Across seeds") {
-        print!("\n{across}");
+    let intervals = [
+        ("## Across seeds", "across seeds:"),
+        (
+            "## Eval-loss differences",
+            "eval-loss differences (one seed):",
+        ),
+    ];
+    if let Some(text) = intervals
+        .iter()
+        .find_map(|(heading, label)| section(&report.markdown, heading, label))
+    {
+        print!("\n{text}");
     }
     println!("\nreport: {}", report.path.display());
     eprintln!(
@@ -124,12 +134,12 @@ fn plan_label(plan: &RunPlan) -> String {
     }
 }
 
-/// The text of a `## ` section of a Markdown document, without its heading.
-fn section(markdown: &str, heading: &str) -> Option<String> {
+/// The text of a `## ` section of a Markdown document, its heading replaced by `label`.
+fn section(markdown: &str, heading: &str, label: &str) -> Option<String> {
     let start = markdown.find(heading)? + heading.len();
     let rest = &markdown[start..];
     let end = rest.find("\n## ").unwrap_or(rest.len());
-    Some(format!("across seeds:{}", &rest[..end]))
+    Some(format!("{label}{}", &rest[..end]))
 }
 
 /// Expert ↔ domain NMI per layer with its nulls, for the MoE runs (labelled

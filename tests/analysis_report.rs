@@ -159,6 +159,7 @@ fn history(
                     .enumerate()
                     .map(|(i, d)| (d.to_string(), base + 0.1 * i as f64))
                     .collect::<BTreeMap<_, _>>(),
+                blocks: BTreeMap::new(),
             })
             .collect(),
         collapse: Collapse {
@@ -402,7 +403,15 @@ fn ana_21_seed_statistics_match_hand_computed_values() {
     assert!(!i.resolved());
     assert!(t_interval(&[1.0]).is_none());
     assert_eq!(t_975(1), 12.706);
-    assert_eq!(t_975(200), 1.96);
+    // Above the table: exact quantiles (R's qt(0.975, df)).
+    for (df, exact) in [
+        (31, 2.039513),
+        (47, 2.011741),
+        (200, 1.971896),
+        (10_000, 1.960201),
+    ] {
+        assert!((t_975(df) - exact).abs() < 1e-4, "df {df}: {}", t_975(df));
+    }
     // Pairing is by seed, whatever the order; unmatched seeds drop out.
     let a = [(3, 1.0), (1, 2.0), (2, 4.0), (9, 0.0)];
     let b = [(1, 2.5), (2, 4.0), (3, 3.0)];
@@ -483,4 +492,65 @@ fn ana_21_report_pairs_runs_by_seed_and_says_when_unresolved() {
     );
     // One seed per configuration: no such section.
     assert!(!render(&fixture(), &[]).contains("## Across seeds"));
+}
+
+/// Sets the per-block eval losses of `run` at `step`: `blocks[d]` for domain `d`.
+fn with_blocks(mut run: ReportRun, step: u64, blocks: [&[f64]; 3]) -> ReportRun {
+    let e = run
+        .analysis
+        .history
+        .eval
+        .iter_mut()
+        .find(|e| e.step == step)
+        .unwrap();
+    for (d, b) in DOMAINS.iter().zip(blocks) {
+        e.blocks.insert(d.to_string(), b.to_vec());
+    }
+    run
+}
+
+// Checks: ANA-21
+#[test]
+fn ana_21_within_seed_intervals_pair_val_blocks() {
+    use moe_analysis::report::seeds::{block_differences, label_seeds};
+    let dense = |seed| {
+        let r = seeded("dense", seed, 3.2, 0.0, None);
+        with_blocks(r, 100, [&[5.0, 5.2, 5.4], &[4.0, 4.1], &[3.0, 3.0]])
+    };
+    let moe = |seed, shift: f64| {
+        let r = seeded("moe", seed, 3.0, 0.3, None);
+        let code = [4.9 + shift, 5.0 + shift, 5.1 + shift];
+        with_blocks(r, 100, [&code, &[4.0, 4.2], &[3.1, 2.9]])
+    };
+    // Differences moe − dense per code block: −0.1, −0.2, −0.3 → mean −0.2,
+    // sd 0.1, half-width 4.303·0.1/√3 = 0.2484.
+    let (d1, m1) = (dense(1), moe(1, 0.0));
+    let diffs = block_differences(&d1, &m1, 100, Some("code"));
+    assert_eq!(diffs.len(), 3);
+    assert!((diffs[2] + 0.3).abs() < 1e-12, "{diffs:?}");
+    // The total pairs every domain's blocks: 3 + 2 + 2.
+    assert_eq!(block_differences(&d1, &m1, 100, None).len(), 7);
+    // Blocks that do not pair (another data set) give nothing.
+    let short = with_blocks(dense(1), 100, [&[5.0], &[4.0, 4.1], &[3.0, 3.0]]);
+    assert!(block_differences(&short, &m1, 100, Some("code")).is_empty());
+
+    // One seed each: its own section, over val blocks.
+    let md = render(&[d1.clone(), m1.clone()], &[]);
+    assert!(md.contains("## Eval-loss differences"), "{md}");
+    assert!(
+        md.contains("- moe − dense, code eval loss at step 100: -0.200 [-0.448, +0.048] over 3 val blocks, unresolved: the interval covers 0."),
+        "{md}"
+    );
+    assert!(!md.contains("## Across seeds"));
+
+    // Several seeds: each seed's interval over blocks follows the seeds' one.
+    let mut runs = vec![d1, dense(2), m1, moe(2, -0.2)];
+    label_seeds(&mut runs);
+    let md = render(&runs, &[]);
+    // Seed 2: −0.3, −0.4, −0.5 → mean −0.4, same half-width.
+    assert!(
+        md.contains("within each seed: seed 1 -0.200 [-0.448, +0.048] over 3 val blocks, unresolved: the interval covers 0; seed 2 -0.400 [-0.648, -0.152] over 3 val blocks, resolved."),
+        "{md}"
+    );
+    assert!(!md.contains("## Eval-loss differences"));
 }

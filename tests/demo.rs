@@ -195,8 +195,9 @@ fn cli_3_quick_demo_produces_consistent_artefacts() {
     settings.set_prepend_module_to_snapshot(false);
     // Verdicts follow the values, so they are masked too.
     let shape = mask_numbers(&summary)
-        .replace(", unresolved: the interval covers #.", ", <verdict>.")
+        .replace(", unresolved: the interval covers #", ", <verdict>")
         .replace(", resolved.", ", <verdict>.")
+        .replace(", resolved;", ", <verdict>;")
         .replace(" (near-uniform)", "");
     settings.bind(|| insta::assert_snapshot!("demo_summary_shape", shape));
 }

@@ -59,6 +59,11 @@ pub fn history(events: &[Event], collapse: &CollapseSection) -> History {
                 step: *step,
                 loss: *loss,
                 domains: domains.iter().map(|(d, e)| (d.clone(), e.loss)).collect(),
+                blocks: domains
+                    .iter()
+                    .filter(|(_, e)| !e.block_losses.is_empty())
+                    .map(|(d, e)| (d.clone(), e.block_losses.clone()))
+                    .collect(),
             }),
             Event::Stop {
                 step,

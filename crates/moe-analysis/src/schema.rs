@@ -403,6 +403,10 @@ pub struct EvalPoint {
     pub loss: f64,
     /// Loss per domain.
     pub domains: BTreeMap<String, f64>,
+    /// Mean loss of each val block per domain, in block order (empty in
+    /// metrics written before it was recorded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub blocks: BTreeMap<String, Vec<f64>>,
 }
 
 /// When and how routing concentrated.

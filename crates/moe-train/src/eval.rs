@@ -33,12 +33,21 @@ pub fn evaluate<B: Backend>(
     for (name, tokens) in &val.domains {
         let mut routing = RoutingSums::default();
         let (mut sum, mut n) = (0.0f64, 0u64);
+        let mut block_losses = Vec::new();
         for chunk in tokens.chunks(batch * val.block_size) {
             let rows = chunk.len() / val.block_size;
             let flat: Vec<i64> = chunk.iter().map(|&t| t as i64).collect();
             let (losses, records, _) =
                 token_losses(model, tokens_tensor::<B>(flat, rows, device), &options);
             let count = losses.dims()[0] * losses.dims()[1];
+            let per_block = losses.values().mean_dim(1); // [rows, 1]
+            block_losses.extend(
+                per_block
+                    .into_data()
+                    .convert::<f64>()
+                    .into_vec::<f64>()
+                    .expect("f64 block losses"),
+            );
             let total = crate::step::scalar(losses.values().sum());
             sum += total;
             n += count as u64;
@@ -54,6 +63,7 @@ pub fn evaluate<B: Backend>(
                 ppl: loss.exp(),
                 tokens: n,
                 routing: routing.summary(),
+                block_losses,
             },
         );
     }

@@ -37,6 +37,10 @@ pub struct DomainEval {
     pub tokens: u64,
     /// Routing of this domain's tokens (MoE only).
     pub routing: Vec<LayerRouting>,
+    /// Mean loss of each val block, in block order (the same blocks for
+    /// every run on the same data, so two runs pair block by block: ANA-21).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block_losses: Vec<f64>,
 }
 
 /// Why a run stopped before the end of its schedule.

@@ -52,10 +52,15 @@ pub fn has_seeds(runs: &[ReportRun]) -> bool {
     groups(runs).iter().any(|(_, m)| m.len() > 1)
 }
 
-/// `mean [low, high]` and its verdict.
+/// `mean [low, high] over n seeds` and its verdict.
 pub fn interval_text(i: &Interval) -> String {
+    interval_over(i, "seeds")
+}
+
+/// `mean [low, high] over n <unit>` and its verdict.
+pub fn interval_over(i: &Interval, unit: &str) -> String {
     format!(
-        "{} [{}, {}] over {} seeds, {}",
+        "{} [{}, {}] over {} {unit}, {}",
         signed(i.mean),
         signed(i.low),
         signed(i.high),
@@ -89,16 +94,112 @@ fn losses_at(members: &[&ReportRun], step: u64, domain: Option<&str>) -> Vec<(u6
         .collect()
 }
 
-/// The whole section; nothing when every configuration has one seed.
-pub fn section(md: &mut String, runs: &[ReportRun]) {
-    if !has_seeds(runs) {
+/// Per-block differences `b − a` of one seed's two runs at `step`: the
+/// blocks of `domain`, or of every domain (`None`). Empty when either run
+/// has no block losses there or their blocks differ in number.
+pub fn block_differences(
+    a: &ReportRun,
+    b: &ReportRun,
+    step: u64,
+    domain: Option<&str>,
+) -> Vec<f64> {
+    let (Some(ea), Some(eb)) = (a.eval_at(step), b.eval_at(step)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (d, la) in &ea.blocks {
+        if domain.is_some_and(|want| want != d) {
+            continue;
+        }
+        match eb.blocks.get(d) {
+            Some(lb) if lb.len() == la.len() => {
+                out.extend(la.iter().zip(lb).map(|(x, y)| y - x));
+            }
+            _ => return Vec::new(),
+        }
+    }
+    out
+}
+
+/// `; within seeds, over val blocks: s42 … , s43 …` for the seeds both
+/// configurations ran (nothing when no run recorded block losses).
+fn within_seeds(a: &[&ReportRun], b: &[&ReportRun], step: u64, domain: Option<&str>) -> String {
+    let parts: Vec<String> = a
+        .iter()
+        .filter_map(|ra| {
+            let seed = ra.analysis.run.seed;
+            let rb = b.iter().find(|r| r.analysis.run.seed == seed)?;
+            let iv = t_interval(&block_differences(ra, rb, step, domain))?;
+            Some(format!("seed {seed} {}", interval_over(&iv, "val blocks")))
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; within each seed: {}", parts.join("; "))
+    }
+}
+
+/// One seed per configuration: each pair's eval-loss difference with its
+/// 95% interval over the val blocks, paired block by block (ANA-21).
+fn single_seed(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
+    let mut lines = String::new();
+    for (i, (ga, a)) in groups.iter().enumerate() {
+        for (gb, b) in &groups[i + 1..] {
+            let both: Vec<&ReportRun> = a.iter().chain(b.iter()).copied().collect();
+            let Some(step) = common_step(&both) else {
+                continue;
+            };
+            for d in domains_at(a[0], step) {
+                let diffs = block_differences(a[0], b[0], step, d.as_deref());
+                if let Some(iv) = t_interval(&diffs) {
+                    let _ = writeln!(
+                        lines,
+                        "- {gb} − {ga}, {} eval loss at step {step}: {}.",
+                        d.as_deref().unwrap_or("total"),
+                        interval_over(&iv, "val blocks")
+                    );
+                }
+            }
+        }
+    }
+    if lines.is_empty() {
         return;
     }
+    let _ = writeln!(
+        md,
+        "## Eval-loss differences
+"
+    );
+    let _ = writeln!(
+        md,
+        "One seed per configuration: each difference is paired val block by val block (every run is evaluated on the same blocks) with its 95% Student-t interval over the blocks. Blocks are consecutive fixed-size windows of the val documents, not independent documents, and the interval covers eval noise only, not the seed: a resolved difference here can still vanish across seeds (`--seeds N`).\n"
+    );
+    md.push_str(&lines);
+    let _ = writeln!(md);
+}
+
+/// `None` (the total) then each domain of the eval row at `step`.
+fn domains_at(run: &ReportRun, step: u64) -> Vec<Option<String>> {
+    let mut out: Vec<Option<String>> = vec![None];
+    if let Some(e) = run.eval_at(step) {
+        out.extend(e.domains.keys().cloned().map(Some));
+    }
+    out
+}
+
+/// The whole section: "Across seeds" when a configuration has several
+/// seeds, else the within-seed differences when runs recorded block losses.
+pub fn section(md: &mut String, runs: &[ReportRun]) {
     let groups = groups(runs);
+    if !has_seeds(runs) {
+        single_seed(md, &groups);
+        return;
+    }
     let _ = writeln!(md, "## Across seeds\n");
     let _ = writeln!(
         md,
-        "Runs of one configuration differ only in `run.seed` (model init, batch order, router noise; the data is fixed). Intervals are 95% Student-t intervals over seeds; a comparison pairs the two configurations' runs by seed. A difference whose interval covers 0 is unresolved. Within-seed intervals over val documents are not computed (eval keeps per-domain losses only).\n"
+        "Runs of one configuration differ only in `run.seed` (model init, batch order, router noise; the data is fixed). Intervals are 95% Student-t intervals over seeds; a comparison pairs the two configurations' runs by seed. A difference whose interval covers 0 is unresolved. Where the runs recorded per-block eval losses, each seed's difference also gets its 95% interval over the val blocks, paired block by block (consecutive windows of the val documents, so eval noise only).\n"
     );
     eval_spread(md, &groups);
     comparisons(md, &groups);
@@ -139,11 +240,7 @@ fn comparisons(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
             let Some(step) = common_step(&both) else {
                 continue;
             };
-            let mut domains: Vec<Option<String>> = vec![None];
-            if let Some(e) = a[0].eval_at(step) {
-                domains.extend(e.domains.keys().cloned().map(Some));
-            }
-            for d in &domains {
+            for d in &domains_at(a[0], step) {
                 let diffs = paired_differences(
                     &losses_at(a, step, d.as_deref()),
                     &losses_at(b, step, d.as_deref()),
@@ -151,9 +248,10 @@ fn comparisons(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
                 if let Some(iv) = t_interval(&diffs) {
                     let _ = writeln!(
                         md,
-                        "- {gb} − {ga}, {} eval loss at step {step}: {}.",
+                        "- {gb} − {ga}, {} eval loss at step {step}: {}{}.",
                         d.as_deref().unwrap_or("total"),
-                        interval_text(&iv)
+                        interval_text(&iv),
+                        within_seeds(a, b, step, d.as_deref())
                     );
                 }
             }
