@@ -66,3 +66,10 @@ pub type CudaBackend = burn::backend::Cuda;
 /// The CUDA backend with automatic differentiation.
 #[cfg(feature = "cuda")]
 pub type CudaAutodiff = burn::backend::Autodiff<CudaBackend>;
+/// Burn's wgpu backend (f32; the same CubeCL kernels, fusion and autotune as
+/// CUDA), with `--features wgpu`; the Vulkan loader opens at run time.
+#[cfg(feature = "wgpu")]
+pub type WgpuBackend = burn::backend::Wgpu;
+/// The wgpu backend with automatic differentiation.
+#[cfg(feature = "wgpu")]
+pub type WgpuAutodiff = burn::backend::Autodiff<WgpuBackend>;
