@@ -174,7 +174,7 @@ fn matmul_rate<B: Backend>(size: usize, iters: usize, device: &B::Device) -> f64
 #[cfg(feature = "cuda")]
 fn cuda_bf16_logits(device: Device, config: &ModelConfig, seq: usize) -> Option<Vec<f32>> {
     (device == Device::Cuda).then(|| {
-        logits_on::<burn::backend::Cuda<burn::tensor::bf16>>(config, seq, &Default::default())
+        logits_on::<moe_model::CudaBackend<burn::tensor::bf16>>(config, seq, &Default::default())
     })
 }
 
@@ -187,7 +187,7 @@ fn cuda_bf16_logits(_: Device, _: &ModelConfig, _: usize) -> Option<Vec<f32>> {
 #[cfg(feature = "cuda")]
 fn cuda_bf16_rate(device: Device, size: usize, iters: usize) -> Option<f64> {
     (device == Device::Cuda).then(|| {
-        matmul_rate::<burn::backend::Cuda<burn::tensor::bf16>>(size, iters, &Default::default())
+        matmul_rate::<moe_model::CudaBackend<burn::tensor::bf16>>(size, iters, &Default::default())
     })
 }
 
