@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One run of every GPU check, for the lent CUDA machine (no internet there):
-#   cargo build --release --features cuda        # here, then carry target/release/moe
-#   scripts/gpu-check.sh RESULTS_DIR             # there
+#   scripts/gpu-bundle.sh                        # here: the CUDA binary and the data, in gpu-bundle/
+#   MOE_BIN=gpu-bundle/moe DATA=gpu-bundle/data512 scripts/gpu-check.sh RESULTS_DIR   # there
 # Dry run of the CPU parts on any machine (tiny model, few steps):
 #   DEVICE=cpu PRESET=tiny BLOCK=128 STEPS=4 LONG_STEPS=10 MICRO_BATCHES=2 scripts/gpu-check.sh /tmp/gpu-dry
 #
@@ -38,11 +38,16 @@ if [ "$device" = cuda ]; then
   cat "$out/matmul.txt" | tee -a "$summary"
 fi
 
-# The embedded corpora at block 512 (the config must sit next to demo.toml for its relative paths).
-data_cfg=configs/data/.gpu-check-$block.toml
-sed "s/^block_size = 128/block_size = $block/" configs/data/demo.toml > "$data_cfg"
-"$bin" data prepare --config "$data_cfg" --out "$out/data512" --offline --force > "$out/prepare.txt" 2>&1 || { say "prepare failed"; cat "$out/prepare.txt"; exit 1; }
-rm -f "$data_cfg"
+# The embedded corpora at block 512: staged by scripts/gpu-bundle.sh (DATA),
+# or prepared here (the config must sit next to demo.toml for its relative paths).
+data=${DATA:-}
+if [ -z "$data" ]; then
+  data="$out/data512"
+  data_cfg=configs/data/.gpu-check-$block.toml
+  sed "s/^block_size = 128/block_size = $block/" configs/data/demo.toml > "$data_cfg"
+  "$bin" data prepare --config "$data_cfg" --out "$data" --offline --force > "$out/prepare.txt" 2>&1 || { say "prepare failed"; cat "$out/prepare.txt"; exit 1; }
+  rm -f "$data_cfg"
+fi
 
 # A scratch run config (no pretrained weights on that machine).
 run_config() { # name moe(0/1) micro_batch steps
@@ -82,7 +87,7 @@ for kind in dense moe; do
   for mb in ${MICRO_BATCHES:-32 16 8 4 2}; do
     dir="$out/tput-$kind-$mb"
     run_config "tput-$kind" "$moe" "$mb" "$steps" > "$out/tput-$kind-$mb.toml"
-    if "$bin" train --config "$out/tput-$kind-$mb.toml" --data "$out/data512" --out "$dir" --device "$device" > "$dir.log" 2>&1; then
+    if "$bin" train --config "$out/tput-$kind-$mb.toml" --data "$data" --out "$dir" --device "$device" > "$dir.log" 2>&1; then
       # tokens/s of the last train event (the first ones include kernel compilation)
       tps=$(grep '"event":"train"' "$dir/metrics.jsonl" | tail -1 | sed 's/.*"tok_per_s":\([0-9.e+-]*\).*/\1/')
       active=$(grep '"event":"start"' "$dir/metrics.jsonl" | head -1 | sed 's/.*"params_active":\([0-9]*\).*/\1/')
@@ -115,7 +120,7 @@ PY
 
 # 200 steps of the MoE config on the demo data: losses and routing behave.
 run_config "moe-200" 1 8 "$long_steps" | sed 's/^every = 100000$/every = 50/' > "$out/moe-200.toml"
-"$bin" train --config "$out/moe-200.toml" --data "$out/data512" --out "$out/moe-200" --device "$device" > "$out/moe-200.log" 2>&1
+"$bin" train --config "$out/moe-200.toml" --data "$data" --out "$out/moe-200" --device "$device" > "$out/moe-200.log" 2>&1
 say "moe-200: $(tail -2 "$out/moe-200.log" | tr '\n' ' ')"
-rm -rf "$out/moe-200/checkpoints" "$out/moe-200/final" "$out"/data512/train
+rm -rf "$out/moe-200/checkpoints" "$out/moe-200/final" "$out/data512/train"
 say "done $(date -u +%FT%TZ)"

@@ -16,7 +16,7 @@ use moe_data::prepared::PreparedData;
 use moe_data::sources::HubOptions;
 use moe_train::metrics::Event;
 
-use crate::cmd_train::Device;
+use crate::backend::Device;
 use crate::runs::{RunPlan, ensure_run, last_event, seed_plans};
 
 /// Arguments of `moe demo`.

@@ -1,17 +1,23 @@
 //! `moe gpu …`: the checks `scripts/gpu-check.sh` runs on a CUDA machine —
-//! CPU-vs-CUDA logit parity (f32 and bf16) and the card's measured matmul
-//! rate (for MFU). Without `--features cuda` every subcommand says so.
+//! CPU-vs-device logit parity (f32, and bf16 on CUDA) and the device's
+//! measured matmul rate (for MFU). `--device wgpu` runs the same checks on
+//! Burn's wgpu backend; a backend that is not compiled in is an error.
 
 use anyhow::Result;
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use moe_model::{ForwardOptions, Gpt2, ModelConfig, MoeConfig};
+
+use crate::backend::{Device, OnBackend, run_on};
 
 /// GPU subcommands.
 #[derive(clap::Subcommand)]
 pub enum GpuCommand {
-    /// Logits of the same seeded model on the CPU and on CUDA (f32, bf16).
+    /// Logits of the same seeded model on the CPU and on the device (f32; bf16 on CUDA).
     Parity {
+        /// Backend to compare with the CPU.
+        #[arg(long, value_enum, default_value_t = Device::Cuda)]
+        device: Device,
         /// Preset: tiny or gpt2.
         #[arg(long, default_value = "tiny")]
         preset: String,
@@ -22,8 +28,11 @@ pub enum GpuCommand {
         #[arg(long, default_value_t = 128)]
         seq: usize,
     },
-    /// Square matmul rate on CUDA, TFLOP/s, f32 and bf16.
+    /// Square matmul rate on the device, TFLOP/s, f32 (and bf16 on CUDA).
     Matmul {
+        /// Backend.
+        #[arg(long, value_enum, default_value_t = Device::Cuda)]
+        device: Device,
         /// Matrix size.
         #[arg(long, default_value_t = 8192)]
         size: usize,
@@ -36,8 +45,34 @@ pub enum GpuCommand {
 /// Runs a `moe gpu` subcommand.
 pub fn run(cmd: GpuCommand) -> Result<()> {
     match cmd {
-        GpuCommand::Parity { preset, moe, seq } => parity(&preset, moe, seq),
-        GpuCommand::Matmul { size, iters } => matmul(size, iters),
+        GpuCommand::Parity {
+            device,
+            preset,
+            moe,
+            seq,
+        } => {
+            let config = parity_config(&preset, moe)?;
+            let f32_device = run_on(device, Logits { config: &config, seq })?;
+            let cpu = logits_on::<moe_model::CpuBackend>(&config, seq, &Default::default());
+            let name = device.name();
+            report_parity(&preset, moe, &format!("{name} f32"), &cpu, &f32_device, 1e-4);
+            if let Some(bf16) = cuda_bf16_logits(device, &config, seq) {
+                report_parity(&preset, moe, "cuda bf16", &cpu, &bf16, 5e-2);
+            }
+            Ok(())
+        }
+        GpuCommand::Matmul {
+            device,
+            size,
+            iters,
+        } => {
+            let f32_rate = run_on(device, MatmulRate { size, iters })?;
+            println!("matmul {size}³ f32: {f32_rate:.1} TFLOP/s");
+            if let Some(bf16_rate) = cuda_bf16_rate(device, size, iters) {
+                println!("matmul {size}³ bf16: {bf16_rate:.1} TFLOP/s");
+            }
+            Ok(())
+        }
     }
 }
 
@@ -50,7 +85,6 @@ fn parity_config(preset: &str, moe: bool) -> Result<ModelConfig> {
     Ok(config)
 }
 
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 /// Flat f32 logits of the seeded model of `config` on backend `B`.
 pub fn logits_on<B: Backend>(config: &ModelConfig, seq: usize, device: &B::Device) -> Vec<f32> {
     let dense = ModelConfig {
@@ -73,7 +107,6 @@ pub fn logits_on<B: Backend>(config: &ModelConfig, seq: usize, device: &B::Devic
         .unwrap_or_default()
 }
 
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 /// Largest absolute difference and that difference over the largest |reference|.
 pub fn max_diff(reference: &[f32], other: &[f32]) -> (f64, f64) {
     let abs = reference
@@ -89,60 +122,78 @@ pub fn max_diff(reference: &[f32], other: &[f32]) -> (f64, f64) {
     (abs, abs / scale)
 }
 
-#[cfg(feature = "cuda")]
-fn parity(preset: &str, moe: bool, seq: usize) -> Result<()> {
-    use burn::tensor::bf16;
-    let config = parity_config(preset, moe)?;
-    let cpu = logits_on::<moe_model::CpuBackend>(&config, seq, &Default::default());
-    let f32_gpu = logits_on::<moe_model::CudaBackend>(&config, seq, &Default::default());
-    let bf16_gpu = logits_on::<burn::backend::Cuda<bf16>>(&config, seq, &Default::default());
-    for (name, values, limit) in [("cuda f32", &f32_gpu, 1e-4), ("cuda bf16", &bf16_gpu, 5e-2)] {
-        let (abs, rel) = max_diff(&cpu, values);
-        let verdict = if rel <= limit { "ok" } else { "OVER" };
-        println!(
-            "parity {preset}{} {name}: max |Δ| {abs:.3e}, relative {rel:.3e} (limit {limit:.0e}) {verdict}",
-            if moe { " moe" } else { "" }
-        );
-    }
-    Ok(())
+/// The f32 logits of the parity model on a backend.
+struct Logits<'a> {
+    config: &'a ModelConfig,
+    seq: usize,
 }
 
-#[cfg(feature = "cuda")]
-fn matmul(size: usize, iters: usize) -> Result<()> {
-    use burn::tensor::bf16;
-    fn rate<B: Backend>(size: usize, iters: usize) -> f64 {
-        let device = Default::default();
-        let a = Tensor::<B, 2>::ones([size, size], &device);
-        let b = Tensor::<B, 2>::ones([size, size], &device);
-        let _ = a.clone().matmul(b.clone()).sum().into_data(); // warm-up and kernel compile
-        let start = std::time::Instant::now();
-        let mut acc = Tensor::<B, 1>::zeros([1], &device);
-        for _ in 0..iters {
-            acc = acc + a.clone().matmul(b.clone()).slice([0..1, 0..1]).reshape([1]);
-        }
-        let _ = acc.into_data(); // waits for the device
-        2.0 * (size as f64).powi(3) * iters as f64 / start.elapsed().as_secs_f64() / 1e12
+impl OnBackend for Logits<'_> {
+    type Output = Vec<f32>;
+    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<Vec<f32>> {
+        Ok(logits_on::<B::InnerBackend>(self.config, self.seq, device))
     }
+}
+
+fn report_parity(preset: &str, moe: bool, name: &str, cpu: &[f32], other: &[f32], limit: f64) {
+    let (abs, rel) = max_diff(cpu, other);
+    let verdict = if rel <= limit { "ok" } else { "OVER" };
     println!(
-        "matmul {size}³ f32: {:.1} TFLOP/s",
-        rate::<moe_model::CudaBackend>(size, iters)
+        "parity {preset}{} {name}: max |Δ| {abs:.3e}, relative {rel:.3e} (limit {limit:.0e}) {verdict}",
+        if moe { " moe" } else { "" }
     );
-    println!(
-        "matmul {size}³ bf16: {:.1} TFLOP/s",
-        rate::<burn::backend::Cuda<bf16>>(size, iters)
-    );
-    Ok(())
+}
+
+/// Square matmul rate in TFLOP/s on a backend.
+struct MatmulRate {
+    size: usize,
+    iters: usize,
+}
+
+impl OnBackend for MatmulRate {
+    type Output = f64;
+    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<f64> {
+        Ok(matmul_rate::<B::InnerBackend>(self.size, self.iters, device))
+    }
+}
+
+fn matmul_rate<B: Backend>(size: usize, iters: usize, device: &B::Device) -> f64 {
+    let a = Tensor::<B, 2>::ones([size, size], device);
+    let b = Tensor::<B, 2>::ones([size, size], device);
+    let _ = a.clone().matmul(b.clone()).sum().into_data(); // warm-up and kernel compile
+    let start = std::time::Instant::now();
+    let mut acc = Tensor::<B, 1>::zeros([1], device);
+    for _ in 0..iters {
+        acc = acc + a.clone().matmul(b.clone()).slice([0..1, 0..1]).reshape([1]);
+    }
+    let _ = acc.into_data(); // waits for the device
+    2.0 * (size as f64).powi(3) * iters as f64 / start.elapsed().as_secs_f64() / 1e12
+}
+
+/// bf16 logits on CUDA (the study's mixed-precision question); `None` elsewhere.
+#[cfg(feature = "cuda")]
+fn cuda_bf16_logits(device: Device, config: &ModelConfig, seq: usize) -> Option<Vec<f32>> {
+    (device == Device::Cuda).then(|| {
+        logits_on::<moe_model::CudaBackend<burn::tensor::bf16>>(config, seq, &Default::default())
+    })
 }
 
 #[cfg(not(feature = "cuda"))]
-fn parity(preset: &str, moe: bool, _seq: usize) -> Result<()> {
-    parity_config(preset, moe)?;
-    anyhow::bail!("built without CUDA: cargo build --release --features cuda")
+fn cuda_bf16_logits(_: Device, _: &ModelConfig, _: usize) -> Option<Vec<f32>> {
+    None
+}
+
+/// bf16 matmul rate on CUDA; `None` elsewhere.
+#[cfg(feature = "cuda")]
+fn cuda_bf16_rate(device: Device, size: usize, iters: usize) -> Option<f64> {
+    (device == Device::Cuda).then(|| {
+        matmul_rate::<moe_model::CudaBackend<burn::tensor::bf16>>(size, iters, &Default::default())
+    })
 }
 
 #[cfg(not(feature = "cuda"))]
-fn matmul(_: usize, _: usize) -> Result<()> {
-    anyhow::bail!("built without CUDA: cargo build --release --features cuda")
+fn cuda_bf16_rate(_: Device, _: usize, _: usize) -> Option<f64> {
+    None
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use moe_data::prepared::PreparedData;
 use moe_data::sources::HubOptions;
 use moe_train::RunConfig;
 
-use crate::cmd_train::Device;
+use crate::backend::Device;
 use crate::runs::{RunPlan, ensure_run, seed_plans};
 
 /// Arguments of `moe reproduce`.

@@ -1,21 +1,15 @@
-//! `moe train`: one run from a run config on CPU or CUDA.
+//! `moe train`: one run from a run config on the CPU, CUDA or wgpu.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
 use moe_train::metrics::Event;
 use moe_train::{RunConfig, TrainOptions, TrainSummary, train};
 
-/// Where to train.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Device {
-    /// Burn's flex CPU backend.
-    Cpu,
-    /// Burn's CUDA backend (build with `--features cuda`).
-    Cuda,
-}
+use crate::backend::{Device, OnBackend, run_on};
 
 /// Arguments of `moe train`.
 #[derive(Args, Clone)]
@@ -70,30 +64,22 @@ pub fn run_quiet(args: &TrainArgs, progress: bool) -> Result<TrainSummary> {
         resume: args.resume,
         max_steps: args.max_steps,
         progress,
-        device_name: format!("{:?}", args.device).to_lowercase(),
+        device_name: args.device.name().to_string(),
     };
-    match args.device {
-        Device::Cpu => Ok(train::<moe_model::CpuAutodiff>(
-            &config,
-            &opts,
-            &Default::default(),
-        )?),
-        Device::Cuda => cuda(&config, &opts),
+    run_on(args.device, Train { config, opts })
+}
+
+/// One training run as a backend-generic job.
+struct Train {
+    config: RunConfig,
+    opts: TrainOptions,
+}
+
+impl OnBackend for Train {
+    type Output = TrainSummary;
+    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<TrainSummary> {
+        Ok(train::<B>(&self.config, &self.opts, device)?)
     }
-}
-
-#[cfg(feature = "cuda")]
-fn cuda(config: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary> {
-    Ok(train::<moe_model::CudaAutodiff>(
-        config,
-        opts,
-        &Default::default(),
-    )?)
-}
-
-#[cfg(not(feature = "cuda"))]
-fn cuda(_: &RunConfig, _: &TrainOptions) -> Result<TrainSummary> {
-    anyhow::bail!("this binary was built without CUDA: cargo build --release --features cuda")
 }
 
 fn report(summary: &TrainSummary) {

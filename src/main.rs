@@ -3,6 +3,7 @@
 //! With no arguments it runs the demo; `moe data …` prepares and inspects
 //! token data, `moe model …` inspects the model, `moe train` trains a run.
 
+mod backend;
 mod cmd_analysis;
 mod cmd_data;
 mod cmd_demo;
@@ -42,7 +43,7 @@ enum Command {
     Analyze(cmd_analysis::AnalyzeArgs),
     /// Compare runs side by side in a Markdown report.
     Report(cmd_analysis::ReportArgs),
-    /// GPU checks (CPU-vs-CUDA parity, matmul rate); needs `--features cuda`.
+    /// GPU checks (CPU-vs-device parity, matmul rate); needs `--features cuda` or `wgpu`.
     #[command(subcommand)]
     Gpu(cmd_gpu::GpuCommand),
     /// The study end to end: prepare, dense, MoE, no-LB, dense-matched (GPU time estimate first).

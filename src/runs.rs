@@ -9,7 +9,8 @@ use moe_analysis::{Analysis, AnalyzeOptions};
 use moe_train::metrics::{Event, read_events};
 use moe_train::{RunConfig, TrainSummary};
 
-use crate::cmd_train::{Device, TrainArgs, run_quiet};
+use crate::backend::Device;
+use crate::cmd_train::{TrainArgs, run_quiet};
 
 /// One run of a study.
 #[derive(Debug, Clone)]

@@ -367,3 +367,21 @@ fn man_3_a_manifest_with_block_size_zero_is_a_one_line_error() {
         );
     }
 }
+
+// Checks: BACK-1 — a backend the binary was built without is a one-line
+// error naming the cargo feature, with a non-zero exit.
+#[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+#[test]
+fn back_1_device_without_its_feature_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (device, args) in [
+        ("wgpu", &["gpu", "matmul", "--size", "8", "--device", "wgpu"][..]),
+        ("cuda", &["gpu", "parity", "--preset", "micro"][..]),
+    ] {
+        let out = moe(tmp.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{device}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(&format!("--features {device}")), "{stderr}");
+    }
+}

@@ -63,9 +63,27 @@ pub use weights::{load_model_dir, save_model_dir};
 pub type CpuBackend = burn::backend::Flex;
 /// The CPU backend with automatic differentiation, for training on the CPU.
 pub type CpuAutodiff = burn::backend::Autodiff<CpuBackend>;
-/// Burn's CUDA backend (f32), with `--features cuda`; the driver loads at run time.
+// The GPU backends are Burn's CubeCL backend *without* burn-fusion (BACK-6):
+// with fusion, host memory of an MoE run grew by ~0.14 MB per step on wgpu
+// (dense stayed flat), without it it stays flat. Expert group sizes change
+// every step, and fusion keeps an execution plan for every new stream of
+// operations it sees; see BENCHMARKS.md ("CubeCL proxy").
+
+/// Burn's CUDA backend (CubeCL, no fusion; f32 unless `F` says otherwise),
+/// with `--features cuda`; the driver loads at run time.
 #[cfg(feature = "cuda")]
-pub type CudaBackend = burn::backend::Cuda;
+pub type CudaBackend<F = f32> = burn_cubecl::CubeBackend<burn::cubecl::cuda::CudaRuntime, F, i32, u8>;
 /// The CUDA backend with automatic differentiation.
 #[cfg(feature = "cuda")]
 pub type CudaAutodiff = burn::backend::Autodiff<CudaBackend>;
+/// Burn's wgpu backend (CubeCL, no fusion, f32: the same kernels and autotune
+/// as CUDA), with `--features wgpu`; the Vulkan loader opens at run time.
+#[cfg(feature = "wgpu")]
+pub type WgpuBackend = burn_cubecl::CubeBackend<burn::cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
+/// The wgpu backend with automatic differentiation.
+#[cfg(feature = "wgpu")]
+pub type WgpuAutodiff = burn::backend::Autodiff<WgpuBackend>;
+/// Burn's stock wgpu backend, with burn-fusion: only for the memory
+/// comparison of BACK-6 (`tests/cubecl_proxy.rs`).
+#[cfg(feature = "wgpu")]
+pub type WgpuFusedAutodiff = burn::backend::Autodiff<burn::backend::Wgpu>;
