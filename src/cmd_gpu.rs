@@ -52,10 +52,23 @@ pub fn run(cmd: GpuCommand) -> Result<()> {
             seq,
         } => {
             let config = parity_config(&preset, moe)?;
-            let f32_device = run_on(device, Logits { config: &config, seq })?;
+            let f32_device = run_on(
+                device,
+                Logits {
+                    config: &config,
+                    seq,
+                },
+            )?;
             let cpu = logits_on::<moe_model::CpuBackend>(&config, seq, &Default::default());
             let name = device.name();
-            report_parity(&preset, moe, &format!("{name} f32"), &cpu, &f32_device, 1e-4);
+            report_parity(
+                &preset,
+                moe,
+                &format!("{name} f32"),
+                &cpu,
+                &f32_device,
+                1e-4,
+            );
             if let Some(bf16) = cuda_bf16_logits(device, &config, seq) {
                 report_parity(&preset, moe, "cuda bf16", &cpu, &bf16, 5e-2);
             }
@@ -153,7 +166,9 @@ struct MatmulRate {
 impl OnBackend for MatmulRate {
     type Output = f64;
     fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<f64> {
-        Ok(matmul_rate::<B::InnerBackend>(self.size, self.iters, device))
+        Ok(matmul_rate::<B::InnerBackend>(
+            self.size, self.iters, device,
+        ))
     }
 }
 

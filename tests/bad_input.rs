@@ -375,7 +375,10 @@ fn man_3_a_manifest_with_block_size_zero_is_a_one_line_error() {
 fn back_1_device_without_its_feature_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     for (device, args) in [
-        ("wgpu", &["gpu", "matmul", "--size", "8", "--device", "wgpu"][..]),
+        (
+            "wgpu",
+            &["gpu", "matmul", "--size", "8", "--device", "wgpu"][..],
+        ),
         ("cuda", &["gpu", "parity", "--preset", "micro"][..]),
     ] {
         let out = moe(tmp.path(), args);

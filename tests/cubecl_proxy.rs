@@ -94,7 +94,10 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for CollectGrads<'_, B> {
     }
 }
 
-fn collect_grads<B: AutodiffBackend>(model: &Gpt2<B>, grads: &GradientsParams) -> Vec<(String, Vec<f32>)> {
+fn collect_grads<B: AutodiffBackend>(
+    model: &Gpt2<B>,
+    grads: &GradientsParams,
+) -> Vec<(String, Vec<f32>)> {
     let mut v = CollectGrads::<B> {
         grads,
         path: Vec::new(),
@@ -142,7 +145,12 @@ struct Outcome {
     grads: Vec<(String, Vec<f32>)>,
 }
 
-fn outcome<B: AutodiffBackend>(config: &ModelConfig, rows: &[i64], block: usize, noise: RouterNoise) -> Outcome {
+fn outcome<B: AutodiffBackend>(
+    config: &ModelConfig,
+    rows: &[i64],
+    block: usize,
+    noise: RouterNoise,
+) -> Outcome {
     let device = B::Device::default();
     let model = Gpt2::<B>::init(config, 11, &device);
     let n_rows = rows.len() / block;
@@ -150,7 +158,8 @@ fn outcome<B: AutodiffBackend>(config: &ModelConfig, rows: &[i64], block: usize,
         .chunks(block)
         .flat_map(|r| r[..block - 1].to_vec())
         .collect();
-    let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(inputs, [n_rows, block - 1]), &device);
+    let tokens =
+        Tensor::<B, 2, Int>::from_data(TensorData::new(inputs, [n_rows, block - 1]), &device);
     let options = ForwardOptions {
         router_noise_std: noise.std,
         router_noise_seed: noise.seed,
@@ -165,7 +174,14 @@ fn outcome<B: AutodiffBackend>(config: &ModelConfig, rows: &[i64], block: usize,
         .map(|r| (ints(r.expert_idx), r.tokens_per_expert, r.dropped))
         .collect();
     let logits = values(out.logits.detach());
-    let (grads, stats) = step_gradients(&model, &train_section(), &[rows.to_vec()], block, noise, &device);
+    let (grads, stats) = step_gradients(
+        &model,
+        &train_section(),
+        &[rows.to_vec()],
+        block,
+        noise,
+        &device,
+    );
     Outcome {
         logits,
         aux,
@@ -200,7 +216,10 @@ fn back_2_back_3_forward_and_gradients_match_flex() {
         if config.moe.is_some() {
             let dropped: usize = f.routing.iter().map(|r| r.2).sum();
             if config.moe.as_ref().unwrap().capacity_factor.is_some() {
-                assert!(dropped > 0, "{name}: the capacity case should drop something");
+                assert!(
+                    dropped > 0,
+                    "{name}: the capacity case should drop something"
+                );
             }
         }
         match (&w.aux, &f.aux) {
@@ -227,8 +246,16 @@ fn back_2_back_3_forward_and_gradients_match_flex() {
                 worst = (err, path.clone());
             }
         }
-        eprintln!("{name}: worst gradient rel err {:.2e} ({})", worst.0, worst.1);
-        assert!(worst.0 <= TOL, "{name}: gradient of {} rel err {:.2e}", worst.1, worst.0);
+        eprintln!(
+            "{name}: worst gradient rel err {:.2e} ({})",
+            worst.0, worst.1
+        );
+        assert!(
+            worst.0 <= TOL,
+            "{name}: gradient of {} rel err {:.2e}",
+            worst.1,
+            worst.0
+        );
     }
 }
 
@@ -242,7 +269,12 @@ fn small_data(dir: &Path) -> PathBuf {
     let mut config = String::from("[pipeline]\nblock_size = 32\nval_fraction = 0.1\n");
     for (name, base) in texts {
         let rows: String = (0..80)
-            .map(|i| format!("{}\n", serde_json::json!({ "text": format!("{base} #{i}") })))
+            .map(|i| {
+                format!(
+                    "{}\n",
+                    serde_json::json!({ "text": format!("{base} #{i}") })
+                )
+            })
             .collect();
         std::fs::write(dir.join(format!("{name}.jsonl")), rows).unwrap();
         config += &format!(
@@ -265,7 +297,12 @@ fn train_events(out: &Path) -> Vec<(u64, f64, f64)> {
         .unwrap()
         .into_iter()
         .filter_map(|e| match e {
-            Event::Train { step, loss, grad_norm, .. } => Some((step, loss, grad_norm)),
+            Event::Train {
+                step,
+                loss,
+                grad_norm,
+                ..
+            } => Some((step, loss, grad_norm)),
             _ => None,
         })
         .collect()
@@ -305,11 +342,19 @@ fn back_4_training_losses_match_flex() {
         let err = (wl - fl).abs() / fl.abs();
         worst = worst.max(err);
         assert!(err <= TOL, "step {step}: loss {wl} vs {fl} (rel {err:.2e})");
-        assert!((wn - fn_).abs() <= 1e-3 * fn_.abs(), "step {step}: grad norm {wn} vs {fn_}");
+        assert!(
+            (wn - fn_).abs() <= 1e-3 * fn_.abs(),
+            "step {step}: grad norm {wn} vs {fn_}"
+        );
     }
     eprintln!("60 steps: worst per-step loss rel err {worst:.2e}");
     // The run learned something: the check is not comparing two constants.
-    assert!(f.last().unwrap().1 < f[0].1 - 0.5, "loss {} → {}", f[0].1, f.last().unwrap().1);
+    assert!(
+        f.last().unwrap().1 < f[0].1 - 0.5,
+        "loss {} → {}",
+        f[0].1,
+        f.last().unwrap().1
+    );
 }
 
 /// A routing for the dispatch property test.
@@ -327,7 +372,13 @@ struct RoutingCase {
 /// Routings that leave experts empty: all tokens to one expert, tokens
 /// spread over a random subset of the experts, or fewer tokens than experts.
 fn routing_case() -> impl Strategy<Value = RoutingCase> {
-    (1usize..24, 1usize..9, 1usize..3, 0usize..3, proptest::option::of(0.25f64..1.5))
+    (
+        1usize..24,
+        1usize..9,
+        1usize..3,
+        0usize..3,
+        proptest::option::of(0.25f64..1.5),
+    )
         .prop_flat_map(|(n_tokens, n_experts, top_k, mode, cf)| {
             let top_k = top_k.min(n_experts);
             // mode 0: one expert (plus the next ones for top-k) gets everything;
@@ -341,22 +392,25 @@ fn routing_case() -> impl Strategy<Value = RoutingCase> {
                 Just((n_tokens, n_experts, top_k, cf)),
                 proptest::sample::subsequence((0..n_experts).collect::<Vec<_>>(), used),
                 proptest::collection::vec(
-                    proptest::sample::subsequence((0..used).collect::<Vec<_>>(), top_k).prop_shuffle(),
+                    proptest::sample::subsequence((0..used).collect::<Vec<_>>(), top_k)
+                        .prop_shuffle(),
                     n_tokens,
                 ),
                 proptest::collection::vec(proptest::collection::vec(0.05f32..1.0, top_k), n_tokens),
             )
         })
-        .prop_map(|((n_tokens, n_experts, _, cf), experts, picks, gate)| RoutingCase {
-            n_tokens,
-            n_experts,
-            idx: picks
-                .into_iter()
-                .map(|p| p.into_iter().map(|i| experts[i]).collect())
-                .collect(),
-            gate,
-            capacity_factor: cf,
-        })
+        .prop_map(
+            |((n_tokens, n_experts, _, cf), experts, picks, gate)| RoutingCase {
+                n_tokens,
+                n_experts,
+                idx: picks
+                    .into_iter()
+                    .map(|p| p.into_iter().map(|i| experts[i]).collect())
+                    .collect(),
+                gate,
+                capacity_factor: cf,
+            },
+        )
 }
 
 const D_MODEL: usize = 8;
@@ -370,10 +424,14 @@ fn dispatch_outcome<B: AutodiffBackend>(case: &RoutingCase) -> (Vec<f32>, Vec<Ve
     let experts: Vec<Mlp<B>> = (0..case.n_experts)
         .map(|_| Mlp::init(&mut rng, D_MODEL, 2 * D_MODEL, 0.5, &device))
         .collect();
-    let x = Tensor::<B, 2>::from_data(TensorData::new(rng.samples(t * D_MODEL, 1.0), [t, D_MODEL]), &device)
-        .require_grad();
+    let x = Tensor::<B, 2>::from_data(
+        TensorData::new(rng.samples(t * D_MODEL, 1.0), [t, D_MODEL]),
+        &device,
+    )
+    .require_grad();
     let gate_values: Vec<f32> = case.gate.iter().flatten().copied().collect();
-    let gate = Tensor::<B, 2>::from_data(TensorData::new(gate_values, [t, k]), &device).require_grad();
+    let gate =
+        Tensor::<B, 2>::from_data(TensorData::new(gate_values, [t, k]), &device).require_grad();
     let ids: Vec<i64> = case.idx.iter().flatten().map(|&e| e as i64).collect();
     let idx = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [t, k]), &device);
     let cap = case
@@ -434,11 +492,11 @@ fn back_5_degenerate_routings_match_flex() {
         capacity_factor: cf,
     };
     let cases = [
-        one(10, 8, vec![vec![3]; 10], None),                      // all to one expert
-        one(10, 8, vec![vec![3, 5]; 10], None),                   // top-2, two experts used
-        one(3, 8, vec![vec![0], vec![7], vec![0]], None),         // fewer tokens than experts
-        one(10, 8, vec![vec![3]; 10], Some(1.0)),                 // capacity drops 8 of 10
-        one(1, 1, vec![vec![0]], None),                           // one token, one expert
+        one(10, 8, vec![vec![3]; 10], None),    // all to one expert
+        one(10, 8, vec![vec![3, 5]; 10], None), // top-2, two experts used
+        one(3, 8, vec![vec![0], vec![7], vec![0]], None), // fewer tokens than experts
+        one(10, 8, vec![vec![3]; 10], Some(1.0)), // capacity drops 8 of 10
+        one(1, 1, vec![vec![0]], None),         // one token, one expert
     ];
     for case in cases {
         let (fy, fg) = dispatch_outcome::<F>(&case);
@@ -452,7 +510,10 @@ fn back_5_degenerate_routings_match_flex() {
     let config = micro(Some(1), None);
     let rows = token_rows(8, 1, 4, 96);
     let noise = RouterNoise::default();
-    let (f, w) = (outcome::<F>(&config, &rows, 4, noise), outcome::<W>(&config, &rows, 4, noise));
+    let (f, w) = (
+        outcome::<F>(&config, &rows, 4, noise),
+        outcome::<W>(&config, &rows, 4, noise),
+    );
     assert_eq!(w.routing, f.routing);
     assert!(f.routing[0].1.iter().filter(|&&c| c == 0).count() >= 5);
     assert!(rel_err(&w.logits, &f.logits) <= TOL);
@@ -502,7 +563,11 @@ fn memory_growth(config: &ModelConfig, warmup: usize, steps: usize) -> (f64, f64
     memory_growth_on::<W>(config, warmup, steps)
 }
 
-fn memory_growth_on<W: AutodiffBackend>(config: &ModelConfig, warmup: usize, steps: usize) -> (f64, f64) {
+fn memory_growth_on<W: AutodiffBackend>(
+    config: &ModelConfig,
+    warmup: usize,
+    steps: usize,
+) -> (f64, f64) {
     let device = Default::default();
     let mut model = Gpt2::<W>::init(config, 1, &device);
     let mut optim = AdamWConfig::new().init::<W, Gpt2<W>>();
@@ -540,11 +605,20 @@ fn memory_growth_on<W: AutodiffBackend>(config: &ModelConfig, warmup: usize, ste
 #[test]
 fn back_6_memory_is_flat_over_training_steps() {
     let _serial = serial();
-    for (name, config) in [("dense", micro(None, None)), ("moe top-1", micro(Some(1), None))] {
+    for (name, config) in [
+        ("dense", micro(None, None)),
+        ("moe top-1", micro(Some(1), None)),
+    ] {
         let (host, dev) = memory_growth(&config, 50, 300);
         eprintln!("{name}: host RSS {host:.0} B/step, device {dev:.0} B/step");
-        assert!(host <= HOST_BYTES_PER_STEP, "{name}: host RSS grows {host:.0} B/step");
-        assert!(dev <= DEVICE_BYTES_PER_STEP, "{name}: device memory grows {dev:.0} B/step");
+        assert!(
+            host <= HOST_BYTES_PER_STEP,
+            "{name}: host RSS grows {host:.0} B/step"
+        );
+        assert!(
+            dev <= DEVICE_BYTES_PER_STEP,
+            "{name}: device memory grows {dev:.0} B/step"
+        );
     }
 }
 
@@ -559,12 +633,21 @@ const DEVICE_BYTES_PER_STEP: f64 = 1024.0;
 fn back_1_cli_device_wgpu_runs_the_parity_check() {
     let _serial = serial();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_moe"))
-        .args(["gpu", "parity", "--device", "wgpu", "--preset", "micro", "--moe", "--seq", "8"])
+        .args([
+            "gpu", "parity", "--device", "wgpu", "--preset", "micro", "--moe", "--seq", "8",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("parity micro moe wgpu f32:") && stdout.ends_with("ok\n"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("parity micro moe wgpu f32:") && stdout.ends_with("ok\n"),
+        "{stdout}"
+    );
 }
 
 // BACK-6: why the GPU backends run without burn-fusion. The same MoE steps
@@ -578,5 +661,8 @@ fn back_6_fused_backend_grows_host_memory_per_moe_step() {
     let (fused, _) = memory_growth_on::<moe_model::WgpuFusedAutodiff>(&config, 50, 300);
     let (plain, _) = memory_growth_on::<W>(&config, 50, 300);
     eprintln!("moe top-1 host RSS: fused {fused:.0} B/step, without fusion {plain:.0} B/step");
-    assert!(plain <= HOST_BYTES_PER_STEP, "without fusion: {plain:.0} B/step");
+    assert!(
+        plain <= HOST_BYTES_PER_STEP,
+        "without fusion: {plain:.0} B/step"
+    );
 }

@@ -26,7 +26,11 @@ fn back_8_bundle_holds_binary_and_data_under_the_limit() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     let out = bundle(&dir, None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let data = PreparedData::open(&dir.join("data512")).unwrap();
     assert_eq!(data.block_size(), 512);
     assert_eq!(data.manifest.domains(), ["code", "math", "prose"]);
@@ -50,5 +54,8 @@ fn back_8_bundle_holds_binary_and_data_under_the_limit() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("over the limit of 1000"), "{err}");
     assert!(!tmp.path().join("bundle.tmp").exists());
-    assert_eq!(std::fs::read_to_string(dir.join("MANIFEST.txt")).unwrap(), manifest);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("MANIFEST.txt")).unwrap(),
+        manifest
+    );
 }

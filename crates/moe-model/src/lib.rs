@@ -72,7 +72,8 @@ pub type CpuAutodiff = burn::backend::Autodiff<CpuBackend>;
 /// Burn's CUDA backend (CubeCL, no fusion; f32 unless `F` says otherwise),
 /// with `--features cuda`; the driver loads at run time.
 #[cfg(feature = "cuda")]
-pub type CudaBackend<F = f32> = burn_cubecl::CubeBackend<burn::cubecl::cuda::CudaRuntime, F, i32, u8>;
+pub type CudaBackend<F = f32> =
+    burn_cubecl::CubeBackend<burn::cubecl::cuda::CudaRuntime, F, i32, u8>;
 /// The CUDA backend with automatic differentiation.
 #[cfg(feature = "cuda")]
 pub type CudaAutodiff = burn::backend::Autodiff<CudaBackend>;
