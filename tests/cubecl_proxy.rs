@@ -213,9 +213,9 @@ fn back_2_back_3_forward_and_gradients_match_flex() {
         eprintln!("{name}: logits rel err {err:.2e}");
         assert!(err <= TOL, "{name}: logits rel err {err:.2e}");
         assert_eq!(w.routing, f.routing, "{name}: routing differs");
-        if config.moe.is_some() {
+        if let Some(moe) = &config.moe {
             let dropped: usize = f.routing.iter().map(|r| r.2).sum();
-            if config.moe.as_ref().unwrap().capacity_factor.is_some() {
+            if moe.capacity_factor.is_some() {
                 assert!(
                     dropped > 0,
                     "{name}: the capacity case should drop something"
