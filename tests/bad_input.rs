@@ -291,31 +291,7 @@ fn src_1_parquet_source_reads_and_non_string_column_is_named() {
 /// make the reader panic (a slice range from a corrupt page header; no
 /// dictionary decoder), apache/arrow-rs #7102 and #9705 are of this kind.
 fn corrupt_parquet(path: &Path, at: usize, xor: u8) {
-    use parquet::data_type::{ByteArray, ByteArrayType};
-    use parquet::file::properties::WriterProperties;
-    use parquet::file::writer::SerializedFileWriter;
-    let schema = parquet::schema::parser::parse_message_type(
-        "message schema { REQUIRED BYTE_ARRAY text (UTF8); }",
-    )
-    .unwrap();
-    let props = Arc::new(
-        WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::UNCOMPRESSED)
-            .build(),
-    );
-    let mut bytes = Vec::new();
-    let mut writer = SerializedFileWriter::new(&mut bytes, Arc::new(schema), props).unwrap();
-    let mut group = writer.next_row_group().unwrap();
-    let mut col = group.next_column().unwrap().unwrap();
-    let values: Vec<ByteArray> = (0..6)
-        .map(|i| ByteArray::from(format!("doc {}", i % 3).as_str()))
-        .collect();
-    col.typed::<ByteArrayType>()
-        .write_batch(&values, None, None)
-        .unwrap();
-    col.close().unwrap();
-    group.close().unwrap();
-    writer.close().unwrap();
+    let mut bytes = common::small_parquet();
     bytes[at] ^= xor;
     std::fs::write(path, bytes).unwrap();
 }

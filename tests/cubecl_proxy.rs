@@ -1,6 +1,7 @@
 //! The CubeCL proxy (BACK-2 … BACK-6): the model and the trainer on Burn's
-//! wgpu backend — the CubeCL kernels, fusion, autotune and memory management
-//! the CUDA backend shares — against the flex CPU backend from the same seed.
+//! wgpu backend — the CubeCL kernels, autotune and memory management the
+//! CUDA backend shares (both without burn-fusion, BACK-6) — against the flex
+//! CPU backend from the same seed.
 //!
 //! Needs `--features wgpu` and a Vulkan driver; Mesa's software driver
 //! (lavapipe, Debian's `mesa-vulkan-drivers`) is enough:
@@ -9,9 +10,11 @@
 //! cargo test --release --features wgpu --test cubecl_proxy
 //! ```
 //!
-//! All tests share one wgpu device (and its fusion stream), so a panic inside
-//! CubeCL in one of them would surface in the others as well.
+//! All tests share one wgpu device, so a panic inside CubeCL in one of them
+//! could surface in the others as well.
 #![cfg(feature = "wgpu")]
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -19,8 +22,6 @@ use burn::module::{ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use moe_data::config::DataConfig;
-use moe_data::prepare::{PrepareOptions, prepare};
 use moe_model::dispatch::{DispatchPlan, capacity, dispatch_combine};
 use moe_model::init::NormalRng;
 use moe_model::mlp::Mlp;
@@ -259,37 +260,14 @@ fn back_2_back_3_forward_and_gradients_match_flex() {
     }
 }
 
-/// Prepares three small domains at block size 32 into `dir/data`.
+/// Three small domains at block size 32 in `dir/data`.
 fn small_data(dir: &Path) -> PathBuf {
-    let texts = [
+    let domains = [
         ("code", "def f(x):\n    return x + 1\n"),
         ("math", "Problem: 3 + 4 = ?\n\nSolution: 7"),
         ("prose", "The keeper of the lighthouse wrote home."),
     ];
-    let mut config = String::from("[pipeline]\nblock_size = 32\nval_fraction = 0.1\n");
-    for (name, base) in texts {
-        let rows: String = (0..80)
-            .map(|i| {
-                format!(
-                    "{}\n",
-                    serde_json::json!({ "text": format!("{base} #{i}") })
-                )
-            })
-            .collect();
-        std::fs::write(dir.join(format!("{name}.jsonl")), rows).unwrap();
-        config += &format!(
-            "[[domains]]\nname = \"{name}\"\n[[domains.sources]]\nkind = \"local\"\npath = \"{name}.jsonl\"\nformat = \"jsonl\"\n"
-        );
-    }
-    let path = dir.join("data.toml");
-    std::fs::write(&path, &config).unwrap();
-    let out = dir.join("data");
-    let options = PrepareOptions {
-        out: out.clone(),
-        ..Default::default()
-    };
-    prepare(&DataConfig::load(&path).unwrap(), &path, &options).unwrap();
-    out
+    common::small_prepared_at(dir, &domains, 80, 0.1, 32)
 }
 
 fn train_events(out: &Path) -> Vec<(u64, f64, f64)> {
@@ -556,21 +534,17 @@ fn slope(ys: &[f64]) -> f64 {
     num / den
 }
 
-/// Trains `config` on fresh random batches for `warmup + steps` steps on
-/// wgpu; returns the growth per step after the warm-up (host RSS, device
-/// bytes in use), as least-squares slopes.
-fn memory_growth(config: &ModelConfig, warmup: usize, steps: usize) -> (f64, f64) {
-    memory_growth_on::<W>(config, warmup, steps)
-}
-
-fn memory_growth_on<W: AutodiffBackend>(
+/// Trains `config` on fresh random batches for `warmup + steps` steps on the
+/// wgpu backend `B`; returns the growth per step after the warm-up (host RSS,
+/// device bytes in use), as least-squares slopes.
+fn memory_growth_on<B: AutodiffBackend>(
     config: &ModelConfig,
     warmup: usize,
     steps: usize,
 ) -> (f64, f64) {
     let device = Default::default();
-    let mut model = Gpt2::<W>::init(config, 1, &device);
-    let mut optim = AdamWConfig::new().init::<W, Gpt2<W>>();
+    let mut model = Gpt2::<B>::init(config, 1, &device);
+    let mut optim = AdamWConfig::new().init::<B, Gpt2<B>>();
     let train = train_section();
     let (mut host, mut dev) = (Vec::new(), Vec::new());
     let block = 32;
@@ -589,9 +563,9 @@ fn memory_growth_on<W: AutodiffBackend>(
             &device,
         );
         assert!(stats.loss.is_finite());
-        clip_global_norm::<W, Gpt2<W>>(&model, &mut grads, 1.0);
+        clip_global_norm::<B, Gpt2<B>>(&model, &mut grads, 1.0);
         model = optim.step(1e-3, model, grads);
-        W::sync(&device).unwrap();
+        B::sync(&device).unwrap();
         if step >= warmup {
             host.push(host_rss() as f64);
             dev.push(device_bytes() as f64);
@@ -609,7 +583,7 @@ fn back_6_memory_is_flat_over_training_steps() {
         ("dense", micro(None, None)),
         ("moe top-1", micro(Some(1), None)),
     ] {
-        let (host, dev) = memory_growth(&config, 50, 300);
+        let (host, dev) = memory_growth_on::<W>(&config, 50, 300);
         eprintln!("{name}: host RSS {host:.0} B/step, device {dev:.0} B/step");
         assert!(
             host <= HOST_BYTES_PER_STEP,

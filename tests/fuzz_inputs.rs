@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use moe_data::config::{DataConfig, FileFormat};
 use moe_data::inspect::inspect;
@@ -412,43 +412,13 @@ fn man_3_manifest_facts_readers_rely_on_are_checked_on_load() {
     }
 }
 
-/// A small uncompressed parquet file: one UTF8 column `text`, six rows.
-fn small_parquet() -> Vec<u8> {
-    use parquet::data_type::{ByteArray, ByteArrayType};
-    use parquet::file::properties::WriterProperties;
-    use parquet::file::writer::SerializedFileWriter;
-    let schema = parquet::schema::parser::parse_message_type(
-        "message schema { REQUIRED BYTE_ARRAY text (UTF8); }",
-    )
-    .unwrap();
-    let props = Arc::new(
-        WriterProperties::builder()
-            .set_compression(parquet::basic::Compression::UNCOMPRESSED)
-            .build(),
-    );
-    let mut bytes = Vec::new();
-    let mut writer = SerializedFileWriter::new(&mut bytes, Arc::new(schema), props).unwrap();
-    let mut group = writer.next_row_group().unwrap();
-    let mut col = group.next_column().unwrap().unwrap();
-    let values: Vec<ByteArray> = (0..6)
-        .map(|i| ByteArray::from(format!("doc {}", i % 3).as_str()))
-        .collect();
-    col.typed::<ByteArrayType>()
-        .write_batch(&values, None, None)
-        .unwrap();
-    col.close().unwrap();
-    group.close().unwrap();
-    writer.close().unwrap();
-    bytes
-}
-
 // Checks: SRC-8
 #[test]
 fn src_8_every_single_byte_mutation_of_a_parquet_file_is_rows_or_an_error() {
     // With parquet 60.1 several of these mutations make the reader panic
     // (slice ranges from a corrupt page header, a missing dictionary decoder).
     let tmp = tempfile::tempdir().unwrap();
-    let good = small_parquet();
+    let good = common::small_parquet();
     let fields = vec!["text".to_string()];
     let path = tmp.path().join("m.parquet");
     let mut errors = 0;

@@ -126,8 +126,7 @@ fn tok_3_hf_added_eos_token_would_emit_50256_unless_disabled() {
 /// version of our tables and tiktoken's; HF `tokenizers` 1.0 uses Unicode 17,
 /// which classifies some code points that are unassigned in 16 (TOK-1).
 fn assigned_in_unicode_16(text: &str) -> bool {
-    use unicode_general_category::{GeneralCategory, UNICODE_VERSION, get_general_category};
-    assert_eq!(UNICODE_VERSION, (16, 0, 0));
+    use unicode_general_category::{GeneralCategory, get_general_category};
     text.chars()
         .all(|c| get_general_category(c) != GeneralCategory::Unassigned)
 }
@@ -137,6 +136,7 @@ fn assigned_in_unicode_16(text: &str) -> bool {
 fn tok_1_code_points_after_unicode_16_are_unassigned() {
     // U+323B0 is a CJK Extension J letter since Unicode 17.0. Found by the
     // property test below in CI, where its seed was still random.
+    assert_eq!(unicode_general_category::UNICODE_VERSION, (16, 0, 0));
     for text in ["\u{323B0}'s", "a\u{323B0}'s", "\u{323B0}x", "\u{378}'s"] {
         let ids = ours().encode(text);
         assert_eq!(ids, reference().encode_ordinary(text), "text: {text:?}");

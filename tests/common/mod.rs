@@ -57,6 +57,17 @@ pub fn entries(dir: &Path) -> Vec<String> {
 /// Prepares `rows` documents per domain, `"{base} #{i}"` each, at block size
 /// 16 into `dir/data` (the tiny corpus of the training and analysis tests).
 pub fn small_prepared(dir: &Path, domains: &[(&str, &str)], rows: usize, val: f64) -> PathBuf {
+    small_prepared_at(dir, domains, rows, val, 16)
+}
+
+/// [`small_prepared`] at another block size.
+pub fn small_prepared_at(
+    dir: &Path,
+    domains: &[(&str, &str)],
+    rows: usize,
+    val: f64,
+    block_size: usize,
+) -> PathBuf {
     let files: Vec<(&str, String)> = domains
         .iter()
         .map(|(name, base)| {
@@ -69,7 +80,7 @@ pub fn small_prepared(dir: &Path, domains: &[(&str, &str)], rows: usize, val: f6
         })
         .collect();
     let listed: Vec<(&str, &str)> = files.iter().map(|(n, f)| (*n, f.as_str())).collect();
-    let config = local_config(16, "tokens", &listed, "")
+    let config = local_config(block_size, "tokens", &listed, "")
         .replace("val_fraction = 0.2", &format!("val_fraction = {val}"))
         .replace("seed = 7\n", "");
     let path = dir.join("data.toml");
@@ -82,4 +93,35 @@ pub fn small_prepared(dir: &Path, domains: &[(&str, &str)], rows: usize, val: f6
     };
     moe_data::prepare::prepare(&data_config, &path, &opts).unwrap();
     out
+}
+
+/// A small uncompressed parquet file: one UTF8 column `text`, six rows.
+pub fn small_parquet() -> Vec<u8> {
+    use parquet::data_type::{ByteArray, ByteArrayType};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = parquet::schema::parser::parse_message_type(
+        "message schema { REQUIRED BYTE_ARRAY text (UTF8); }",
+    )
+    .unwrap();
+    let props = std::sync::Arc::new(
+        WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+            .build(),
+    );
+    let mut bytes = Vec::new();
+    let mut writer =
+        SerializedFileWriter::new(&mut bytes, std::sync::Arc::new(schema), props).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut col = group.next_column().unwrap().unwrap();
+    let values: Vec<ByteArray> = (0..6)
+        .map(|i| ByteArray::from(format!("doc {}", i % 3).as_str()))
+        .collect();
+    col.typed::<ByteArrayType>()
+        .write_batch(&values, None, None)
+        .unwrap();
+    col.close().unwrap();
+    group.close().unwrap();
+    writer.close().unwrap();
+    bytes
 }

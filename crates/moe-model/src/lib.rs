@@ -64,10 +64,11 @@ pub type CpuBackend = burn::backend::Flex;
 /// The CPU backend with automatic differentiation, for training on the CPU.
 pub type CpuAutodiff = burn::backend::Autodiff<CpuBackend>;
 // The GPU backends are Burn's CubeCL backend *without* burn-fusion (BACK-6):
-// with fusion, host memory of an MoE run grew by ~0.14 MB per step on wgpu
+// with fusion, host memory of an MoE run grew by 88-140 kB per step on wgpu
 // (dense stayed flat), without it it stays flat. Expert group sizes change
-// every step, and fusion keeps an execution plan for every new stream of
-// operations it sees; see BENCHMARKS.md ("CubeCL proxy").
+// every step, so fusion sees a new stream of operations each step; that it
+// keeps state per stream is our reading, not traced in Burn's code; see
+// BENCHMARKS.md ("CubeCL proxy").
 
 /// Burn's CUDA backend (CubeCL, no fusion; f32 unless `F` says otherwise),
 /// with `--features cuda`; the driver loads at run time.

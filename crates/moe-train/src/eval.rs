@@ -40,15 +40,17 @@ pub fn evaluate<B: Backend>(
             let (losses, records, _) =
                 token_losses(model, tokens_tensor::<B>(flat, rows, device), &options);
             let count = losses.dims()[0] * losses.dims()[1];
-            let per_block = losses.values().mean_dim(1); // [rows, 1]
+            let values = losses.values(); // [rows, block - 1]
             block_losses.extend(
-                per_block
+                values
+                    .clone()
+                    .mean_dim(1) // [rows, 1]
                     .into_data()
                     .convert::<f64>()
                     .into_vec::<f64>()
                     .expect("f64 block losses"),
             );
-            let total = crate::step::scalar(losses.values().sum());
+            let total = crate::step::scalar(values.sum());
             sum += total;
             n += count as u64;
             routing.add(&records);

@@ -199,6 +199,21 @@ fn train_8_resume_is_bit_exact_and_metrics_parse() {
             .iter()
             .any(|e| matches!(e, Event::Eval { domains, .. } if domains.len() == 3))
     );
+    // TRAIN-7: blocks predict equally many tokens, so the domain loss is the
+    // mean of its block losses.
+    for e in &events {
+        if let Event::Eval { domains, .. } = e {
+            for d in domains.values() {
+                assert!(!d.block_losses.is_empty());
+                let mean = d.block_losses.iter().sum::<f64>() / d.block_losses.len() as f64;
+                assert!(
+                    (mean - d.loss).abs() < 1e-5 * d.loss,
+                    "{mean} vs {}",
+                    d.loss
+                );
+            }
+        }
+    }
     assert!(events.iter().all(|e| match e {
         Event::Train { routing, .. } =>
             routing.len() == 1 && (routing[0].shares.iter().sum::<f64>() - 1.0).abs() < 1e-9,

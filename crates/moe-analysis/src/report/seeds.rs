@@ -144,33 +144,21 @@ fn within_seeds(a: &[&ReportRun], b: &[&ReportRun], step: u64, domain: Option<&s
 /// 95% interval over the val blocks, paired block by block (ANA-21).
 fn single_seed(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
     let mut lines = String::new();
-    for (i, (ga, a)) in groups.iter().enumerate() {
-        for (gb, b) in &groups[i + 1..] {
-            let both: Vec<&ReportRun> = a.iter().chain(b.iter()).copied().collect();
-            let Some(step) = common_step(&both) else {
-                continue;
-            };
-            for d in domains_at(a[0], step) {
-                let diffs = block_differences(a[0], b[0], step, d.as_deref());
-                if let Some(iv) = t_interval(&diffs) {
-                    let _ = writeln!(
-                        lines,
-                        "- {gb} − {ga}, {} eval loss at step {step}: {}.",
-                        d.as_deref().unwrap_or("total"),
-                        interval_over(&iv, "val blocks")
-                    );
-                }
-            }
+    for_each_comparison(groups, |ga, a, gb, b, step, domain| {
+        let diffs = block_differences(a[0], b[0], step, domain);
+        if let Some(iv) = t_interval(&diffs) {
+            let _ = writeln!(
+                lines,
+                "- {gb} − {ga}, {} eval loss at step {step}: {}.",
+                domain.unwrap_or("total"),
+                interval_over(&iv, "val blocks")
+            );
         }
-    }
+    });
     if lines.is_empty() {
         return;
     }
-    let _ = writeln!(
-        md,
-        "## Eval-loss differences
-"
-    );
+    let _ = writeln!(md, "## Eval-loss differences\n");
     let _ = writeln!(
         md,
         "One seed per configuration: each difference is paired val block by val block (every run is evaluated on the same blocks) with its 95% Student-t interval over the blocks. Blocks are consecutive fixed-size windows of the val documents, not independent documents, and the interval covers eval noise only, not the seed: a resolved difference here can still vanish across seeds (`--seeds N`).\n"
@@ -179,13 +167,28 @@ fn single_seed(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
     let _ = writeln!(md);
 }
 
-/// `None` (the total) then each domain of the eval row at `step`.
-fn domains_at(run: &ReportRun, step: u64) -> Vec<Option<String>> {
-    let mut out: Vec<Option<String>> = vec![None];
-    if let Some(e) = run.eval_at(step) {
-        out.extend(e.domains.keys().cloned().map(Some));
+/// Calls `f(ga, a, gb, b, step, domain)` for every pair of configurations
+/// (in first-seen order) at the last eval step all their runs share, once
+/// for the total (`None`) and once per domain of the first run's eval row.
+fn for_each_comparison<'a>(
+    groups: &[(&'a str, Vec<&'a ReportRun>)],
+    mut f: impl FnMut(&str, &[&ReportRun], &str, &[&ReportRun], u64, Option<&str>),
+) {
+    for (i, (ga, a)) in groups.iter().enumerate() {
+        for (gb, b) in &groups[i + 1..] {
+            let both: Vec<&ReportRun> = a.iter().chain(b.iter()).copied().collect();
+            let Some(step) = common_step(&both) else {
+                continue;
+            };
+            let mut domains: Vec<Option<&str>> = vec![None];
+            if let Some(e) = a[0].eval_at(step) {
+                domains.extend(e.domains.keys().map(|d| Some(d.as_str())));
+            }
+            for domain in domains {
+                f(ga, a, gb, b, step, domain);
+            }
+        }
     }
-    out
 }
 
 /// The whole section: "Across seeds" when a configuration has several
@@ -234,29 +237,18 @@ fn eval_spread(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
 }
 
 fn comparisons(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
-    for (i, (ga, a)) in groups.iter().enumerate() {
-        for (gb, b) in &groups[i + 1..] {
-            let both: Vec<&ReportRun> = a.iter().chain(b.iter()).copied().collect();
-            let Some(step) = common_step(&both) else {
-                continue;
-            };
-            for d in &domains_at(a[0], step) {
-                let diffs = paired_differences(
-                    &losses_at(a, step, d.as_deref()),
-                    &losses_at(b, step, d.as_deref()),
-                );
-                if let Some(iv) = t_interval(&diffs) {
-                    let _ = writeln!(
-                        md,
-                        "- {gb} − {ga}, {} eval loss at step {step}: {}{}.",
-                        d.as_deref().unwrap_or("total"),
-                        interval_text(&iv),
-                        within_seeds(a, b, step, d.as_deref())
-                    );
-                }
-            }
+    for_each_comparison(groups, |ga, a, gb, b, step, domain| {
+        let diffs = paired_differences(&losses_at(a, step, domain), &losses_at(b, step, domain));
+        if let Some(iv) = t_interval(&diffs) {
+            let _ = writeln!(
+                md,
+                "- {gb} − {ga}, {} eval loss at step {step}: {}{}.",
+                domain.unwrap_or("total"),
+                interval_text(&iv),
+                within_seeds(a, b, step, domain)
+            );
         }
-    }
+    });
     let _ = writeln!(md);
 }
 

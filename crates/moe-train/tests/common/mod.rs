@@ -84,15 +84,12 @@ pub fn run(
     resume: bool,
     max_steps: Option<u64>,
 ) -> moe_train::TrainSummary {
-    let opts = TrainOptions {
-        data: data.to_path_buf(),
-        out: out.to_path_buf(),
-        resume,
-        max_steps,
-        progress: false,
-        device_name: "cpu".into(),
-    };
-    train::<B>(config, &opts, &Default::default()).unwrap()
+    train::<B>(
+        config,
+        &options(data, out, resume, max_steps),
+        &Default::default(),
+    )
+    .unwrap()
 }
 
 pub fn train_losses(out: &Path) -> Vec<(u64, f64)> {
