@@ -17,7 +17,7 @@ use moe_data::sources::HubOptions;
 use moe_train::metrics::Event;
 
 use crate::backend::Device;
-use crate::runs::{RunPlan, ensure_run, last_event, seed_plans};
+use crate::runs::{RunPlan, ensure_run, last_event, parallel_map, seed_plans};
 
 /// Arguments of `moe demo`.
 #[derive(Args, Clone)]
@@ -36,6 +36,15 @@ pub struct DemoArgs {
     /// summary give the spread over seeds.
     #[arg(long, default_value_t = 1)]
     pub seeds: usize,
+    /// Runs (and analyses) side by side; default: the machine's cores. The
+    /// outputs do not depend on it.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+/// The machine's cores: a CPU run keeps about one busy.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Default for DemoArgs {
@@ -45,6 +54,7 @@ impl Default for DemoArgs {
             max_steps: None,
             permutations: 1000,
             seeds: 1,
+            jobs: None,
         }
     }
 }
@@ -69,37 +79,62 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         let out = args.out.join(name);
         plans.extend(seed_plans(&config, &out, args.seeds, args.max_steps)?);
     }
-    for plan in &plans {
+    let jobs = args.jobs.unwrap_or_else(default_jobs);
+    // Progress bars of runs side by side would overwrite each other.
+    let progress = progress && jobs == 1;
+    parallel_map(&plans, jobs, |plan| {
         let label = plan_label(plan);
         eprintln!("[{:>5.1}s] {label}", start.elapsed().as_secs_f64());
         match ensure_run(plan, &data_dir, Device::Cpu, progress)? {
-            None => eprintln!("        reusing the finished run in {}", plan.out.display()),
+            None => eprintln!("        {label}: reusing the finished run in {}", plan.out.display()),
             Some(s) => {
                 if let Some(reason) = &s.stopped {
-                    eprintln!("        stopped: {}", reason.message())
+                    eprintln!("        {label} stopped: {}", reason.message())
                 }
             }
         }
-    }
-    let mut analyses = Vec::new();
-    for plan in plans.iter().filter(|p| plan_label(p).starts_with("moe")) {
+        Ok(())
+    })?;
+    let moe_plans: Vec<&RunPlan> = plans
+        .iter()
+        .filter(|p| plan_label(p).starts_with("moe"))
+        .collect();
+    let analyses = parallel_map(&moe_plans, jobs, |plan| {
         let label = plan_label(plan);
         eprintln!("[{:>5.1}s] analyse {label}", start.elapsed().as_secs_f64());
-        analyses.push(crate::runs::ensure_analysis(
-            &plan.out,
-            &data_dir,
-            args.permutations,
-        )?);
-    }
+        crate::runs::ensure_analysis(&plan.out, &data_dir, args.permutations)
+    })?;
     eprintln!("[{:>5.1}s] report", start.elapsed().as_secs_f64());
     let runs: Vec<PathBuf> = plans.iter().map(|p| p.out.clone()).collect();
     let report = moe_analysis::report(&runs, &args.out.join("report"))?;
+    print!(
+        "{}",
+        study_summary(&plans, &analyses, &report, args.seeds > 1)
+    );
+    eprintln!(
+        "demo finished in {:.0}s; outputs in {}",
+        start.elapsed().as_secs_f64(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// What the demo and `reproduce` print at the end: each run's per-domain
+/// val loss, the MoE runs' NMI with its nulls, the report's interval
+/// section (across seeds, or the one-seed eval-loss differences) and the
+/// report's path.
+pub fn study_summary(
+    plans: &[RunPlan],
+    analyses: &[Analysis],
+    report: &moe_analysis::ReportSummary,
+    with_seeds: bool,
+) -> String {
     let labelled: Vec<(String, PathBuf)> = plans
         .iter()
         .map(|p| (plan_label(p), p.out.clone()))
         .collect();
-    print!("{}", summary(&labelled));
-    print!("{}", specialization_summary(&analyses, args.seeds > 1));
+    let mut out = summary(&labelled);
+    out += &specialization_summary(analyses, with_seeds);
     let intervals = [
         ("## Across seeds", "across seeds:"),
         (
@@ -111,15 +146,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .iter()
         .find_map(|(heading, label)| section(&report.markdown, heading, label))
     {
-        print!("\n{text}");
+        out += &format!("\n{text}");
     }
-    println!("\nreport: {}", report.path.display());
-    eprintln!(
-        "demo finished in {:.0}s; outputs in {}",
-        start.elapsed().as_secs_f64(),
-        args.out.display()
-    );
-    Ok(())
+    out += &format!("\nreport: {}\n", report.path.display());
+    out
 }
 
 /// A run's name in the summary: its config file's stem, `@s<seed>` with several seeds.

@@ -1,7 +1,8 @@
 //! `moe reproduce`: the study end to end — prepare the data, train the dense,
 //! MoE and no-LB runs (and the step-matched dense run), analyse the MoE runs
 //! and write the report, skipping whatever already exists and verifies —
-//! after printing an estimate of GPU time and cost.
+//! after printing an estimate of GPU time and cost (on a GPU device) — then
+//! print the same summary as the demo.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use moe_data::sources::HubOptions;
 use moe_train::RunConfig;
 
 use crate::backend::Device;
-use crate::runs::{RunPlan, ensure_run, seed_plans};
+use crate::runs::{RunPlan, ensure_run, parallel_map, seed_plans};
 
 /// Arguments of `moe reproduce`.
 #[derive(Args, Clone)]
@@ -64,6 +65,10 @@ pub struct ReproduceArgs {
     /// the spread over seeds.
     #[arg(long, default_value_t = 1)]
     pub seeds: usize,
+    /// Runs (and analyses) side by side; default: the machine's cores with
+    /// `--device cpu`, else 1. The outputs do not depend on it.
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 /// Runs `moe reproduce`.
@@ -77,36 +82,55 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             plans.push((plan, rc));
         }
     }
-    print!(
-        "{}",
-        estimate(&plans, data_config.pipeline.block_size, args)
-    );
+    // The estimate is of GPU time; a CPU study has its own wall time.
+    if args.device != Device::Cpu || args.estimate_only {
+        print!(
+            "{}",
+            estimate(&plans, data_config.pipeline.block_size, args)
+        );
+    }
     if args.estimate_only {
         return Ok(());
     }
     let data_dir = args.out.join("data");
     ensure_data(&data_config, &args.data_config, &data_dir, args)?;
-    let progress = std::io::stderr().is_terminal();
-    for (plan, _) in &plans {
-        eprintln!("== {} → {}", plan.config.display(), plan.out.display());
+    let jobs = args.jobs.unwrap_or(if args.device == Device::Cpu {
+        crate::cmd_demo::default_jobs()
+    } else {
+        1
+    });
+    // Progress bars of runs side by side would overwrite each other.
+    let progress = std::io::stderr().is_terminal() && jobs == 1;
+    parallel_map(&plans, jobs, |(plan, _)| {
+        let out = plan.out.display();
+        eprintln!("== {} → {out}", plan.config.display());
         match ensure_run(plan, &data_dir, args.device, progress)? {
-            None => eprintln!("   already complete"),
+            None => eprintln!("   {out}: already complete"),
             Some(s) => eprintln!(
-                "   {} steps{}",
+                "   {out}: {} steps{}",
                 s.steps,
                 s.stopped
                     .map(|r| format!("; stopped: {}", r.message()))
                     .unwrap_or_default()
             ),
         }
-    }
-    for (plan, rc) in plans.iter().filter(|(_, rc)| rc.model.moe.is_some()) {
-        eprintln!("== analyse {}", rc.run.name);
-        crate::runs::ensure_analysis(&plan.out, &data_dir, 1000)?;
-    }
+        Ok(())
+    })?;
+    let moe_plans: Vec<&(RunPlan, RunConfig)> = plans
+        .iter()
+        .filter(|(_, rc)| rc.model.moe.is_some())
+        .collect();
+    let analyses = parallel_map(&moe_plans, jobs, |(plan, rc)| {
+        eprintln!("== analyse {} → {}", rc.run.name, plan.out.display());
+        crate::runs::ensure_analysis(&plan.out, &data_dir, 1000)
+    })?;
     let runs: Vec<PathBuf> = plans.iter().map(|(p, _)| p.out.clone()).collect();
     let report = moe_analysis::report(&runs, &args.out.join("report"))?;
-    eprintln!("== report: {}", report.path.display());
+    let plans: Vec<RunPlan> = plans.into_iter().map(|(p, _)| p).collect();
+    print!(
+        "{}",
+        crate::cmd_demo::study_summary(&plans, &analyses, &report, args.seeds > 1)
+    );
     Ok(())
 }
 

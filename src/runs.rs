@@ -142,3 +142,47 @@ pub fn ensure_analysis(run_dir: &Path, data_dir: &Path, permutations: usize) -> 
     moe_analysis::analyze(run_dir, data_dir, &out, &options)
         .with_context(|| format!("analysing {}", run_dir.display()))
 }
+
+/// `f` over `items` on up to `jobs` threads (at least one), results in the
+/// order of `items`. Each run of a study is one thread: a CPU training step
+/// at the study's sizes keeps about one core busy, so two runs side by side
+/// finish in about the time of one. Results do not depend on `jobs` (every
+/// kernel is deterministic and runs share no state). After the first error
+/// no further item is started; that error is returned.
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    jobs: usize,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<R>>>> =
+        Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= items.len() || failed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let r = f(&items[i]);
+                    if r.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    results.lock().expect("a worker panicked")[i] = Some(r);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for r in results.into_inner().expect("a worker panicked") {
+        match r {
+            Some(r) => out.push(r?),
+            None => anyhow::bail!("a run was not started after an earlier one failed"),
+        }
+    }
+    Ok(out)
+}

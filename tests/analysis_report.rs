@@ -494,6 +494,51 @@ fn ana_21_report_pairs_runs_by_seed_and_says_when_unresolved() {
     assert!(!render(&fixture(), &[]).contains("## Across seeds"));
 }
 
+/// Sets block 2's NMI and its token-identity control NMI.
+fn with_nmi(mut run: ReportRun, nmi: f64, control: f64) -> ReportRun {
+    let s = &mut run.analysis.layers[0].specialization;
+    s.nmi = nmi;
+    s.token_identity.nmi = control;
+    run
+}
+
+// Checks: ANA-21
+#[test]
+fn ana_21_nmi_is_compared_with_the_main_moe_run_and_its_control() {
+    use moe_analysis::report::seeds::label_seeds;
+    let moe = |seed, nmi, control| with_nmi(seeded("moe", seed, 3.0, 0.3, None), nmi, control);
+    let no_lb = |seed, nmi| with_nmi(seeded("moe-no-lb", seed, 3.1, 0.1, None), nmi, 0.05);
+    let mut runs = vec![
+        seeded("dense", 1, 3.2, 0.0, None),
+        seeded("dense", 2, 3.2, 0.0, None),
+        seeded("dense", 3, 3.2, 0.0, None),
+        moe(1, 0.30, 0.10),
+        moe(2, 0.32, 0.10),
+        moe(3, 0.34, 0.16),
+        no_lb(3, 0.31),
+        no_lb(1, 0.20),
+        no_lb(2, 0.35),
+    ];
+    label_seeds(&mut runs);
+    let md = render(&runs, &[]);
+    // NMI − control per seed: 0.20, 0.22, 0.18 → mean 0.2, sd 0.02,
+    // half-width 4.303·0.02/√3 = 0.0497.
+    assert!(
+        md.contains("NMI above the token-identity control +0.200 [+0.150, +0.250] over 3 seeds, resolved."),
+        "{md}"
+    );
+    // moe-no-lb − moe by seed: −0.10, +0.03, −0.03 → mean −0.0333,
+    // sd 0.0651, half-width 0.1616.
+    assert!(
+        md.contains("- moe-no-lb − moe, block 2 NMI: -0.033 [-0.195, +0.128] over 3 seeds, unresolved: the interval covers 0."),
+        "{md}"
+    );
+    // Loss comparisons are with the main MoE run only: no dense ↔ no-LB pair.
+    assert!(md.contains("- moe − dense, total eval loss"), "{md}");
+    assert!(md.contains("- moe-no-lb − moe, total eval loss"), "{md}");
+    assert!(!md.contains("- moe-no-lb − dense"), "{md}");
+}
+
 /// Sets the per-block eval losses of `run` at `step`: `blocks[d]` for domain `d`.
 fn with_blocks(mut run: ReportRun, step: u64, blocks: [&[f64]; 3]) -> ReportRun {
     let e = run

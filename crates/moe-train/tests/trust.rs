@@ -333,7 +333,9 @@ fn train_16_ablations_differ_from_the_main_run_only_in_what_they_say() {
         ("moe-no-z", &["train.z_coef"]),
         ("moe-lb-step", &["train.lb_scope"]),
     ];
-    for tiny in ["", "-tiny"] {
+    // The GPU runs, the demo's tiny runs and the CPU study's (its own folder).
+    for (folder, tiny) in [("", ""), ("", "-tiny"), ("cpu-study/", "")] {
+        let load = |name: &str| load(&format!("{folder}{name}"));
         let main = flat(&load(&format!("moe{tiny}")));
         for (name, changes) in ablations {
             let full = format!("{name}{tiny}");
@@ -351,19 +353,42 @@ fn train_16_ablations_differ_from_the_main_run_only_in_what_they_say() {
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            // The tiny no-LB run keeps the main run's steps; the GPU one stops at 2000.
+            // The CPU no-LB runs keep the main run's steps; the GPU one stops at 2000.
+            let gpu = folder.is_empty() && tiny.is_empty();
             let mut want: Vec<&str> = changes
                 .iter()
                 .copied()
-                .filter(|k| *k != "train.steps" || tiny.is_empty())
+                .filter(|k| *k != "train.steps" || gpu)
                 .collect();
             want.sort();
-            assert_eq!(differ, want, "{full} differs from moe{tiny} in other keys");
+            assert_eq!(differ, want, "{folder}{full} differs from moe{tiny} in other keys");
         }
     }
+    // The CPU study's dense run is its MoE run without the MoE keys.
+    let study = |name: &str| flat(&load(&format!("cpu-study/{name}")));
+    let (moe, dense) = (study("moe"), study("dense"));
+    let moe_only: Vec<&String> = moe
+        .keys()
+        .filter(|k| dense.get(*k) != moe.get(*k))
+        .filter(|k| !k.starts_with("run."))
+        .filter(|k| {
+            !(k.starts_with("model.moe")
+                || k.starts_with("collapse.")
+                || k.starts_with("train.lb_")
+                || k.starts_with("train.z_")
+                || k.starts_with("train.router_noise")
+                || *k == "model.upcycle_noise")
+        })
+        .collect();
+    assert!(moe_only.is_empty(), "cpu-study dense differs from moe in {moe_only:?}");
     // Every run config says what it is for.
-    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-        let config = RunConfig::load(&entry.path()).unwrap();
-        assert!(config.run.purpose.is_some(), "{}", entry.path().display());
+    for folder in [dir.clone(), dir.join("cpu-study")] {
+        for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+            if entry.path().is_dir() {
+                continue;
+            }
+            let config = RunConfig::load(&entry.path()).unwrap();
+            assert!(config.run.purpose.is_some(), "{}", entry.path().display());
+        }
     }
 }

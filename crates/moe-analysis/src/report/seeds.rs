@@ -2,8 +2,11 @@
 //! with several seeds are grouped by name; each comparison between two
 //! configurations pairs their runs by seed and gives the mean difference
 //! with its 95% t-interval over seeds, calling it unresolved when the
-//! interval covers 0. NMI and its rise over step 0 get their spread and
-//! interval over seeds; collapses are listed by seed.
+//! interval covers 0. Every comparison is with the main MoE configuration
+//! (the first with MoE layers). NMI, its rise over step 0 and its excess
+//! over the token-identity control get their spread and interval over
+//! seeds, and each MoE configuration's NMI is compared with the main one's
+//! block by block; collapses are listed by seed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -167,15 +170,29 @@ fn single_seed(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
     let _ = writeln!(md);
 }
 
+/// The configuration every other is compared with: the first one with MoE
+/// layers (the main MoE run), else the first.
+fn reference(groups: &[(&str, Vec<&ReportRun>)]) -> usize {
+    groups
+        .iter()
+        .position(|(_, m)| m.iter().any(|r| !r.analysis.run.moe_layers.is_empty()))
+        .unwrap_or(0)
+}
+
 /// Calls `f(ga, a, gb, b, step, domain)` for every pair of configurations
-/// (in first-seen order) at the last eval step all their runs share, once
-/// for the total (`None`) and once per domain of the first run's eval row.
+/// that includes the [`reference`] (in first-seen order) at the last eval
+/// step all their runs share, once for the total (`None`) and once per
+/// domain of the first run's eval row.
 fn for_each_comparison<'a>(
     groups: &[(&'a str, Vec<&'a ReportRun>)],
     mut f: impl FnMut(&str, &[&ReportRun], &str, &[&ReportRun], u64, Option<&str>),
 ) {
+    let main = reference(groups);
     for (i, (ga, a)) in groups.iter().enumerate() {
-        for (gb, b) in &groups[i + 1..] {
+        for (j, (gb, b)) in groups.iter().enumerate().skip(i + 1) {
+            if i != main && j != main {
+                continue;
+            }
             let both: Vec<&ReportRun> = a.iter().chain(b.iter()).copied().collect();
             let Some(step) = common_step(&both) else {
                 continue;
@@ -207,6 +224,7 @@ pub fn section(md: &mut String, runs: &[ReportRun]) {
     eval_spread(md, &groups);
     comparisons(md, &groups);
     nmi_spread(md, &groups);
+    nmi_comparisons(md, &groups);
     collapses(md, &groups);
 }
 
@@ -274,9 +292,18 @@ fn nmi_spread(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
                 "no interval (fewer than 2 seeds with a step-0 baseline)".into(),
                 |iv| interval_text(&iv),
             );
+            let above_control: Vec<f64> = analysed
+                .iter()
+                .filter_map(|r| r.analysis.layers.get(slot))
+                .map(|l| l.specialization.nmi - l.specialization.token_identity.nmi)
+                .collect();
+            let control = t_interval(&above_control)
+                .map_or("no interval (fewer than 2 seeds)".into(), |iv| {
+                    interval_text(&iv)
+                });
             let _ = writeln!(
                 md,
-                "- {g}, block {}: NMI {} ± {} [{}, {}] over {} seeds; rise over step 0 {rise}.",
+                "- {g}, block {}: NMI {} ± {} [{}, {}] over {} seeds; rise over step 0 {rise}; NMI above the token-identity control {control}.",
                 layer.layer,
                 f3(s.mean),
                 f3(s.sd),
@@ -287,6 +314,50 @@ fn nmi_spread(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
         }
     }
     let _ = writeln!(md);
+}
+
+/// Each MoE configuration's NMI against the main MoE run's, block by
+/// block, paired by seed (e.g. does the global-batch LB scope change it).
+fn nmi_comparisons(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
+    let main = reference(groups);
+    let Some((gm, reference_runs)) = groups.get(main) else {
+        return;
+    };
+    let nmi_by_seed = |runs: &[&ReportRun], layer: usize| -> Vec<(u64, f64)> {
+        runs.iter()
+            .filter(|r| r.analyzed)
+            .filter_map(|r| {
+                let l = r.analysis.layers.iter().find(|l| l.layer == layer)?;
+                Some((r.analysis.run.seed, l.specialization.nmi))
+            })
+            .collect()
+    };
+    let mut lines = String::new();
+    for (j, (g, members)) in groups.iter().enumerate() {
+        let Some(first) = members.iter().find(|r| r.analyzed) else {
+            continue;
+        };
+        if j == main {
+            continue;
+        }
+        for layer in first.analysis.layers.iter().map(|l| l.layer) {
+            let diffs = paired_differences(
+                &nmi_by_seed(reference_runs, layer),
+                &nmi_by_seed(members, layer),
+            );
+            if let Some(iv) = t_interval(&diffs) {
+                let _ = writeln!(
+                    lines,
+                    "- {g} − {gm}, block {layer} NMI: {}.",
+                    interval_text(&iv)
+                );
+            }
+        }
+    }
+    if !lines.is_empty() {
+        md.push_str(&lines);
+        let _ = writeln!(md);
+    }
 }
 
 fn collapses(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
