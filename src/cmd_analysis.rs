@@ -52,7 +52,7 @@ pub fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| args.run.join("analysis"));
+        .unwrap_or_else(|| moe_train::RunDir::new(&args.run).analysis_dir());
     let options = AnalyzeOptions {
         checkpoint: args.checkpoint.clone(),
         permutations: args.permutations,
@@ -87,7 +87,10 @@ pub fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
             l.load.dead_experts
         );
     }
-    eprintln!("wrote {}", out.join("analysis.json").display());
+    eprintln!(
+        "wrote {}",
+        out.join(moe_analysis::analyze::ANALYSIS_FILE).display()
+    );
     Ok(())
 }
 

@@ -14,10 +14,11 @@ use moe_data::config::DataConfig;
 use moe_data::prepare::{PrepareOptions, prepare};
 use moe_data::prepared::PreparedData;
 use moe_data::sources::HubOptions;
+use moe_train::RunDir;
 use moe_train::metrics::Event;
 
 use crate::backend::Device;
-use crate::runs::{RunPlan, ensure_run, last_event, parallel_map, seed_plans};
+use crate::runs::{RunPlan, ensure_run, parallel_map, seed_plans};
 
 /// Arguments of `moe demo`.
 #[derive(Args, Clone)]
@@ -86,7 +87,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         let label = plan_label(plan);
         eprintln!("[{:>5.1}s] {label}", start.elapsed().as_secs_f64());
         match ensure_run(plan, &data_dir, Device::Cpu, progress)? {
-            None => eprintln!("        {label}: reusing the finished run in {}", plan.out.display()),
+            None => eprintln!(
+                "        {label}: reusing the finished run in {}",
+                plan.out.display()
+            ),
             Some(s) => {
                 if let Some(reason) = &s.stopped {
                     eprintln!("        {label} stopped: {}", reason.message())
@@ -245,8 +249,9 @@ pub fn summary(runs: &[(String, PathBuf)]) -> String {
         "\nrun                  step  val loss   code   math  prose   max expert share (last log)\n",
     );
     for (name, dir) in runs {
-        let eval = last_event(dir, |e| matches!(e, Event::Eval { .. }));
-        let train = last_event(dir, |e| matches!(e, Event::Train { .. }));
+        let run = RunDir::new(dir);
+        let eval = run.last_event(|e| matches!(e, Event::Eval { .. }));
+        let train = run.last_event(|e| matches!(e, Event::Train { .. }));
         let Some(Event::Eval {
             step,
             loss,

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use moe_analysis::analyze::{ANALYSIS_FILE, is_current, read_json};
 use moe_analysis::{Analysis, AnalyzeOptions};
-use moe_train::metrics::{Event, read_events};
-use moe_train::{RunConfig, TrainSummary};
+use moe_train::{RunConfig, RunDir, RunStatus, TrainSummary};
 
 use crate::backend::Device;
 use crate::cmd_train::{TrainArgs, run_quiet};
@@ -61,25 +61,19 @@ pub fn seed_plans(
 }
 
 /// A run is complete when its resolved config matches and it either saved
-/// `final/` or stopped early by a collapse (a result of the study); a run
-/// stopped by a non-finite loss is a failure, never complete.
+/// its final model or stopped early by a collapse (a result of the study),
+/// or, for a quick run, reached `max_steps`; a run stopped by a non-finite
+/// loss is a failure, never complete.
 pub fn is_complete(plan: &RunPlan) -> Result<bool> {
-    let config = plan.config()?;
-    let resolved = toml::to_string(&config)?;
-    let on_disk = std::fs::read_to_string(plan.out.join("config.toml")).unwrap_or_default();
-    if on_disk != resolved {
-        return Ok(false);
-    }
-    let events = read_events(&plan.out.join("metrics.jsonl")).unwrap_or_default();
-    let stopped = events
-        .iter()
-        .any(|e| matches!(e, Event::Stop { reason, .. } if reason.is_result()));
-    let reached = plan.max_steps.is_some_and(|m| {
-        moe_train::checkpoint::list(&plan.out)
-            .last()
-            .is_some_and(|&s| s >= m)
-    });
-    Ok(plan.out.join("final/model.safetensors").is_file() || stopped || reached)
+    Ok(match RunDir::new(&plan.out).status(&plan.config()?)? {
+        RunStatus::Complete { .. } | RunStatus::Stopped { .. } => true,
+        RunStatus::Partial {
+            checkpoint: Some(step),
+        } => plan.max_steps.is_some_and(|m| step >= m),
+        RunStatus::Partial { checkpoint: None } | RunStatus::Empty | RunStatus::OtherConfig => {
+            false
+        }
+    })
 }
 
 /// Trains `plan` unless it is complete; resumes a run that was interrupted.
@@ -92,7 +86,7 @@ pub fn ensure_run(
     if is_complete(plan)? {
         return Ok(None);
     }
-    let resume = plan.out.join("metrics.jsonl").exists();
+    let resume = RunDir::new(&plan.out).has_run();
     let args = TrainArgs {
         config: plan.config.clone(),
         data: data.to_path_buf(),
@@ -112,28 +106,16 @@ pub fn ensure_run(
     }
 }
 
-/// The last event of `kind` in a run's metrics.
-pub fn last_event(run_dir: &Path, pick: fn(&Event) -> bool) -> Option<Event> {
-    read_events(&run_dir.join("metrics.jsonl"))
-        .ok()?
-        .into_iter()
-        .rev()
-        .find(pick)
-}
-
-/// Analyses a run unless its analysis is newer than its metrics.
+/// Analyses a run unless its saved analysis, with the same permutations,
+/// still describes it ([`moe_analysis::analyze::is_current`]).
 pub fn ensure_analysis(run_dir: &Path, data_dir: &Path, permutations: usize) -> Result<Analysis> {
-    let out = run_dir.join("analysis");
-    let json = out.join("analysis.json");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if let (Some(a), Some(m)) = (modified(&json), modified(&run_dir.join("metrics.jsonl"))) {
-        let cached = std::fs::read_to_string(&json)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Analysis>(&t).ok())
-            .filter(|c| c.options.permutations == permutations);
-        if let (true, Some(analysis)) = (a >= m, cached) {
-            return Ok(analysis);
-        }
+    let run = RunDir::new(run_dir);
+    let out = run.analysis_dir();
+    if let Ok(cached) = read_json(&out.join(ANALYSIS_FILE))
+        && cached.options.permutations == permutations
+        && is_current(&cached, &run)?
+    {
+        return Ok(cached);
     }
     let options = AnalyzeOptions {
         permutations,

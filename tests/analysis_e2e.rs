@@ -75,7 +75,7 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
     (be(16), be(20))
 }
 
-// Checks: ANA-1, ANA-6, ANA-10, ANA-11, ANA-13, ANA-14, ANA-15, ANA-16
+// Checks: ANA-1, ANA-6, ANA-10, ANA-11, ANA-13, ANA-14, ANA-15, ANA-16, TRAIN-18
 #[test]
 fn ana_14_analyze_and_report_on_tiny_runs() {
     let tmp = tempfile::tempdir().unwrap();
@@ -129,6 +129,16 @@ fn ana_14_analyze_and_report_on_tiny_runs() {
     // ANA-14: analysis.json parses back to the same value; figures are valid.
     let parsed = moe_analysis::analyze::read_json(&out.join("analysis.json")).unwrap();
     assert_eq!(parsed, a);
+    // TRAIN-18: the saved analysis describes the run until its history,
+    // model step or seed changes.
+    let run = moe_train::RunDir::new(&moe);
+    assert!(moe_analysis::analyze::is_current(&parsed, &run).unwrap());
+    let mut stale = parsed.clone();
+    stale.history.eval.pop();
+    assert!(!moe_analysis::analyze::is_current(&stale, &run).unwrap());
+    let mut stale = parsed.clone();
+    stale.run.checkpoint_step = Some(3);
+    assert!(!moe_analysis::analyze::is_current(&stale, &run).unwrap());
     let heat = Heatmap::of_layer(l, &a.val.domains, "moe").size();
     let line = LineChart::loss_curves(&a.history, "moe").size();
     for (stem, size) in [

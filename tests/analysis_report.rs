@@ -524,7 +524,9 @@ fn ana_21_nmi_is_compared_with_the_main_moe_run_and_its_control() {
     // NMI − control per seed: 0.20, 0.22, 0.18 → mean 0.2, sd 0.02,
     // half-width 4.303·0.02/√3 = 0.0497.
     assert!(
-        md.contains("NMI above the token-identity control +0.200 [+0.150, +0.250] over 3 seeds, resolved."),
+        md.contains(
+            "NMI above the token-identity control +0.200 [+0.150, +0.250] over 3 seeds, resolved."
+        ),
         "{md}"
     );
     // moe-no-lb − moe by seed: −0.10, +0.03, −0.03 → mean −0.0333,

@@ -28,10 +28,10 @@ use moe_model::mlp::Mlp;
 use moe_model::{
     CpuAutodiff, ForwardOptions, Gpt2, ModelConfig, MoeConfig, RouterNoise, WgpuAutodiff,
 };
+use moe_train::accumulate::step_gradients;
 use moe_train::clip::clip_global_norm;
 use moe_train::config::TrainSection;
 use moe_train::metrics::{Event, read_events};
-use moe_train::trainer::step_gradients;
 use moe_train::{RunConfig, TrainOptions, train};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};

@@ -63,7 +63,7 @@ fn train_15_pretrained_run_keeps_its_step_0_model_for_analysis() {
     train::<CpuAutodiff>(&config, &opts, &Default::default()).unwrap();
     assert!(run.join("initial/model.safetensors").is_file());
     assert_eq!(
-        moe_train::checkpoint::list(&run),
+        moe_train::RunDir::new(&run).checkpoints(),
         [6],
         "older checkpoints pruned"
     );

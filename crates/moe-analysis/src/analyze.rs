@@ -5,20 +5,22 @@
 use std::path::{Path, PathBuf};
 
 use moe_data::prepared::PreparedData;
-use moe_data::split::Split;
 use moe_data::tokenizer::Gpt2Tokenizer;
 use moe_model::{CpuBackend, Gpt2, ModelConfig, load_model_dir};
-use moe_train::RunConfig;
-use moe_train::checkpoint;
 use moe_train::config::Init;
-use moe_train::metrics::read_events;
+use moe_train::eval::ValBlocks;
+use moe_train::vocab::VocabMap;
+use moe_train::{RunConfig, RunDir};
 
 use crate::code_types::{PythonLexer, TokenClass};
-use crate::collect::{ValData, VocabMap, collect};
+use crate::collect::collect;
 use crate::error::{AnalysisError, Result};
 use crate::layer::{Context, Draws, analyze_layer};
 use crate::schema::{Analysis, BaselineInfo, OptionsRecord, RunInfo, SCHEMA_VERSION, ValInfo};
 use crate::table::RoutingTable;
+
+/// The file `moe analyze` writes into its output directory.
+pub const ANALYSIS_FILE: &str = "analysis.json";
 
 /// Settings of `moe analyze`.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,26 +72,19 @@ pub fn analyze(
     out: &Path,
     options: &AnalyzeOptions,
 ) -> Result<Analysis> {
-    let config = RunConfig::load(&run_dir.join("config.toml"))?;
-    let events = read_events(&run_dir.join("metrics.jsonl"))?;
-    let history = crate::history::history(&events, &config.collapse);
-    let (ckpt, ckpt_step) = resolve_checkpoint(run_dir, options, &config)?;
+    let dir = RunDir::new(run_dir);
+    let config = dir.config()?;
+    let history = crate::history::history(&dir.events()?, &config.collapse);
+    let (ckpt, ckpt_step) = resolve_checkpoint(&dir, options, &config)?;
     let device = Default::default();
     let (model_config, model) = load_model_dir::<CpuBackend>(&ckpt, &device)?;
-    let vocab = VocabMap::load(run_dir)?;
-    let val = load_val(data_dir, options.max_blocks)?;
+    let vocab = dir.vocab()?;
+    let val = ValBlocks::load(&PreparedData::open(data_dir)?, options.max_blocks)?;
     let table = collect(&model, &val, options.batch, vocab.as_ref(), &device)?;
     let (baseline, baseline_table) = if table.layers.is_empty() {
         (none("dense model: no router"), None)
     } else {
-        baseline(
-            run_dir,
-            &config,
-            &model_config,
-            &val,
-            options,
-            vocab.as_ref(),
-        )?
+        baseline(&dir, &config, &model_config, &val, options, vocab.as_ref())?
     };
     let tokenizer = Gpt2Tokenizer::embedded()
         .map_err(|e| AnalysisError::run(Path::new("gpt2 tokenizer"), e.to_string()))?;
@@ -138,8 +133,26 @@ pub fn analyze(
     if options.figures {
         analysis.figures = crate::figures::write_run_figures(&analysis, out)?;
     }
-    write_json(&analysis, &out.join("analysis.json"))?;
+    write_json(&analysis, &out.join(ANALYSIS_FILE))?;
     Ok(analysis)
+}
+
+/// Whether `cached` (an `analysis.json` read back) still describes `run`:
+/// same run and seed, the model it would analyse now is at the same step,
+/// and the history from the run's events is the same (compared after the
+/// same JSON round trip the cached one went through).
+pub fn is_current(cached: &Analysis, run: &RunDir) -> Result<bool> {
+    let config = run.config()?;
+    let history = crate::history::history(&run.events()?, &config.collapse);
+    let text = serde_json::to_string(&history)
+        .map_err(|e| AnalysisError::run(run.path(), e.to_string()))?;
+    let history: crate::schema::History =
+        serde_json::from_str(&text).map_err(|e| AnalysisError::run(run.path(), e.to_string()))?;
+    let step = run.trained_model(config.train.steps).map(|(_, s)| s);
+    Ok(cached.run.name == config.run.name
+        && cached.run.seed == config.run.seed
+        && cached.run.checkpoint_step == step
+        && cached.history == history)
 }
 
 /// Writes `analysis` as pretty JSON.
@@ -158,20 +171,17 @@ pub fn read_json(path: &Path) -> Result<Analysis> {
 /// The checkpoint to analyse and its step: the option, `final/`, or the last
 /// step checkpoint (a run stopped early has no `final/`).
 fn resolve_checkpoint(
-    run_dir: &Path,
+    run: &RunDir,
     options: &AnalyzeOptions,
     config: &RunConfig,
 ) -> Result<(PathBuf, Option<u64>)> {
     if let Some(dir) = &options.checkpoint {
         return Ok((dir.clone(), step_of(dir)));
     }
-    let last = checkpoint::list(run_dir).last().copied();
-    let fin = run_dir.join("final");
-    match last {
-        _ if fin.join("model.safetensors").exists() => Ok((fin, Some(config.train.steps))),
-        Some(step) => Ok((checkpoint::checkpoint_dir(run_dir, step), Some(step))),
+    match run.trained_model(config.train.steps) {
+        Some((dir, step)) => Ok((dir, Some(step))),
         None => Err(AnalysisError::run(
-            run_dir,
+            run.path(),
             "no final/ and no checkpoints/step-*/ to analyse",
         )),
     }
@@ -183,23 +193,6 @@ fn step_of(dir: &Path) -> Option<u64> {
         .strip_prefix("step-")?
         .parse()
         .ok()
-}
-
-fn load_val(data_dir: &Path, max_blocks: usize) -> Result<ValData> {
-    let data = PreparedData::open(data_dir)?;
-    let block_size = data.block_size();
-    let mut domains = Vec::new();
-    for d in data.manifest.domains() {
-        let mut tokens = data.load_shard(Split::Val, &d)?;
-        if max_blocks > 0 {
-            tokens.truncate(max_blocks * block_size);
-        }
-        domains.push((d, tokens));
-    }
-    Ok(ValData {
-        block_size,
-        domains,
-    })
 }
 
 fn none(note: &str) -> BaselineInfo {
@@ -215,19 +208,18 @@ fn none(note: &str) -> BaselineInfo {
 /// from the config when that needs no download, else the earliest kept
 /// checkpoint, labelled with its step.
 fn baseline(
-    run_dir: &Path,
+    run: &RunDir,
     config: &RunConfig,
     model_config: &ModelConfig,
-    val: &ValData,
+    val: &ValBlocks,
     options: &AnalyzeOptions,
     vocab: Option<&VocabMap>,
 ) -> Result<(BaselineInfo, Option<RoutingTable>)> {
     let device = Default::default();
-    let initial = run_dir.join(moe_train::trainer::INITIAL_DIR);
     let local = config.model.init == Init::Scratch
         || config.model.hf_dir.as_ref().is_some_and(|d| d.exists());
-    let (info, model): (BaselineInfo, Gpt2<CpuBackend>) = if initial.join("config.json").is_file() {
-        let (_, model) = load_model_dir::<CpuBackend>(&initial, &device)?;
+    let (info, model): (BaselineInfo, Gpt2<CpuBackend>) = if run.has_initial() {
+        let (_, model) = load_model_dir::<CpuBackend>(&run.initial_dir(), &device)?;
         let info = BaselineInfo {
             source: "the run's initial model".into(),
             step: Some(0),
@@ -235,15 +227,15 @@ fn baseline(
         };
         (info, model)
     } else if local {
-        let model = moe_train::trainer::initial_model::<CpuBackend>(config, model_config, &device)?;
+        let model = moe_train::init::initial_model::<CpuBackend>(config, model_config, &device)?;
         let info = BaselineInfo {
             source: "rebuilt initial model".into(),
             step: Some(0),
             note: None,
         };
         (info, model)
-    } else if let Some(&step) = checkpoint::list(run_dir).first() {
-        let dir = checkpoint::checkpoint_dir(run_dir, step);
+    } else if let Some(&step) = run.checkpoints().first() {
+        let dir = run.checkpoint_dir(step);
         let (_, model) = load_model_dir::<CpuBackend>(&dir, &device)?;
         let info = BaselineInfo {
             source: format!("checkpoint {}", dir.display()),

@@ -11,26 +11,17 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use moe_model::{ForwardOptions, Gpt2};
+use moe_train::eval::ValBlocks;
+use moe_train::vocab::VocabMap;
 
 use crate::error::{AnalysisError, Result};
 use crate::table::RoutingTable;
-
-/// Val tokens of every domain, blocks back to back.
-#[derive(Debug, Clone)]
-pub struct ValData {
-    /// Tokens per block.
-    pub block_size: usize,
-    /// Per domain: name and blocks.
-    pub domains: Vec<(String, Vec<u16>)>,
-}
-
-pub use moe_train::vocab::VocabMap;
 
 /// Routes every block of `val` through `model`, `batch` blocks at a time.
 /// Errors when a token is missing from `vocab` or the model is too short.
 pub fn collect<B: Backend>(
     model: &Gpt2<B>,
-    val: &ValData,
+    val: &ValBlocks,
     batch: usize,
     vocab: Option<&VocabMap>,
     device: &B::Device,
@@ -59,7 +50,7 @@ pub fn collect<B: Backend>(
                         Some(table) if table[t as usize] != u16::MAX => table[t as usize] as u32,
                         Some(_) => {
                             return Err(AnalysisError::run(
-                                Path::new("vocab.json"),
+                                Path::new("the run's vocabulary"),
                                 format!("token {t} of val/{name} is not in the run's vocabulary"),
                             ));
                         }

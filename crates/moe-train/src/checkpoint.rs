@@ -1,4 +1,4 @@
-//! Checkpoints (TRAIN-8): `<run>/checkpoints/step-NNNNNNN/` holds the model
+//! Checkpoints (TRAIN-8): [`RunDir::checkpoint_dir`] holds the model
 //! with HF-style names (`config.json` + `model.safetensors`, loadable by
 //! `transformers` when dense), Burn records of the model and optimizer for an
 //! exact resume, and `state.json` (step, run, collapse detector). A
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::collapse::CollapseDetector;
 use crate::error::{Result, TrainError};
+use crate::run_dir::{CHECKPOINT_STATE as STATE, RunDir};
 
 /// `state.json` of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,7 +32,6 @@ pub struct CheckpointState {
     pub collapse: CollapseDetector,
 }
 
-const STATE: &str = "state.json";
 const MODEL_RECORD: &str = "model-record";
 const OPTIM_RECORD: &str = "optimizer-record";
 
@@ -39,14 +39,9 @@ fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
     BinFileRecorder::<FullPrecisionSettings>::new()
 }
 
-/// Directory of the checkpoint after `step` steps.
-pub fn checkpoint_dir(run_dir: &Path, step: u64) -> PathBuf {
-    run_dir.join("checkpoints").join(format!("step-{step:07}"))
-}
-
 /// Writes a checkpoint atomically and prunes old ones down to `keep` (0 = keep all).
 pub fn save<B, O>(
-    run_dir: &Path,
+    run: &RunDir,
     model: &Gpt2<B>,
     config: &ModelConfig,
     optim: &O,
@@ -57,10 +52,8 @@ where
     B: AutodiffBackend,
     O: Optimizer<Gpt2<B>, B>,
 {
-    let dir = checkpoint_dir(run_dir, state.step);
-    let tmp = run_dir
-        .join("checkpoints")
-        .join(format!(".step-{:07}.tmp", state.step));
+    let dir = run.checkpoint_dir(state.step);
+    let tmp = run.checkpoint_tmp_dir(state.step);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
     }
@@ -70,7 +63,7 @@ where
         std::fs::remove_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
     }
     std::fs::rename(&tmp, &dir).map_err(|e| TrainError::io(&dir, e))?;
-    prune(run_dir, keep)?;
+    prune(run, keep)?;
     Ok(dir)
 }
 
@@ -101,35 +94,21 @@ where
     std::fs::write(&path, json).map_err(|e| TrainError::io(&path, e))
 }
 
-/// Step numbers of the complete checkpoints of a run, ascending.
-pub fn list(run_dir: &Path) -> Vec<u64> {
-    let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else {
-        return Vec::new();
-    };
-    let mut steps: Vec<u64> = entries
-        .flatten()
-        .filter(|e| e.path().join(STATE).is_file())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("step-")?.parse().ok())
-        .collect();
-    steps.sort_unstable();
-    steps
-}
-
-fn prune(run_dir: &Path, keep: usize) -> Result<()> {
-    let steps = list(run_dir);
+fn prune(run: &RunDir, keep: usize) -> Result<()> {
+    let steps = run.checkpoints();
     if keep == 0 || steps.len() <= keep {
         return Ok(());
     }
     for step in &steps[..steps.len() - keep] {
-        let dir = checkpoint_dir(run_dir, *step);
+        let dir = run.checkpoint_dir(*step);
         std::fs::remove_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
     }
     Ok(())
 }
 
 /// Reads `state.json` of the checkpoint of `step` (no model, no optimizer).
-pub fn read_state(run_dir: &Path, step: u64) -> Result<CheckpointState> {
-    let path = checkpoint_dir(run_dir, step).join(STATE);
+pub fn read_state(run: &RunDir, step: u64) -> Result<CheckpointState> {
+    let path = run.checkpoint_dir(step).join(STATE);
     let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint {
         path: path.clone(),
@@ -139,7 +118,7 @@ pub fn read_state(run_dir: &Path, step: u64) -> Result<CheckpointState> {
 
 /// Loads the checkpoint of `step` into `model` (built with the same config) and `optim`.
 pub fn load<B, O>(
-    run_dir: &Path,
+    run: &RunDir,
     step: u64,
     model: Gpt2<B>,
     optim: O,
@@ -149,12 +128,12 @@ where
     B: AutodiffBackend,
     O: Optimizer<Gpt2<B>, B>,
 {
-    let dir = checkpoint_dir(run_dir, step);
+    let dir = run.checkpoint_dir(step);
     let bad = |reason: String| TrainError::Checkpoint {
         path: dir.clone(),
         reason,
     };
-    let state = read_state(run_dir, step)?;
+    let state = read_state(run, step)?;
     let model = model
         .load_file(dir.join(MODEL_RECORD), &recorder(), device)
         .map_err(|e| bad(e.to_string()))?;

@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 
 use burn::tensor::backend::Backend;
+use moe_data::prepared::PreparedData;
+use moe_data::split::Split;
 use moe_model::{ForwardOptions, Gpt2};
 
+use crate::error::Result;
 use crate::metrics::{DomainEval, Event};
 use crate::routing_stats::RoutingSums;
 use crate::step::{token_losses, tokens_tensor};
@@ -17,6 +20,26 @@ pub struct ValBlocks {
     pub block_size: usize,
     /// Per domain: name and blocks back to back.
     pub domains: Vec<(String, Vec<u16>)>,
+}
+
+impl ValBlocks {
+    /// The val shards of `data`, the first `max_blocks` blocks of each
+    /// domain (0 = all), in GPT-2 ids.
+    pub fn load(data: &PreparedData, max_blocks: usize) -> Result<Self> {
+        let block_size = data.block_size();
+        let mut domains = Vec::new();
+        for d in data.manifest.domains() {
+            let mut tokens = data.load_shard(Split::Val, &d)?;
+            if max_blocks > 0 {
+                tokens.truncate(max_blocks * block_size);
+            }
+            domains.push((d, tokens));
+        }
+        Ok(Self {
+            block_size,
+            domains,
+        })
+    }
 }
 
 /// Evaluates `model` (no noise, no gradients) in batches of `batch` blocks.

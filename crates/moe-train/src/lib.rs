@@ -3,22 +3,26 @@
 //! or, scaled down, on the CPU.
 //!
 //! [`config::RunConfig`] is a run config; [`trainer::train`] runs it on any
-//! autodiff backend, writing `metrics.jsonl` ([`metrics::Event`]),
-//! checkpoints ([`checkpoint`]) and `final/`. Batches are a pure function of
+//! autodiff backend into a [`RunDir`] (the only code that knows a run
+//! directory's layout): events ([`metrics::Event`]), checkpoints
+//! ([`checkpoint`]) and the final model. Batches are a pure function of
 //! (seed, step) ([`sampler`]), router noise is re-seeded per step, and
 //! checkpoints hold the optimizer state, so a resumed run continues exactly.
 //!
 //! Specs: `specs/training.md` (TRAIN-*).
 #![deny(missing_docs)]
 
+pub mod accumulate;
 pub mod checkpoint;
 pub mod clip;
 pub mod collapse;
 pub mod config;
 pub mod error;
 pub mod eval;
+pub mod init;
 pub mod metrics;
 pub mod routing_stats;
+pub mod run_dir;
 pub mod sampler;
 pub mod schedule;
 pub mod step;
@@ -27,4 +31,5 @@ pub mod vocab;
 
 pub use config::RunConfig;
 pub use error::{Result, TrainError};
+pub use run_dir::{RunDir, RunStatus};
 pub use trainer::{TrainOptions, TrainSummary, train};

@@ -190,9 +190,10 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// Opens `<run>/metrics.jsonl`; on resume from `keep_through`, drops rows of later steps.
-    pub fn open(run_dir: &Path, keep_through: Option<u64>) -> Result<Self> {
-        let path = run_dir.join("metrics.jsonl");
+    /// Opens the events file at `path` ([`crate::run_dir::RunDir::open_log`]);
+    /// on resume from `keep_through`, drops rows of later steps.
+    pub fn open(path: &Path, keep_through: Option<u64>) -> Result<Self> {
+        let path = path.to_path_buf();
         if let Some(step) = keep_through {
             let kept: String = read_events(&path)?
                 .into_iter()

@@ -7,26 +7,24 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use moe_data::prepared::PreparedData;
 use moe_data::split::Split;
-use moe_model::{
-    ForwardOptions, Gpt2, LbAccumulator, LbScope, ModelConfig, ParamCounts, noise_std_at,
-};
+use moe_model::{Gpt2, ModelConfig, ParamCounts, noise_std_at};
 use sha2::{Digest, Sha256};
 
+use crate::accumulate::{StepStats, step_gradients};
 use crate::checkpoint::{self, CheckpointState};
 use crate::clip::clip_global_norm;
 use crate::collapse::CollapseDetector;
-use crate::config::{Init, RunConfig, TrainSection};
+use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::eval::{ValBlocks, evaluate};
 use crate::metrics::{Event, MetricsLog, StopReason};
-use crate::routing_stats::RoutingSums;
+use crate::run_dir::RunDir;
 use crate::sampler::TrainBlocks;
-use crate::step::{scalar, token_losses, tokens_tensor};
 use crate::vocab::VocabMap;
 
 /// Options of `moe train` besides the config.
@@ -57,9 +55,6 @@ pub struct TrainSummary {
     pub last_eval: Option<Event>,
 }
 
-/// Directory of the model a MoE run starts from (step 0), never pruned.
-pub const INITIAL_DIR: &str = "initial";
-
 /// Trains `config` on `opts.data` into `opts.out` on backend `B`.
 ///
 /// Every check (the data, the config against a run already in `opts.out`,
@@ -81,11 +76,13 @@ pub fn train<B: AutodiffBackend>(
         )));
     }
     let (config_text, config_sha) = resolved_config(config)?;
-    let resume_from = check_run_dir(opts, &config_sha)?;
-    let (mut train_blocks, mut val) = load_blocks(&data, config.eval.max_blocks)?;
+    let dir = RunDir::new(&opts.out);
+    let resume_from = check_run_dir(&dir, opts.resume, &config_sha)?;
+    let mut train_blocks = load_train_blocks(&data)?;
+    let mut val = ValBlocks::load(&data, config.eval.max_blocks)?;
     let vocab = if config.model.compact_vocab {
         let map = compact_vocab(&data)?;
-        check_vocab(&opts.out, &opts.data, &map)?;
+        check_vocab(&dir, &opts.data, &map)?;
         model_config.gpt2.vocab_size = map.len();
         for (_, tokens) in train_blocks
             .domains
@@ -104,9 +101,9 @@ pub fn train<B: AutodiffBackend>(
         .with_weight_decay(config.train.weight_decay as f32)
         .with_epsilon(1e-8)
         .init::<B, Gpt2<B>>();
-    let model = initial_model::<B>(config, &model_config, device)?;
+    let model = crate::init::initial_model::<B>(config, &model_config, device)?;
     let (model, optim, state) = match resume_from {
-        Some(step) => checkpoint::load(&opts.out, step, model, optim, device)?,
+        Some(step) => checkpoint::load(&dir, step, model, optim, device)?,
         None => {
             let state = CheckpointState {
                 step: 0,
@@ -118,17 +115,18 @@ pub fn train<B: AutodiffBackend>(
         }
     };
     // Every check passed: from here on the run directory changes.
-    write_config(&opts.out, &config_text)?;
+    dir.write_config(&config_text)?;
     if let Some(map) = &vocab {
-        map.save(&opts.out)?;
+        dir.save_vocab(map)?;
     }
     if state.step == 0 && model_config.moe.is_some() {
-        save_initial(&opts.out, &model, &model_config)?;
+        dir.save_initial(&model, &model_config)?;
     }
-    let log = MetricsLog::open(&opts.out, opts.resume.then_some(state.step))?;
+    let log = dir.open_log(opts.resume.then_some(state.step))?;
     let mut run = Run {
         config,
         opts,
+        dir,
         model_config,
         train_blocks,
         val,
@@ -144,6 +142,7 @@ pub fn train<B: AutodiffBackend>(
 struct Run<'a, B: AutodiffBackend> {
     config: &'a RunConfig,
     opts: &'a TrainOptions,
+    dir: RunDir,
     model_config: ModelConfig,
     train_blocks: TrainBlocks,
     val: ValBlocks,
@@ -277,10 +276,11 @@ impl<B: AutodiffBackend> Run<'_, B> {
     fn guard_finite(&self, stats: &StepStats, step: u64) -> Option<StopReason> {
         (!stats.loss.is_finite()).then(|| StopReason::NonFiniteLoss {
             failed_step: step + 1,
-            last_checkpoint: checkpoint::list(&self.opts.out).last().map(|s| {
-                let dir = checkpoint::checkpoint_dir(&self.opts.out, *s);
-                relative(&self.opts.out, &dir)
-            }),
+            last_checkpoint: self
+                .dir
+                .checkpoints()
+                .last()
+                .map(|s| self.dir.relative(&self.dir.checkpoint_dir(*s))),
         })
     }
 
@@ -333,14 +333,14 @@ impl<B: AutodiffBackend> Run<'_, B> {
     ) -> Result<()> {
         self.state.step = step;
         let dir = checkpoint::save(
-            &self.opts.out,
+            &self.dir,
             model,
             &self.model_config,
             optim,
             &self.state,
             self.config.checkpoint.keep,
         )?;
-        let path = relative(&self.opts.out, &dir);
+        let path = self.dir.relative(&dir);
         self.log.write(&Event::Checkpoint { step, path })
     }
 
@@ -359,8 +359,7 @@ impl<B: AutodiffBackend> Run<'_, B> {
                 message: reason.message(),
             })?,
             None if step == self.config.train.steps => {
-                let dir = self.opts.out.join("final");
-                moe_model::save_model_dir(model, &self.model_config, &dir)?;
+                self.dir.save_final(model, &self.model_config)?;
             }
             None => {}
         }
@@ -381,141 +380,6 @@ struct TrainLog {
     tok_per_s: f64,
 }
 
-fn relative(run_dir: &Path, dir: &Path) -> String {
-    dir.strip_prefix(run_dir)
-        .unwrap_or(dir)
-        .display()
-        .to_string()
-}
-
-/// Statistics of one optimizer step.
-#[derive(Debug, Clone)]
-pub struct StepStats {
-    /// Total loss, mean over micro-batches.
-    pub loss: f64,
-    /// LM loss, mean over micro-batches.
-    pub lm: f64,
-    /// Load-balancing loss (MoE).
-    pub lb: Option<f64>,
-    /// z-loss (MoE).
-    pub z: Option<f64>,
-    /// Routing counts of the step.
-    pub routing: RoutingSums,
-}
-
-/// Forward and backward over one optimizer step's micro-batches (each
-/// `block_size`-token rows back to back); returns the gradients of
-/// `mean over micro-batches of (LM + lb_coef·LB + z_coef·Z)` (TRAIN-5).
-///
-/// Under `lb_scope = "step"` (TRAIN-13) a gradient-free routing pass over all
-/// micro-batches first gives the step's f; each micro-batch's LB is then
-/// `N Σ f_step·P_micro`, whose mean over the micro-batches is the global-batch
-/// loss `N Σ f_step·P_step` and whose accumulated gradients are its gradients.
-pub fn step_gradients<B: AutodiffBackend>(
-    model: &Gpt2<B>,
-    t: &TrainSection,
-    micro_batches: &[Vec<i64>],
-    block_size: usize,
-    noise: moe_model::RouterNoise,
-    device: &B::Device,
-) -> (GradientsParams, StepStats) {
-    let mut acc = GradientsAccumulator::<Gpt2<B>>::new();
-    let mut stats = StepStats {
-        loss: 0.0,
-        lm: 0.0,
-        lb: None,
-        z: None,
-        routing: RoutingSums::default(),
-    };
-    let options = ForwardOptions {
-        router_noise_std: noise.std,
-        router_noise_seed: noise.seed,
-    };
-    let scale = 1.0 / micro_batches.len().max(1) as f64;
-    let step_lb = (t.lb_scope == LbScope::Step)
-        .then(|| step_routing(model, micro_batches, block_size, &options, device));
-    for flat in micro_batches {
-        let rows = flat.len() / block_size;
-        let (losses, records, aux) = token_losses(
-            model,
-            tokens_tensor::<B>(flat.clone(), rows, device),
-            &options,
-        );
-        let lm = losses.mean();
-        let mut loss = lm.clone();
-        if let Some(aux) = aux {
-            let lb = match &step_lb {
-                Some(acc) => acc.micro_loss(&records).unwrap_or(aux.lb),
-                None => aux.lb,
-            };
-            loss = loss + lb.clone() * t.lb_coef + aux.z.clone() * t.z_coef;
-            *stats.lb.get_or_insert(0.0) += scalar(lb) * scale;
-            *stats.z.get_or_insert(0.0) += scalar(aux.z) * scale;
-        }
-        stats.routing.add(&records);
-        let grads = (loss.clone() * scale).backward();
-        stats.loss += scalar(loss.detach()) * scale;
-        stats.lm += scalar(lm.detach()) * scale;
-        acc.accumulate(model, GradientsParams::from_grads(grads, model));
-    }
-    (acc.grads(), stats)
-}
-
-/// The routing of every micro-batch of a step, without gradients: the step's f.
-fn step_routing<B: AutodiffBackend>(
-    model: &Gpt2<B>,
-    micro_batches: &[Vec<i64>],
-    block_size: usize,
-    options: &ForwardOptions,
-    device: &B::Device,
-) -> LbAccumulator {
-    let inner = model.valid();
-    let mut acc = LbAccumulator::new();
-    for flat in micro_batches {
-        let rows = flat.len() / block_size;
-        let tokens = tokens_tensor::<B::InnerBackend>(flat.clone(), rows, device);
-        let [batch, seq] = tokens.dims();
-        acc.push(&inner.route(tokens.slice([0..batch, 0..seq - 1]), options));
-    }
-    acc
-}
-
-/// The model a run starts from: fresh (`Gpt2::init(dense, run.seed)`) or
-/// pretrained, then upcycled with `upcycle_noise` and `run.seed` when MoE.
-/// Public so that analysis can rebuild a run's step-0 router.
-pub fn initial_model<B: burn::tensor::backend::Backend>(
-    config: &RunConfig,
-    model_config: &ModelConfig,
-    device: &B::Device,
-) -> Result<Gpt2<B>> {
-    let dense_config = ModelConfig {
-        gpt2: model_config.gpt2.clone(),
-        moe: None,
-    };
-    let dense = match config.model.init {
-        Init::Scratch => Gpt2::<B>::init(&dense_config, config.run.seed, device),
-        Init::Pretrained => {
-            let dir = match &config.model.hf_dir {
-                Some(dir) => dir.clone(),
-                None => moe_model::hub::fetch_gpt2()?,
-            };
-            let (loaded, model) = moe_model::load_model_dir::<B>(&dir, device)?;
-            if loaded.gpt2 != dense_config.gpt2 {
-                return Err(TrainError::Mismatch(format!(
-                    "{}: weights are not the `{}` preset's shape",
-                    dir.display(),
-                    config.model.preset
-                )));
-            }
-            model
-        }
-    };
-    Ok(match &model_config.moe {
-        Some(moe) => dense.upcycle(moe, config.model.upcycle_noise, config.run.seed),
-        None => dense,
-    })
-}
-
 /// The compact vocabulary of all of the data's shards (train, val, test).
 fn compact_vocab(data: &PreparedData) -> Result<VocabMap> {
     let mut shards = Vec::new();
@@ -525,28 +389,16 @@ fn compact_vocab(data: &PreparedData) -> Result<VocabMap> {
     Ok(VocabMap::from_shards(shards.iter().map(Vec::as_slice)))
 }
 
-fn load_blocks(data: &PreparedData, max_val_blocks: usize) -> Result<(TrainBlocks, ValBlocks)> {
-    let bs = data.block_size();
-    let mut train = Vec::new();
-    let mut val = Vec::new();
+/// The train shards of every domain.
+fn load_train_blocks(data: &PreparedData) -> Result<TrainBlocks> {
+    let mut domains = Vec::new();
     for d in data.manifest.domains() {
-        train.push((d.clone(), data.load_shard(Split::Train, &d)?));
-        let mut v = data.load_shard(Split::Val, &d)?;
-        if max_val_blocks > 0 {
-            v.truncate(max_val_blocks * bs);
-        }
-        val.push((d, v));
+        domains.push((d.clone(), data.load_shard(Split::Train, &d)?));
     }
-    Ok((
-        TrainBlocks {
-            block_size: bs,
-            domains: train,
-        },
-        ValBlocks {
-            block_size: bs,
-            domains: val,
-        },
-    ))
+    Ok(TrainBlocks {
+        block_size: data.block_size(),
+        domains,
+    })
 }
 
 /// The resolved config as written to `config.toml`, and its sha256.
@@ -559,62 +411,37 @@ fn resolved_config(config: &RunConfig) -> Result<(String, String)> {
 
 /// Refuses an existing run unless resuming, and a resume of another config;
 /// returns the checkpoint to resume from. Writes nothing.
-fn check_run_dir(opts: &TrainOptions, config_sha: &str) -> Result<Option<u64>> {
-    let exists = opts.out.join("metrics.jsonl").exists();
-    if exists && !opts.resume {
+fn check_run_dir(dir: &RunDir, resume: bool, config_sha: &str) -> Result<Option<u64>> {
+    if dir.has_run() && !resume {
         return Err(TrainError::Mismatch(format!(
             "{}: a run is already there (use --resume, or another --out)",
-            opts.out.display()
+            dir.path().display()
         )));
     }
-    let last = checkpoint::list(&opts.out).last().copied();
-    let Some(step) = last.filter(|_| opts.resume) else {
+    let last = dir.checkpoints().last().copied();
+    let Some(step) = last.filter(|_| resume) else {
         return Ok(None);
     };
-    let state = checkpoint::read_state(&opts.out, step)?;
+    let state = checkpoint::read_state(dir, step)?;
     if state.config_sha256 != config_sha {
         return Err(TrainError::Mismatch(format!(
             "{}: the checkpoint belongs to another config",
-            opts.out.display()
+            dir.path().display()
         )));
     }
     Ok(Some(step))
 }
 
 /// A resumed run's `vocab.json` must be the one this data gives.
-fn check_vocab(run_dir: &Path, data: &Path, map: &VocabMap) -> Result<()> {
-    match VocabMap::load(run_dir)? {
+fn check_vocab(dir: &RunDir, data: &Path, map: &VocabMap) -> Result<()> {
+    match dir.vocab()? {
         Some(saved) if saved.gpt2_ids != map.gpt2_ids => Err(TrainError::Mismatch(format!(
             "{}: vocab.json was made from other data than {}",
-            run_dir.display(),
+            dir.path().display(),
             data.display()
         ))),
         _ => Ok(()),
     }
-}
-
-fn write_config(run_dir: &Path, text: &str) -> Result<()> {
-    std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
-    let path = run_dir.join("config.toml");
-    std::fs::write(&path, text).map_err(|e| TrainError::io(&path, e))
-}
-
-/// Saves the model at step 0 into `<run>/initial/` (written to a temporary
-/// directory and renamed), so that analysis has the step-0 router of any run.
-fn save_initial<B: AutodiffBackend>(
-    run_dir: &Path,
-    model: &Gpt2<B>,
-    model_config: &ModelConfig,
-) -> Result<()> {
-    let dir = run_dir.join(INITIAL_DIR);
-    let tmp = run_dir.join(format!(".{INITIAL_DIR}.tmp"));
-    for d in [&tmp, &dir] {
-        if d.exists() {
-            std::fs::remove_dir_all(d).map_err(|e| TrainError::io(d, e))?;
-        }
-    }
-    moe_model::save_model_dir(model, model_config, &tmp)?;
-    std::fs::rename(&tmp, &dir).map_err(|e| TrainError::io(&dir, e))
 }
 
 fn seed_for(seed: u64, step: u64) -> u64 {

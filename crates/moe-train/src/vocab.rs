@@ -10,9 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
 
-/// File name of the map inside a run directory.
-pub const VOCAB_FILE: &str = "vocab.json";
-
 /// Model id ↔ GPT-2 id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,16 +63,15 @@ impl VocabMap {
         self.gpt2_ids.get(model_id).copied()
     }
 
-    /// Writes `<run>/vocab.json`.
-    pub fn save(&self, run_dir: &Path) -> Result<()> {
-        let path = run_dir.join(VOCAB_FILE);
-        std::fs::write(&path, serde_json::to_string(self).unwrap_or_default())
-            .map_err(|e| TrainError::io(&path, e))
+    /// Writes the map to `path` ([`crate::RunDir::save_vocab`]).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, serde_json::to_string(self).unwrap_or_default())
+            .map_err(|e| TrainError::io(path, e))
     }
 
-    /// Reads `<run>/vocab.json` if the run has one.
-    pub fn load(run_dir: &Path) -> Result<Option<Self>> {
-        let path = run_dir.join(VOCAB_FILE);
+    /// Reads the map at `path` if there is one ([`crate::RunDir::vocab`]).
+    pub fn load(path: &Path) -> Result<Option<Self>> {
+        let path = path.to_path_buf();
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text)
                 .map(Some)

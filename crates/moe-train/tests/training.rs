@@ -9,10 +9,10 @@ use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use common::{B, run, run_config, small_data, train_losses};
 use moe_model::{ForwardOptions, Gpt2, ModelConfig};
+use moe_train::accumulate::step_gradients;
 use moe_train::collapse::CollapseDetector;
 use moe_train::metrics::{Event, StopReason, read_events};
 use moe_train::schedule::lr_at;
-use moe_train::trainer::step_gradients;
 use moe_train::{RunConfig, TrainOptions, train};
 
 // Checks: TRAIN-2
@@ -221,7 +221,7 @@ fn train_8_resume_is_bit_exact_and_metrics_parse() {
     }));
     assert!(split.join("final/model.safetensors").exists());
     // Checkpoints were pruned to `keep = 2`.
-    assert_eq!(moe_train::checkpoint::list(&split), [6, 8]);
+    assert_eq!(moe_train::RunDir::new(&split).checkpoints(), [6, 8]);
     // Resuming with another config is refused.
     let other = run_config(true, "weight_decay = 0.5\n", 8);
     let opts = TrainOptions {
@@ -309,7 +309,8 @@ fn train_12_compact_vocabulary_holds_exactly_the_data_ids() {
     config.model.compact_vocab = true;
     let out = tmp.path().join("run");
     run(&config, &data, &out, false, None);
-    let map = moe_train::vocab::VocabMap::load(&out)
+    let map = moe_train::RunDir::new(&out)
+        .vocab()
         .unwrap()
         .expect("vocab.json");
     let prepared = moe_data::prepared::PreparedData::open(&data).unwrap();
@@ -360,7 +361,8 @@ fn train_10_non_finite_loss_stops_the_run_cleanly() {
     ));
     // No checkpoint of a later step than the stop, and no final model.
     assert!(
-        moe_train::checkpoint::list(&out)
+        moe_train::RunDir::new(&out)
+            .checkpoints()
             .iter()
             .all(|&s| s <= summary.steps)
     );
@@ -407,6 +409,6 @@ fn train_6_collapse_stops_the_run_with_a_checkpoint_and_no_final() {
             .iter()
             .any(|e| matches!(e, Event::Eval { step: 4, .. }))
     );
-    assert_eq!(moe_train::checkpoint::list(&out).last(), Some(&4));
+    assert_eq!(moe_train::RunDir::new(&out).checkpoints().last(), Some(&4));
     assert!(!out.join("final").exists());
 }

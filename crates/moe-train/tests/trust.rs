@@ -13,11 +13,11 @@ use burn::tensor::backend::AutodiffBackend;
 use common::{B, options, run, run_config, small_data, small_data_with, snapshot};
 use moe_model::{Gpt2, LbScope, ModelConfig};
 use moe_train::RunConfig;
+use moe_train::accumulate::step_gradients;
 use moe_train::clip::{clip_global_norm, global_norm};
 use moe_train::collapse::CollapseDetector;
 use moe_train::config::Mixing;
 use moe_train::sampler::TrainBlocks;
-use moe_train::trainer::step_gradients;
 use proptest::prelude::*;
 
 /// Every parameter's gradient, flattened, in visiting order.
@@ -361,7 +361,10 @@ fn train_16_ablations_differ_from_the_main_run_only_in_what_they_say() {
                 .filter(|k| *k != "train.steps" || gpu)
                 .collect();
             want.sort();
-            assert_eq!(differ, want, "{folder}{full} differs from moe{tiny} in other keys");
+            assert_eq!(
+                differ, want,
+                "{folder}{full} differs from moe{tiny} in other keys"
+            );
         }
     }
     // The CPU study's dense run is its MoE run without the MoE keys.
@@ -380,7 +383,10 @@ fn train_16_ablations_differ_from_the_main_run_only_in_what_they_say() {
                 || *k == "model.upcycle_noise")
         })
         .collect();
-    assert!(moe_only.is_empty(), "cpu-study dense differs from moe in {moe_only:?}");
+    assert!(
+        moe_only.is_empty(),
+        "cpu-study dense differs from moe in {moe_only:?}"
+    );
     // Every run config says what it is for.
     for folder in [dir.clone(), dir.join("cpu-study")] {
         for entry in std::fs::read_dir(&folder).unwrap().flatten() {

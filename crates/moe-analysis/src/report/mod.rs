@@ -15,10 +15,9 @@ pub mod seeds;
 
 use std::path::{Component, Path, PathBuf};
 
-use moe_train::RunConfig;
-use moe_train::metrics::read_events;
+use moe_train::RunDir;
 
-use crate::analyze::read_json;
+use crate::analyze::{ANALYSIS_FILE, read_json};
 use crate::error::{AnalysisError, Result};
 use crate::figures::lines::{LineChart, Series};
 use crate::figures::save;
@@ -65,37 +64,39 @@ pub fn report(dirs: &[PathBuf], out: &Path) -> Result<ReportSummary> {
 
 /// A run or analysis directory as the report sees it.
 pub fn load_run(dir: &Path, out: &Path) -> Result<ReportRun> {
-    let analysis_dir = if dir.join("analysis.json").exists() {
+    let run = RunDir::new(dir);
+    let analysis_dir = if dir.join(ANALYSIS_FILE).exists() {
         Some(dir.to_path_buf())
-    } else if dir.join("analysis/analysis.json").exists() {
-        Some(dir.join("analysis"))
+    } else if run.analysis_dir().join(ANALYSIS_FILE).exists() {
+        Some(run.analysis_dir())
     } else {
         None
     };
     if let Some(a) = analysis_dir {
         return Ok(ReportRun {
-            analysis: read_json(&a.join("analysis.json"))?,
+            analysis: read_json(&a.join(ANALYSIS_FILE))?,
             analyzed: true,
             figures_base: Some(relative(out, &a)?),
         });
     }
-    if !dir.join("metrics.jsonl").exists() {
+    if !run.has_run() {
         return Err(AnalysisError::run(
             dir,
             "neither a run directory (metrics.jsonl) nor an analysis directory (analysis.json)",
         ));
     }
     Ok(ReportRun {
-        analysis: history_only(dir)?,
+        analysis: history_only(&run)?,
         analyzed: false,
         figures_base: None,
     })
 }
 
-/// An analysis holding only what `metrics.jsonl` and `config.toml` say.
-fn history_only(dir: &Path) -> Result<Analysis> {
-    let config = RunConfig::load(&dir.join("config.toml"))?;
-    let events = read_events(&dir.join("metrics.jsonl"))?;
+/// An analysis holding only what the run's config and events say.
+fn history_only(run: &RunDir) -> Result<Analysis> {
+    let config = run.config()?;
+    let events = run.events()?;
+    let dir = run.path();
     Ok(Analysis {
         schema_version: SCHEMA_VERSION,
         run: RunInfo::from_config(&config, dir, String::new(), None),

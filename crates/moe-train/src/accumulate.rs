@@ -1,0 +1,105 @@
+//! One optimizer step's gradients over its micro-batches (TRAIN-5,
+//! TRAIN-13): each micro-batch's loss scaled by 1/micro-batches and
+//! accumulated, so the step's gradients equal one big batch's; the step's
+//! statistics for the log.
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::backend::AutodiffBackend;
+use moe_model::{ForwardOptions, Gpt2, LbAccumulator, LbScope};
+
+use crate::config::TrainSection;
+use crate::routing_stats::RoutingSums;
+use crate::step::{scalar, token_losses, tokens_tensor};
+
+/// Statistics of one optimizer step.
+#[derive(Debug, Clone)]
+pub struct StepStats {
+    /// Total loss, mean over micro-batches.
+    pub loss: f64,
+    /// LM loss, mean over micro-batches.
+    pub lm: f64,
+    /// Load-balancing loss (MoE).
+    pub lb: Option<f64>,
+    /// z-loss (MoE).
+    pub z: Option<f64>,
+    /// Routing counts of the step.
+    pub routing: RoutingSums,
+}
+
+/// Forward and backward over one optimizer step's micro-batches (each
+/// `block_size`-token rows back to back); returns the gradients of
+/// `mean over micro-batches of (LM + lb_coef·LB + z_coef·Z)` (TRAIN-5).
+///
+/// Under `lb_scope = "step"` (TRAIN-13) a gradient-free routing pass over all
+/// micro-batches first gives the step's f; each micro-batch's LB is then
+/// `N Σ f_step·P_micro`, whose mean over the micro-batches is the global-batch
+/// loss `N Σ f_step·P_step` and whose accumulated gradients are its gradients.
+pub fn step_gradients<B: AutodiffBackend>(
+    model: &Gpt2<B>,
+    t: &TrainSection,
+    micro_batches: &[Vec<i64>],
+    block_size: usize,
+    noise: moe_model::RouterNoise,
+    device: &B::Device,
+) -> (GradientsParams, StepStats) {
+    let mut acc = GradientsAccumulator::<Gpt2<B>>::new();
+    let mut stats = StepStats {
+        loss: 0.0,
+        lm: 0.0,
+        lb: None,
+        z: None,
+        routing: RoutingSums::default(),
+    };
+    let options = ForwardOptions {
+        router_noise_std: noise.std,
+        router_noise_seed: noise.seed,
+    };
+    let scale = 1.0 / micro_batches.len().max(1) as f64;
+    let step_lb = (t.lb_scope == LbScope::Step)
+        .then(|| step_routing(model, micro_batches, block_size, &options, device));
+    for flat in micro_batches {
+        let rows = flat.len() / block_size;
+        let (losses, records, aux) = token_losses(
+            model,
+            tokens_tensor::<B>(flat.clone(), rows, device),
+            &options,
+        );
+        let lm = losses.mean();
+        let mut loss = lm.clone();
+        if let Some(aux) = aux {
+            let lb = match &step_lb {
+                Some(acc) => acc.micro_loss(&records).unwrap_or(aux.lb),
+                None => aux.lb,
+            };
+            loss = loss + lb.clone() * t.lb_coef + aux.z.clone() * t.z_coef;
+            *stats.lb.get_or_insert(0.0) += scalar(lb) * scale;
+            *stats.z.get_or_insert(0.0) += scalar(aux.z) * scale;
+        }
+        stats.routing.add(&records);
+        let grads = (loss.clone() * scale).backward();
+        stats.loss += scalar(loss.detach()) * scale;
+        stats.lm += scalar(lm.detach()) * scale;
+        acc.accumulate(model, GradientsParams::from_grads(grads, model));
+    }
+    (acc.grads(), stats)
+}
+
+/// The routing of every micro-batch of a step, without gradients: the step's f.
+fn step_routing<B: AutodiffBackend>(
+    model: &Gpt2<B>,
+    micro_batches: &[Vec<i64>],
+    block_size: usize,
+    options: &ForwardOptions,
+    device: &B::Device,
+) -> LbAccumulator {
+    let inner = model.valid();
+    let mut acc = LbAccumulator::new();
+    for flat in micro_batches {
+        let rows = flat.len() / block_size;
+        let tokens = tokens_tensor::<B::InnerBackend>(flat.clone(), rows, device);
+        let [batch, seq] = tokens.dims();
+        acc.push(&inner.route(tokens.slice([0..batch, 0..seq - 1]), options));
+    }
+    acc
+}

@@ -1,0 +1,243 @@
+//! The run directory (TRAIN-18): the one type that knows its layout, as
+//! `PreparedData` is for prepared data. Training writes through it and
+//! analysis, the report and the binary read through it; nothing else names
+//! a file of a run.
+//!
+//! ```text
+//! <run>/config.toml            the resolved run config
+//! <run>/metrics.jsonl          the events (start, train, eval, checkpoint, stop)
+//! <run>/vocab.json             the compact vocabulary, when the run uses one
+//! <run>/initial/               the MoE model at step 0 (never pruned)
+//! <run>/checkpoints/step-N/    the kept checkpoints (model, optimizer, state)
+//! <run>/final/                 the model after the last scheduled step
+//! <run>/analysis/              what `moe analyze` writes
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use moe_model::{Gpt2, ModelConfig};
+
+use crate::config::RunConfig;
+use crate::error::{Result, TrainError};
+use crate::metrics::{Event, MetricsLog, StopReason, read_events};
+use crate::vocab::VocabMap;
+
+const CONFIG_FILE: &str = "config.toml";
+const METRICS_FILE: &str = "metrics.jsonl";
+const CHECKPOINTS_DIR: &str = "checkpoints";
+const FINAL_DIR: &str = "final";
+const INITIAL_DIR: &str = "initial";
+const ANALYSIS_DIR: &str = "analysis";
+const VOCAB_FILE: &str = "vocab.json";
+/// The file of a checkpoint that marks it complete.
+pub(crate) const CHECKPOINT_STATE: &str = "state.json";
+
+/// A run directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+/// Where a run directory stands against the config meant to train it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunStatus {
+    /// Nothing trained there yet.
+    Empty,
+    /// A run of another config is there.
+    OtherConfig,
+    /// Trained to the end of its schedule (`final/` saved).
+    Complete {
+        /// Steps done.
+        steps: u64,
+    },
+    /// Stopped early by a result of the study (a routing collapse).
+    Stopped {
+        /// The step it stopped at.
+        step: u64,
+        /// Why.
+        reason: StopReason,
+    },
+    /// Interrupted or failed; it resumes from its last checkpoint (if any).
+    Partial {
+        /// The last complete checkpoint's step.
+        checkpoint: Option<u64>,
+    },
+}
+
+impl RunDir {
+    /// The run directory at `root` (nothing is read or written).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether a run has started here (it has events).
+    pub fn has_run(&self) -> bool {
+        self.metrics_path().exists()
+    }
+
+    /// The resolved config the run was trained with.
+    pub fn config(&self) -> Result<RunConfig> {
+        RunConfig::load(&self.root.join(CONFIG_FILE))
+    }
+
+    /// Writes the resolved config (creating the directory).
+    pub fn write_config(&self, text: &str) -> Result<()> {
+        std::fs::create_dir_all(&self.root).map_err(|e| TrainError::io(&self.root, e))?;
+        let path = self.root.join(CONFIG_FILE);
+        std::fs::write(&path, text).map_err(|e| TrainError::io(&path, e))
+    }
+
+    /// The events file (for messages; read it with [`RunDir::events`]).
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join(METRICS_FILE)
+    }
+
+    /// Every event so far (none when the run has not started).
+    pub fn events(&self) -> Result<Vec<Event>> {
+        read_events(&self.metrics_path())
+    }
+
+    /// The last event that `pick` accepts.
+    pub fn last_event(&self, pick: impl Fn(&Event) -> bool) -> Option<Event> {
+        self.events().ok()?.into_iter().rev().find(|e| pick(e))
+    }
+
+    /// Opens the events for appending; on resume from `keep_through`,
+    /// drops the rows of later steps.
+    pub fn open_log(&self, keep_through: Option<u64>) -> Result<MetricsLog> {
+        MetricsLog::open(&self.metrics_path(), keep_through)
+    }
+
+    /// The checkpoint directory of `step`.
+    pub fn checkpoint_dir(&self, step: u64) -> PathBuf {
+        self.root
+            .join(CHECKPOINTS_DIR)
+            .join(format!("step-{step:07}"))
+    }
+
+    /// Where the checkpoint of `step` is written before it is renamed.
+    pub(crate) fn checkpoint_tmp_dir(&self, step: u64) -> PathBuf {
+        self.root
+            .join(CHECKPOINTS_DIR)
+            .join(format!(".step-{step:07}.tmp"))
+    }
+
+    /// Steps of the complete checkpoints, ascending.
+    pub fn checkpoints(&self) -> Vec<u64> {
+        let Ok(entries) = std::fs::read_dir(self.root.join(CHECKPOINTS_DIR)) else {
+            return Vec::new();
+        };
+        let mut steps: Vec<u64> = entries
+            .flatten()
+            .filter(|e| e.path().join(CHECKPOINT_STATE).is_file())
+            .filter_map(|e| e.file_name().to_str()?.strip_prefix("step-")?.parse().ok())
+            .collect();
+        steps.sort_unstable();
+        steps
+    }
+
+    /// The model after the last scheduled step.
+    pub fn final_dir(&self) -> PathBuf {
+        self.root.join(FINAL_DIR)
+    }
+
+    /// Whether `final/` holds a model.
+    pub fn has_final(&self) -> bool {
+        self.final_dir()
+            .join(moe_model::weights::WEIGHTS_FILE)
+            .is_file()
+    }
+
+    /// Saves the model after the last scheduled step into `final/`.
+    pub fn save_final<B: Backend>(&self, model: &Gpt2<B>, config: &ModelConfig) -> Result<()> {
+        Ok(moe_model::save_model_dir(model, config, &self.final_dir())?)
+    }
+
+    /// The MoE model at step 0.
+    pub fn initial_dir(&self) -> PathBuf {
+        self.root.join(INITIAL_DIR)
+    }
+
+    /// Whether `initial/` holds a model.
+    pub fn has_initial(&self) -> bool {
+        self.initial_dir().join("config.json").is_file()
+    }
+
+    /// Saves the model at step 0 into `initial/` (written to a temporary
+    /// directory and renamed), so that analysis has any run's step-0 router.
+    pub fn save_initial<B: Backend>(&self, model: &Gpt2<B>, config: &ModelConfig) -> Result<()> {
+        let dir = self.initial_dir();
+        let tmp = self.root.join(format!(".{INITIAL_DIR}.tmp"));
+        for d in [&tmp, &dir] {
+            if d.exists() {
+                std::fs::remove_dir_all(d).map_err(|e| TrainError::io(d, e))?;
+            }
+        }
+        moe_model::save_model_dir(model, config, &tmp)?;
+        std::fs::rename(&tmp, &dir).map_err(|e| TrainError::io(&dir, e))
+    }
+
+    /// The trained model to read and its step: `final/` (at `total_steps`),
+    /// else the last checkpoint (a run stopped early has no `final/`).
+    pub fn trained_model(&self, total_steps: u64) -> Option<(PathBuf, u64)> {
+        if self.has_final() {
+            return Some((self.final_dir(), total_steps));
+        }
+        let step = *self.checkpoints().last()?;
+        Some((self.checkpoint_dir(step), step))
+    }
+
+    /// The run's compact vocabulary, when it trained on one.
+    pub fn vocab(&self) -> Result<Option<VocabMap>> {
+        VocabMap::load(&self.root.join(VOCAB_FILE))
+    }
+
+    /// Saves the compact vocabulary.
+    pub fn save_vocab(&self, map: &VocabMap) -> Result<()> {
+        map.save(&self.root.join(VOCAB_FILE))
+    }
+
+    /// Where `moe analyze` writes by default.
+    pub fn analysis_dir(&self) -> PathBuf {
+        self.root.join(ANALYSIS_DIR)
+    }
+
+    /// `dir` relative to the run directory, as the events record it.
+    pub fn relative(&self, dir: &Path) -> String {
+        dir.strip_prefix(&self.root)
+            .unwrap_or(dir)
+            .display()
+            .to_string()
+    }
+
+    /// Where the run stands against `expected` (its resolved config).
+    pub fn status(&self, expected: &RunConfig) -> Result<RunStatus> {
+        if !self.has_run() {
+            return Ok(RunStatus::Empty);
+        }
+        if self.config().ok().as_ref() != Some(expected) {
+            return Ok(RunStatus::OtherConfig);
+        }
+        if self.has_final() {
+            return Ok(RunStatus::Complete {
+                steps: expected.train.steps,
+            });
+        }
+        let stop = self.events()?.into_iter().rev().find_map(|e| match e {
+            Event::Stop { step, reason, .. } if reason.is_result() => Some((step, reason)),
+            _ => None,
+        });
+        Ok(match stop {
+            Some((step, reason)) => RunStatus::Stopped { step, reason },
+            None => RunStatus::Partial {
+                checkpoint: self.checkpoints().last().copied(),
+            },
+        })
+    }
+}
