@@ -4,21 +4,18 @@
 //! Re-running reuses everything that verifies.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use moe_analysis::Analysis;
-use moe_data::config::DataConfig;
-use moe_data::prepare::{PrepareOptions, prepare};
-use moe_data::prepared::PreparedData;
 use moe_data::sources::HubOptions;
 use moe_train::RunDir;
 use moe_train::metrics::Event;
 
 use crate::backend::Device;
-use crate::runs::{RunPlan, ensure_run, parallel_map, seed_plans};
+use crate::runs::{RunPlan, ensure_data, ensure_run, parallel_map, seed_plans};
 
 /// Arguments of `moe demo`.
 #[derive(Args, Clone)]
@@ -73,7 +70,17 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let start = Instant::now();
     let progress = std::io::stderr().is_terminal();
     let data_dir = args.out.join("data");
-    ensure_data(&repo_root().join("configs/data/demo.toml"), &data_dir)?;
+    let hub = HubOptions {
+        offline: true,
+        ..Default::default()
+    };
+    ensure_data(
+        &repo_root().join("configs/data/demo.toml"),
+        &data_dir,
+        hub,
+        false,
+    )
+    .context("the demo data")?;
     let mut plans = Vec::new();
     for name in DEMO_RUNS {
         let config = repo_root().join(format!("configs/runs/{name}.toml"));
@@ -217,30 +224,6 @@ pub fn specialization_summary(analyses: &[Analysis], with_seed: bool) -> String 
         }
     }
     s
-}
-
-/// Prepares the demo data unless a verified copy exists.
-pub fn ensure_data(config_path: &Path, data_dir: &Path) -> Result<PreparedData> {
-    let config =
-        DataConfig::load(config_path).with_context(|| "the demo data config".to_string())?;
-    if let Ok(data) = PreparedData::open(data_dir)
-        && data.matches_inputs(&config, config_path)?
-        && data.verify().is_ok()
-    {
-        return Ok(data);
-    }
-    let opts = PrepareOptions {
-        out: data_dir.to_path_buf(),
-        force: true,
-        hub: HubOptions {
-            offline: true,
-            ..Default::default()
-        },
-        progress: std::io::stderr().is_terminal(),
-        ..Default::default()
-    };
-    prepare(&config, config_path, &opts)?;
-    Ok(PreparedData::open(data_dir)?)
 }
 
 /// The summary table: per-domain val loss of each run, LB and max expert share.

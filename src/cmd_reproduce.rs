@@ -5,18 +5,16 @@
 //! print the same summary as the demo.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use moe_data::config::DataConfig;
-use moe_data::prepare::{PrepareOptions, prepare};
-use moe_data::prepared::PreparedData;
 use moe_data::sources::HubOptions;
 use moe_train::RunConfig;
 
 use crate::backend::Device;
-use crate::runs::{RunPlan, ensure_run, parallel_map, seed_plans};
+use crate::runs::{RunPlan, ensure_data, ensure_run, parallel_map, seed_plans};
 
 /// Arguments of `moe reproduce`.
 #[derive(Args, Clone)]
@@ -93,7 +91,12 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         return Ok(());
     }
     let data_dir = args.out.join("data");
-    ensure_data(&data_config, &args.data_config, &data_dir, args)?;
+    let hub = HubOptions {
+        offline: args.offline,
+        locked: args.locked,
+        ..Default::default()
+    };
+    ensure_data(&args.data_config, &data_dir, hub, true)?;
     let jobs = args.jobs.unwrap_or(if args.device == Device::Cpu {
         crate::cmd_demo::default_jobs()
     } else {
@@ -165,33 +168,4 @@ pub fn estimate(plans: &[(RunPlan, RunConfig)], block_size: usize, args: &Reprod
         total_h * args.usd_per_hour
     );
     out
-}
-
-fn ensure_data(
-    config: &DataConfig,
-    config_path: &Path,
-    dir: &Path,
-    args: &ReproduceArgs,
-) -> Result<()> {
-    if let Ok(data) = PreparedData::open(dir)
-        && data.matches_inputs(config, config_path)?
-        && data.verify().is_ok()
-    {
-        eprintln!("== data: reusing {}", dir.display());
-        return Ok(());
-    }
-    eprintln!("== data: {} → {}", config_path.display(), dir.display());
-    let opts = PrepareOptions {
-        out: dir.to_path_buf(),
-        force: true,
-        hub: HubOptions {
-            offline: args.offline,
-            locked: args.locked,
-            ..Default::default()
-        },
-        progress: std::io::stderr().is_terminal(),
-        ..Default::default()
-    };
-    prepare(config, config_path, &opts).with_context(|| "preparing the data".to_string())?;
-    Ok(())
 }

@@ -2,11 +2,16 @@
 //! outputs already exist and match their config (used by `moe demo` and
 //! `moe reproduce`).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use moe_analysis::analyze::{ANALYSIS_FILE, is_current, read_json};
 use moe_analysis::{Analysis, AnalyzeOptions};
+use moe_data::config::DataConfig;
+use moe_data::prepare::{PrepareOptions, prepare};
+use moe_data::prepared::PreparedData;
+use moe_data::sources::HubOptions;
 use moe_train::{RunConfig, RunDir, RunStatus, TrainSummary};
 
 use crate::backend::Device;
@@ -123,6 +128,39 @@ pub fn ensure_analysis(run_dir: &Path, data_dir: &Path, permutations: usize) -> 
     };
     moe_analysis::analyze(run_dir, data_dir, &out, &options)
         .with_context(|| format!("analysing {}", run_dir.display()))
+}
+
+/// Prepares `config_path` into `dir` unless a copy made from the same inputs
+/// verifies there; says which on stderr when `log`.
+pub fn ensure_data(
+    config_path: &Path,
+    dir: &Path,
+    hub: HubOptions,
+    log: bool,
+) -> Result<PreparedData> {
+    let config = DataConfig::load(config_path)
+        .with_context(|| format!("the data config {}", config_path.display()))?;
+    if let Ok(data) = PreparedData::open(dir)
+        && data.matches_inputs(&config, config_path)?
+        && data.verify().is_ok()
+    {
+        if log {
+            eprintln!("== data: reusing {}", dir.display());
+        }
+        return Ok(data);
+    }
+    if log {
+        eprintln!("== data: {} → {}", config_path.display(), dir.display());
+    }
+    let opts = PrepareOptions {
+        out: dir.to_path_buf(),
+        force: true,
+        hub,
+        progress: std::io::stderr().is_terminal(),
+        ..Default::default()
+    };
+    prepare(&config, config_path, &opts).with_context(|| "preparing the data".to_string())?;
+    Ok(PreparedData::open(dir)?)
 }
 
 /// `f` over `items` on up to `jobs` threads (at least one), results in the

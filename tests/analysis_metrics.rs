@@ -3,8 +3,8 @@
 
 use moe_analysis::control::{Tokens, token_identity_control};
 use moe_analysis::domain_stats::{consistency, domain_routing};
-use moe_analysis::info::{entropy, mutual_information_of, row_shares, transpose};
-use moe_analysis::load::load_stats;
+use moe_analysis::load_balance::load_stats;
+use moe_analysis::nmi::{entropy, mutual_information_of, row_shares, transpose};
 use moe_analysis::nulls::{DocRouting, permutation_test, random_router};
 use moe_analysis::table::RoutingTable;
 use moe_data::seeded::rng_for;
@@ -343,7 +343,8 @@ fn ana_18_rise_over_step_0_is_significant_only_when_real() {
         counts,
         ..step0.clone()
     };
-    let r = moe_analysis::rise::bootstrap_rise(&trained, &step0, 500, &mut rng_for(1, "rise"));
+    let r =
+        moe_analysis::baseline_rise::bootstrap_rise(&trained, &step0, 500, &mut rng_for(1, "rise"));
     let exact = trained.nmi_with(&trained.domain, &mut Vec::new())
         - step0.nmi_with(&step0.domain, &mut Vec::new());
     assert!(close(r.rise, exact, 1e-12));
@@ -353,7 +354,8 @@ fn ana_18_rise_over_step_0_is_significant_only_when_real() {
     );
     assert!(close(r.p_value, 1.0 / 501.0, 1e-12));
     // The same routing twice: the rise is exactly 0 in every draw; not significant.
-    let same = moe_analysis::rise::bootstrap_rise(&step0, &step0, 200, &mut rng_for(1, "rise"));
+    let same =
+        moe_analysis::baseline_rise::bootstrap_rise(&step0, &step0, 200, &mut rng_for(1, "rise"));
     assert_eq!((same.rise, same.ci95_low, same.ci95_high), (0.0, 0.0, 0.0));
     assert!(close(same.p_value, 1.0, 1e-12));
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use moe_analysis::history::layer_collapse;
-use moe_analysis::load::load_stats;
+use moe_analysis::load_balance::load_stats;
 use moe_analysis::report::{ReportRun, claims, render};
 use moe_analysis::schema::*;
 use moe_train::metrics::StopReason;
@@ -43,14 +43,12 @@ fn layer(index: usize, focus: f64, p: f64, baseline: f64, survival: f64) -> Laye
         })
         .collect();
     let per_expert: Vec<u64> = counts.iter().map(|r| r.iter().sum()).collect();
-    let nmi = moe_analysis::info::mutual_information_of(&counts).nmi();
+    let nmi = moe_analysis::nmi::mutual_information_of(&counts).nmi();
     LayerAnalysis {
         layer: index,
         n_experts: 4,
-        expert_domain_shares: moe_analysis::info::row_shares(&counts),
-        domain_expert_shares: moe_analysis::info::row_shares(&moe_analysis::info::transpose(
-            &counts,
-        )),
+        expert_domain_shares: moe_analysis::nmi::row_shares(&counts),
+        domain_expert_shares: moe_analysis::nmi::row_shares(&moe_analysis::nmi::transpose(&counts)),
         specialization: Specialization {
             mi_nats: nmi * 3f64.ln(),
             domain_entropy_nats: 3f64.ln(),

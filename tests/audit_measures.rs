@@ -8,8 +8,9 @@ use moe_data::audit::dedup::{
 };
 use moe_data::audit::docs::{Doc, DocKind, Run, split_runs};
 use moe_data::audit::rules::*;
-use moe_data::audit::shape::{DomainFacts, Lengths, Shape, SourceDrops, Tail, quantile};
+use moe_data::audit::shape_stats::{DomainFacts, Lengths, Shape, SourceDrops, Tail, quantile};
 use moe_data::audit::starts::{DomainStarts, measure as starts_measure};
+use moe_data::audit::text::pct;
 use moe_data::split::Split;
 use moe_data::tokenizer::{EOS_ID, Gpt2Tokenizer};
 use std::collections::{BTreeMap, HashSet};

@@ -13,9 +13,9 @@ use moe_train::vocab::VocabMap;
 use moe_train::{RunConfig, RunDir};
 
 use crate::code_types::{PythonLexer, TokenClass};
-use crate::collect::collect;
 use crate::error::{AnalysisError, Result};
 use crate::layer::{Context, Draws, analyze_layer};
+use crate::route_val::collect;
 use crate::schema::{Analysis, BaselineInfo, OptionsRecord, RunInfo, SCHEMA_VERSION, ValInfo};
 use crate::table::RoutingTable;
 

@@ -12,7 +12,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::info::mutual_information;
+use crate::nmi::mutual_information;
 use crate::schema::TokenIdentity;
 
 /// Per token: id, observed expert and domain.

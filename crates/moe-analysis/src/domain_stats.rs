@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use crate::info::entropy;
+use crate::nmi::entropy;
 use crate::schema::{Consistency, DomainRouting};
 use crate::table::{LayerRoutes, RoutingTable};
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use moe_train::config::CollapseSection;
 use moe_train::metrics::{Event, StopReason};
 
-use crate::load::DEAD_THRESHOLD;
+use crate::load_balance::DEAD_THRESHOLD;
 use crate::schema::{
     Collapse, EvalPoint, History, LayerCollapse, LayerHistory, StopInfo, Throughput, TrainPoint,
 };
@@ -36,35 +36,14 @@ pub fn history(events: &[Event], collapse: &CollapseSection) -> History {
                     lb_loss: *lb_loss,
                     tok_per_s: *tok_per_s,
                 });
-                for r in routing {
-                    let h = layers.entry(r.layer).or_insert_with(|| LayerHistory {
-                        layer: r.layer,
-                        steps: Vec::new(),
-                        shares: Vec::new(),
-                        max_share: Vec::new(),
-                        entropy: Vec::new(),
-                    });
-                    h.steps.push(*step);
-                    h.shares.push(r.shares.clone());
-                    h.max_share.push(r.max_share);
-                    h.entropy.push(r.entropy);
-                }
+                push_routing(&mut layers, *step, routing);
             }
             Event::Eval {
                 step,
                 loss,
                 domains,
                 ..
-            } => eval.push(EvalPoint {
-                step: *step,
-                loss: *loss,
-                domains: domains.iter().map(|(d, e)| (d.clone(), e.loss)).collect(),
-                blocks: domains
-                    .iter()
-                    .filter(|(_, e)| !e.block_losses.is_empty())
-                    .map(|(d, e)| (d.clone(), e.block_losses.clone()))
-                    .collect(),
-            }),
+            } => eval.push(eval_point(*step, *loss, domains)),
             Event::Stop {
                 step,
                 reason,
@@ -97,6 +76,45 @@ pub fn history(events: &[Event], collapse: &CollapseSection) -> History {
         layers,
         eval,
         stop,
+    }
+}
+
+/// Adds one train row's routing to each layer's history.
+fn push_routing(
+    layers: &mut BTreeMap<usize, LayerHistory>,
+    step: u64,
+    routing: &[moe_train::metrics::LayerRouting],
+) {
+    for r in routing {
+        let h = layers.entry(r.layer).or_insert_with(|| LayerHistory {
+            layer: r.layer,
+            steps: Vec::new(),
+            shares: Vec::new(),
+            max_share: Vec::new(),
+            entropy: Vec::new(),
+        });
+        h.steps.push(step);
+        h.shares.push(r.shares.clone());
+        h.max_share.push(r.max_share);
+        h.entropy.push(r.entropy);
+    }
+}
+
+/// An eval row: the total, each domain's loss and its per-block losses.
+fn eval_point(
+    step: u64,
+    loss: f64,
+    domains: &BTreeMap<String, moe_train::metrics::DomainEval>,
+) -> EvalPoint {
+    EvalPoint {
+        step,
+        loss,
+        domains: domains.iter().map(|(d, e)| (d.clone(), e.loss)).collect(),
+        blocks: domains
+            .iter()
+            .filter(|(_, e)| !e.block_losses.is_empty())
+            .map(|(d, e)| (d.clone(), e.block_losses.clone()))
+            .collect(),
     }
 }
 

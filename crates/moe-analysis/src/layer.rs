@@ -7,13 +7,13 @@ use std::ops::Range;
 use moe_data::seeded::rng_for;
 use moe_data::tokenizer::Gpt2Tokenizer;
 
+use crate::baseline_rise::bootstrap_rise;
 use crate::code_types::TokenClass;
 use crate::control::{Tokens, token_identity_control};
 use crate::domain_stats::{consistency, domain_routing};
-use crate::info::{mutual_information_of, row_shares, transpose};
-use crate::load::load_stats;
+use crate::load_balance::load_stats;
+use crate::nmi::{mutual_information_of, row_shares, transpose};
 use crate::nulls::{DocRouting, permutation_test, random_router};
-use crate::rise::bootstrap_rise;
 use crate::schema::{LayerAnalysis, Specialization, TokenTypes};
 use crate::table::RoutingTable;
 

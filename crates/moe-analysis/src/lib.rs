@@ -4,11 +4,11 @@
 //! comparing runs side by side.
 //!
 //! - [`analyze()`] runs a run's final (or given) checkpoint over the val shards
-//!   ([`collect`] → [`table::RoutingTable`]), rebuilds its step-0 router, and
+//!   ([`route_val`] → [`table::RoutingTable`]), rebuilds its step-0 router, and
 //!   computes per MoE layer ([`layer`]): the expert × domain matrix, NMI
-//!   ([`info`]) with a document-level permutation test and a random-router
+//!   ([`nmi`]) with a document-level permutation test and a random-router
 //!   null ([`nulls`]), the token-identity control ([`control`]), load
-//!   ([`load`]), per-domain entropy and consecutive-token consistency
+//!   ([`load_balance`]), per-domain entropy and consecutive-token consistency
 //!   ([`domain_stats`]), top tokens ([`top_tokens`]) and Python token types
 //!   ([`code_types`]); plus the training history ([`history`]). It writes
 //!   `analysis.json` ([`schema::Analysis`]) and [`figures`].
@@ -34,20 +34,20 @@
 #![deny(missing_docs)]
 
 pub mod analyze;
+pub mod baseline_rise;
 pub mod code_types;
-pub mod collect;
 pub mod confidence;
 pub mod control;
 pub mod domain_stats;
 pub mod error;
 pub mod figures;
 pub mod history;
-pub mod info;
 pub mod layer;
-pub mod load;
+pub mod load_balance;
+pub mod nmi;
 pub mod nulls;
 pub mod report;
-pub mod rise;
+pub mod route_val;
 pub mod schema;
 pub mod seeds;
 pub mod table;

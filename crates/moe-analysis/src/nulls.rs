@@ -12,7 +12,7 @@ use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::info::mutual_information;
+use crate::nmi::mutual_information;
 use crate::schema::{NullSummary, PermutationTest};
 
 /// Per-document expert counts and domain labels of one layer.

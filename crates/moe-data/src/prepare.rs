@@ -22,7 +22,7 @@ use crate::config::{Balance, DataConfig};
 use crate::error::{DataError, Result};
 use crate::manifest::{
     BalanceInfo, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, ShardInfo,
-    TokenizerInfo,
+    SourceStats, TokenizerInfo,
 };
 use crate::pack::{FilePacker, PackedFile};
 use crate::sources::HubOptions;
@@ -150,26 +150,7 @@ fn assemble(
     work: &Path,
 ) -> Result<(Vec<PendingShard>, Manifest)> {
     let p = &config.pipeline;
-    let splits: Vec<Split> = [Split::Train, Split::Val, Split::Test]
-        .into_iter()
-        .filter(|s| *s != Split::Test || p.test_fraction > 0.0)
-        .collect();
-    let mut packed: BTreeMap<(Split, String), PackedFile> = BTreeMap::new();
-    let mut sources = Vec::new();
-    for (name, collected) in domains {
-        for (split, blocks) in pack_domain(config, &name, collected.docs, &splits, work)? {
-            if blocks.stats.blocks == 0 {
-                return Err(DataError::SplitTooSmall {
-                    domain: name.clone(),
-                    split: split.to_string(),
-                    tokens: blocks.stats.tail_dropped,
-                    block_size: p.block_size,
-                });
-            }
-            packed.insert((split, name.clone()), blocks);
-        }
-        sources.extend(collected.sources);
-    }
+    let (packed, sources) = pack_all(config, domains, work)?;
     let train_tokens: Vec<u64> = packed
         .iter()
         .filter(|((s, _), _)| *s == Split::Train)
@@ -192,6 +173,71 @@ fn assemble(
             .min()
             .unwrap_or(0)
     });
+    let shards = pending_shards(config, packed, balanced);
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.into(),
+        format_version: MANIFEST_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        config: config.clone(),
+        tokenizer: TokenizerInfo {
+            kind: "gpt2-bpe".into(),
+            sha256: tokenizer_hash.into(),
+            vocab_size: VOCAB_SIZE,
+            eos_id: EOS_ID,
+        },
+        block_size: p.block_size,
+        sources,
+        shards: Vec::new(),
+        balance: BalanceInfo {
+            mode: p.balance,
+            train_blocks_per_domain: balanced.map(|b| b as u64),
+            token_ratio_before,
+        },
+        warnings,
+    };
+    Ok((shards, manifest))
+}
+
+/// Packed files of every (split, domain) and the sources read; a split
+/// with no whole block is an error.
+#[allow(clippy::type_complexity)]
+fn pack_all(
+    config: &DataConfig,
+    domains: Vec<(String, DomainDocs)>,
+    work: &Path,
+) -> Result<(BTreeMap<(Split, String), PackedFile>, Vec<SourceStats>)> {
+    let p = &config.pipeline;
+    let splits: Vec<Split> = [Split::Train, Split::Val, Split::Test]
+        .into_iter()
+        .filter(|s| *s != Split::Test || p.test_fraction > 0.0)
+        .collect();
+    let mut packed = BTreeMap::new();
+    let mut sources = Vec::new();
+    for (name, collected) in domains {
+        for (split, blocks) in pack_domain(config, &name, collected.docs, &splits, work)? {
+            if blocks.stats.blocks == 0 {
+                return Err(DataError::SplitTooSmall {
+                    domain: name.clone(),
+                    split: split.to_string(),
+                    tokens: blocks.stats.tail_dropped,
+                    block_size: p.block_size,
+                });
+            }
+            packed.insert((split, name.clone()), blocks);
+        }
+        sources.extend(collected.sources);
+    }
+    Ok((packed, sources))
+}
+
+/// One pending shard per packed file, train shards cut to `balanced`
+/// blocks; in config domain order within each split, for readable manifests.
+fn pending_shards(
+    config: &DataConfig,
+    packed: BTreeMap<(Split, String), PackedFile>,
+    balanced: Option<usize>,
+) -> Vec<PendingShard> {
+    let p = &config.pipeline;
     let mut shards = Vec::new();
     for ((split, domain), blocks) in packed {
         let keep = if split == Split::Train {
@@ -221,31 +267,9 @@ fn assemble(
             purpose,
         });
     }
-    // Shards in config domain order within each split, for readable manifests.
     let order: Vec<&str> = config.domains.iter().map(|d| d.name.as_str()).collect();
     shards.sort_by_key(|s| (s.info.split, order.iter().position(|d| *d == s.info.domain)));
-    let manifest = Manifest {
-        format: MANIFEST_FORMAT.into(),
-        format_version: MANIFEST_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        config: config.clone(),
-        tokenizer: TokenizerInfo {
-            kind: "gpt2-bpe".into(),
-            sha256: tokenizer_hash.into(),
-            vocab_size: VOCAB_SIZE,
-            eos_id: EOS_ID,
-        },
-        block_size: p.block_size,
-        sources,
-        shards: Vec::new(),
-        balance: BalanceInfo {
-            mode: p.balance,
-            train_blocks_per_domain: balanced.map(|b| b as u64),
-            token_ratio_before,
-        },
-        warnings,
-    };
-    Ok((shards, manifest))
+    shards
 }
 
 /// Assigns `docs` to splits (SPLIT-*) and packs each split present in

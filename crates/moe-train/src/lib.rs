@@ -21,6 +21,7 @@ pub mod error;
 pub mod eval;
 pub mod init;
 pub mod metrics;
+mod preflight;
 pub mod routing_stats;
 pub mod run_dir;
 pub mod sampler;

@@ -3,7 +3,7 @@
 //! routing statistics, collapse detection, a NaN/Inf guard, checkpoints and
 //! exact resume.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
@@ -11,7 +11,6 @@ use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use moe_data::prepared::PreparedData;
-use moe_data::split::Split;
 use moe_model::{Gpt2, ModelConfig, ParamCounts, noise_std_at};
 use sha2::{Digest, Sha256};
 
@@ -23,9 +22,9 @@ use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::eval::{ValBlocks, evaluate};
 use crate::metrics::{Event, MetricsLog, StopReason};
+use crate::preflight;
 use crate::run_dir::RunDir;
 use crate::sampler::TrainBlocks;
-use crate::vocab::VocabMap;
 
 /// Options of `moe train` besides the config.
 #[derive(Debug, Clone, Default)]
@@ -75,14 +74,14 @@ pub fn train<B: AutodiffBackend>(
             model_config.gpt2.n_positions
         )));
     }
-    let (config_text, config_sha) = resolved_config(config)?;
+    let (config_text, config_sha) = preflight::resolved_config(config)?;
     let dir = RunDir::new(&opts.out);
-    let resume_from = check_run_dir(&dir, opts.resume, &config_sha)?;
-    let mut train_blocks = load_train_blocks(&data)?;
+    let resume_from = preflight::check_run_dir(&dir, opts.resume, &config_sha)?;
+    let mut train_blocks = preflight::load_train_blocks(&data)?;
     let mut val = ValBlocks::load(&data, config.eval.max_blocks)?;
     let vocab = if config.model.compact_vocab {
-        let map = compact_vocab(&data)?;
-        check_vocab(&dir, &opts.data, &map)?;
+        let map = preflight::compact_vocab(&data)?;
+        preflight::check_vocab(&dir, &opts.data, &map)?;
         model_config.gpt2.vocab_size = map.len();
         for (_, tokens) in train_blocks
             .domains
@@ -378,70 +377,6 @@ struct TrainLog {
     grad_norm: f64,
     noise_std: f64,
     tok_per_s: f64,
-}
-
-/// The compact vocabulary of all of the data's shards (train, val, test).
-fn compact_vocab(data: &PreparedData) -> Result<VocabMap> {
-    let mut shards = Vec::new();
-    for info in &data.manifest.shards {
-        shards.push(data.load_shard(info.split, &info.domain)?);
-    }
-    Ok(VocabMap::from_shards(shards.iter().map(Vec::as_slice)))
-}
-
-/// The train shards of every domain.
-fn load_train_blocks(data: &PreparedData) -> Result<TrainBlocks> {
-    let mut domains = Vec::new();
-    for d in data.manifest.domains() {
-        domains.push((d.clone(), data.load_shard(Split::Train, &d)?));
-    }
-    Ok(TrainBlocks {
-        block_size: data.block_size(),
-        domains,
-    })
-}
-
-/// The resolved config as written to `config.toml`, and its sha256.
-fn resolved_config(config: &RunConfig) -> Result<(String, String)> {
-    let text = toml::to_string(config)
-        .map_err(|e| TrainError::Mismatch(format!("config serialisation: {e}")))?;
-    let sha = hex::encode(Sha256::digest(text.as_bytes()));
-    Ok((text, sha))
-}
-
-/// Refuses an existing run unless resuming, and a resume of another config;
-/// returns the checkpoint to resume from. Writes nothing.
-fn check_run_dir(dir: &RunDir, resume: bool, config_sha: &str) -> Result<Option<u64>> {
-    if dir.has_run() && !resume {
-        return Err(TrainError::Mismatch(format!(
-            "{}: a run is already there (use --resume, or another --out)",
-            dir.path().display()
-        )));
-    }
-    let last = dir.checkpoints().last().copied();
-    let Some(step) = last.filter(|_| resume) else {
-        return Ok(None);
-    };
-    let state = checkpoint::read_state(dir, step)?;
-    if state.config_sha256 != config_sha {
-        return Err(TrainError::Mismatch(format!(
-            "{}: the checkpoint belongs to another config",
-            dir.path().display()
-        )));
-    }
-    Ok(Some(step))
-}
-
-/// A resumed run's `vocab.json` must be the one this data gives.
-fn check_vocab(dir: &RunDir, data: &Path, map: &VocabMap) -> Result<()> {
-    match dir.vocab()? {
-        Some(saved) if saved.gpt2_ids != map.gpt2_ids => Err(TrainError::Mismatch(format!(
-            "{}: vocab.json was made from other data than {}",
-            dir.path().display(),
-            data.display()
-        ))),
-        _ => Ok(()),
-    }
 }
 
 fn seed_for(seed: u64, step: u64) -> u64 {

@@ -8,8 +8,9 @@
 //! loss figure per domain under `<out>/figures/`.
 
 pub mod claims;
-pub mod losses;
+pub mod eval_loss;
 pub mod render;
+pub mod run;
 pub mod sections;
 pub mod seeds;
 
@@ -22,7 +23,8 @@ use crate::error::{AnalysisError, Result};
 use crate::figures::lines::{LineChart, Series};
 use crate::figures::save;
 use crate::schema::{Analysis, BaselineInfo, OptionsRecord, RunInfo, SCHEMA_VERSION, ValInfo};
-pub use render::{ReportRun, render};
+pub use render::render;
+pub use run::ReportRun;
 
 /// What `report` wrote.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +47,7 @@ pub fn report(dirs: &[PathBuf], out: &Path) -> Result<ReportSummary> {
     seeds::label_seeds(&mut runs);
     let mut figures = Vec::new();
     let mut comparison = Vec::new();
-    for domain in render::domains(&runs) {
+    for domain in run::domains(&runs) {
         let chart = compare_chart(&runs, &domain);
         let stem = format!("loss_{}", slug(&domain));
         let names = save(&chart, &out.join("figures"), &stem)?;

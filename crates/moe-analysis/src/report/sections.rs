@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::claims::{self, f3, f4, pct};
-use super::render::ReportRun;
+use super::run::ReportRun;
 use crate::schema::RunInfo;
 use crate::top_tokens::display;
 
@@ -35,6 +35,15 @@ pub fn specialization(md: &mut String, runs: &[ReportRun]) {
         "| run | block | NMI | permutation null mean / p95 | p | random router | baseline NMI (step) | rise over baseline [95% CI] | token-identity NMI (survival) |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    specialization_rows(md, runs);
+    let _ = writeln!(md);
+    for r in moe_runs(runs) {
+        specialization_claims(md, r);
+    }
+}
+
+/// One table row per MoE run and block: NMI, nulls, baseline, rise, control.
+fn specialization_rows(md: &mut String, runs: &[ReportRun]) {
     for r in moe_runs(runs) {
         for l in &r.analysis.layers {
             let s = &l.specialization;
@@ -68,8 +77,11 @@ pub fn specialization(md: &mut String, runs: &[ReportRun]) {
             );
         }
     }
-    let _ = writeln!(md);
-    for r in moe_runs(runs) {
+}
+
+/// A run's specialization sentences per block, then its heatmaps.
+fn specialization_claims(md: &mut String, r: &ReportRun) {
+    {
         let a = &r.analysis;
         let _ = writeln!(
             md,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::claims::{f3, signed};
-use super::render::ReportRun;
+use super::run::ReportRun;
 use crate::seeds::{Interval, paired_differences, spread, t_interval};
 use moe_train::metrics::StopReason;
 
@@ -79,7 +79,7 @@ pub fn interval_over(i: &Interval, unit: &str) -> String {
 /// The largest step at which every run of `members` has an eval row.
 fn common_step(members: &[&ReportRun]) -> Option<u64> {
     let owned: Vec<ReportRun> = members.iter().map(|r| (*r).clone()).collect();
-    super::render::common_eval_step(&owned)
+    super::run::common_eval_step(&owned)
 }
 
 /// (seed, loss of `domain`) at `step` (`None` domain = the token-weighted total).

@@ -1,5 +1,7 @@
 //! Duplicates, near-duplicates and split leakage among complete documents
-//! (AUDIT-11 … AUDIT-13).
+//! (AUDIT-11 … AUDIT-13). Over 400 lines because MinHash, the LSH bands,
+//! the union-find of clusters and the tally share one document index; split
+//! apart they would pass it around without making any piece readable alone.
 //!
 //! Exact duplicates are identical token sequences; `prepare` drops them
 //! before splitting (FILT-4), so the audit expects none and says so.
@@ -318,47 +320,8 @@ fn tally(
     overlap: &[Option<f64>],
     cfg: &DedupConfig,
 ) -> Duplicates {
-    let mut by_tokens: FxHashMap<&[u16], Vec<usize>> = FxHashMap::default();
-    for (i, d) in complete.iter().enumerate() {
-        by_tokens.entry(&d.tokens).or_default().push(i);
-    }
-    let mut leaked = vec![false; complete.len()];
-    let mut cross_domain = vec![false; complete.len()];
-    let mut leaks = Vec::new();
-    for &(a, b, s) in scored {
-        let (da, db) = (complete[a], complete[b]);
-        if da.domain != db.domain {
-            cross_domain[a] = true;
-            cross_domain[b] = true;
-        }
-        if (da.split == Split::Train) != (db.split == Split::Train) {
-            let (h, t) = if da.split == Split::Train {
-                (b, a)
-            } else {
-                (a, b)
-            };
-            leaked[h] = true;
-            leaks.push(Pair {
-                a: idx[h],
-                b: idx[t],
-                similarity: s,
-            });
-        }
-    }
-    let mut exact = vec![false; complete.len()];
-    let mut exact_leaked = vec![false; complete.len()];
-    for same in by_tokens.values().filter(|v| v.len() > 1) {
-        let has_train = same.iter().any(|&i| complete[i].split == Split::Train);
-        for (k, &i) in same.iter().enumerate() {
-            let d = complete[i];
-            exact[i] = same[..k]
-                .iter()
-                .any(|&j| group_key(complete[j]) == group_key(d));
-            exact_leaked[i] = d.split != Split::Train && has_train;
-            leaked[i] |= exact_leaked[i];
-            cross_domain[i] |= same.iter().any(|&j| complete[j].domain != d.domain);
-        }
-    }
+    let (mut leaked, mut cross_domain, leaks) = near_flags(complete, scored, idx);
+    let (exact, exact_leaked) = exact_flags(complete, &mut leaked, &mut cross_domain);
     let contained: Vec<bool> = overlap
         .iter()
         .map(|o| o.is_some_and(|x| x >= cfg.overlap_threshold))
@@ -403,6 +366,67 @@ fn tally(
         within: Vec::new(),
         contained: contained_docs,
     }
+}
+
+/// Per document: leaked to or from train by a scored near pair, in a pair
+/// across domains; and the train/held-out pairs themselves.
+fn near_flags(
+    complete: &[&Doc],
+    scored: &[(usize, usize, f64)],
+    idx: &[usize],
+) -> (Vec<bool>, Vec<bool>, Vec<Pair>) {
+    let mut leaked = vec![false; complete.len()];
+    let mut cross_domain = vec![false; complete.len()];
+    let mut leaks = Vec::new();
+    for &(a, b, s) in scored {
+        let (da, db) = (complete[a], complete[b]);
+        if da.domain != db.domain {
+            cross_domain[a] = true;
+            cross_domain[b] = true;
+        }
+        if (da.split == Split::Train) != (db.split == Split::Train) {
+            let (h, t) = if da.split == Split::Train {
+                (b, a)
+            } else {
+                (a, b)
+            };
+            leaked[h] = true;
+            leaks.push(Pair {
+                a: idx[h],
+                b: idx[t],
+                similarity: s,
+            });
+        }
+    }
+    (leaked, cross_domain, leaks)
+}
+
+/// Per document: an exact copy of an earlier one in its group, a held-out
+/// exact copy of a train document; marks those leaked and cross-domain copies.
+fn exact_flags(
+    complete: &[&Doc],
+    leaked: &mut [bool],
+    cross_domain: &mut [bool],
+) -> (Vec<bool>, Vec<bool>) {
+    let mut by_tokens: FxHashMap<&[u16], Vec<usize>> = FxHashMap::default();
+    for (i, d) in complete.iter().enumerate() {
+        by_tokens.entry(&d.tokens).or_default().push(i);
+    }
+    let mut exact = vec![false; complete.len()];
+    let mut exact_leaked = vec![false; complete.len()];
+    for same in by_tokens.values().filter(|v| v.len() > 1) {
+        let has_train = same.iter().any(|&i| complete[i].split == Split::Train);
+        for (k, &i) in same.iter().enumerate() {
+            let d = complete[i];
+            exact[i] = same[..k]
+                .iter()
+                .any(|&j| group_key(complete[j]) == group_key(d));
+            exact_leaked[i] = d.split != Split::Train && has_train;
+            leaked[i] |= exact_leaked[i];
+            cross_domain[i] |= same.iter().any(|&j| complete[j].domain != d.domain);
+        }
+    }
+    (exact, exact_leaked)
 }
 
 fn group_key(d: &Doc) -> (Split, usize) {

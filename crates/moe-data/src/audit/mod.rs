@@ -6,7 +6,7 @@
 //! documents from EOS-delimited runs after undoing the seeded block
 //! shuffle ([`docs`]), measures document starts and characters
 //! ([`starts`]), duplicates and split leakage ([`dedup`]) and the shape of
-//! the data ([`shape`]), and turns the measurements into findings by the
+//! the data ([`shape_stats`]), and turns the measurements into findings by the
 //! explicit thresholds of [`rules`]. [`render`] writes Markdown; the
 //! [`Audit`] value serializes to JSON. Same directory and options, same
 //! bytes (AUDIT-4).
@@ -23,8 +23,9 @@ pub mod dedup;
 pub mod docs;
 pub mod render;
 pub mod rules;
-pub mod shape;
+pub mod shape_stats;
 pub mod starts;
+pub mod text;
 
 use std::path::PathBuf;
 
@@ -37,7 +38,7 @@ use crate::tokenizer::{Gpt2Tokenizer, TablesError};
 use dedup::{DedupConfig, Duplicates};
 use docs::{Doc, ShardCoverage, rebuild_shard};
 use rules::{Context, Finding, Severity};
-use shape::Shape;
+use shape_stats::Shape;
 use starts::DomainStarts;
 
 /// Value of [`Audit::format`].
@@ -173,7 +174,7 @@ pub fn audit(data: &PreparedData, opts: &AuditOptions) -> Result<Audit, AuditErr
     let domains = m.domains();
     let (docs, coverage) = rebuild(data, &tokenizer)?;
     let measurements = Measurements {
-        shape: shape::measure(m, &docs, &coverage),
+        shape: shape_stats::measure(m, &docs, &coverage),
         starts: starts::measure(&docs, &domains, &tokenizer),
         duplicates: dedup::measure(&docs, &opts.dedup),
         coverage,
@@ -266,7 +267,7 @@ fn assumptions(data: &PreparedData, m: &Measurements, opts: &AuditOptions) -> Ve
         format!(
             "Documents are rebuilt by undoing the seeded block shuffle (seed {}) and cutting at EOS: {complete} of {packed} packed documents ({}) are complete, {heads} more show only their start, {fragments} fragments without a start are ignored.",
             p.seed,
-            rules::pct(complete as f64 / packed.max(1) as f64)
+            text::pct(complete as f64 / packed.max(1) as f64)
         ),
         "Document-start measures (prefixes, first characters, leading whitespace) use every document whose start is visible; invisible characters and literal EOS text are counted in every rebuilt piece; template markers, duplicates, lengths and tokens per byte use complete documents only.".into(),
         format!(
@@ -280,13 +281,13 @@ fn assumptions(data: &PreparedData, m: &Measurements, opts: &AuditOptions) -> Ve
         ),
         format!(
             "Held-out overlap: a held-out document with ≥ {} of its {}-token n-grams anywhere in the train shards (fragments included) is contained in train.",
-            rules::pct(mh.overlap_threshold),
+            text::pct(mh.overlap_threshold),
             mh.overlap_ngram
         ),
         format!(
             "Held-out splits (val {}, test {} of each domain's documents) are used for evaluation only; leakage is measured against train.",
-            rules::pct(p.val_fraction),
-            rules::pct(p.test_fraction)
+            text::pct(p.val_fraction),
+            text::pct(p.test_fraction)
         ),
         "A document's domain is its source's domain; whether the text belongs there, and how the model uses the data (attention across EOS, routing of the first tokens), is not measured.".into(),
         "Severity thresholds are the constants of `moe_data::audit::rules`, quoted with each finding and listed in specs/audit.md.".into(),

@@ -5,16 +5,7 @@
 use std::fmt::Write;
 
 use super::Audit;
-use super::rules::pct;
-
-/// `text` as an inline code span, quoted and escaped like a Rust string
-/// (so whitespace and invisible characters are visible).
-pub fn code(text: &str) -> String {
-    let quoted = format!("{text:?}");
-    let fence = if quoted.contains('`') { "``" } else { "`" };
-    let pad = if quoted.contains('`') { " " } else { "" };
-    format!("{fence}{pad}{quoted}{pad}{fence}")
-}
+use super::text::{code, pct};
 
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
@@ -243,6 +234,11 @@ fn starts(out: &mut String, a: &Audit) {
         ],
         &rows,
     );
+    trigrams(out, a);
+}
+
+/// The once-per-document trigrams with the highest document frequency.
+fn trigrams(out: &mut String, a: &Audit) {
     let _ = writeln!(
         out,
         "\nOnce-per-document trigrams with the highest document frequency:\n"

@@ -1,5 +1,7 @@
 //! Hugging Face Hub dataset sources, through `hf-hub` and the standard HF
-//! cache (SRC-4 … SRC-7).
+//! cache (SRC-4 … SRC-7). Over 400 lines: resolving, name validation, the
+//! offline cache layout and the lazy download are one protocol with one
+//! set of invariants, kept in one place.
 //!
 //! Online, the revision is resolved to a commit once and the selected files
 //! are downloaded *at that commit*, so a branch moving mid-run cannot mix

@@ -33,7 +33,14 @@ fn examples(ctx: &Context, pairs: &[Pair], keep: impl Fn(&Pair) -> bool) -> Vec<
 /// Exact duplicates, near-duplicates within a group, cross-domain copies
 /// (AUDIT-11, AUDIT-12).
 pub fn duplicates(ctx: &Context, dups: &Duplicates, dedup_on: bool) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out = vec![exact_duplicates(ctx, dups, dedup_on)];
+    out.extend(near_duplicates(ctx, dups));
+    out.extend(cross_domain(ctx, dups));
+    out
+}
+
+/// AUDIT-11: exact duplicate documents (the pipeline drops them with dedup on).
+fn exact_duplicates(ctx: &Context, dups: &Duplicates, dedup_on: bool) -> Finding {
     let total: u64 = dups.groups.iter().map(|g| g.documents).sum();
     let exact: Vec<String> = dups
         .groups
@@ -59,7 +66,12 @@ pub fn duplicates(ctx: &Context, dups: &Duplicates, dedup_on: bool) -> Vec<Findi
         f.recommendation = "Turn on (or fix) dedup: repeated documents are memorized and overweight their content.".into();
     }
     f.rule = "high: any, with dedup on (the pipeline should have dropped them); medium: any, with dedup off".into();
-    out.push(f);
+    f
+}
+
+/// AUDIT-12: near-duplicates within a (split, domain) group.
+fn near_duplicates(ctx: &Context, dups: &Duplicates) -> Vec<Finding> {
+    let mut out = Vec::new();
     for g in dups.groups.iter().filter(|g| g.documents > 0) {
         let share = g.near as f64 / g.documents as f64;
         let severity = match share {
@@ -96,29 +108,36 @@ pub fn duplicates(ctx: &Context, dups: &Duplicates, dedup_on: bool) -> Vec<Findi
         );
         out.push(f);
     }
+    out
+}
+
+/// AUDIT-12: the same or nearly the same text under two domains.
+fn cross_domain(ctx: &Context, dups: &Duplicates) -> Option<Finding> {
     let cross: Vec<String> = dups
         .groups
         .iter()
         .filter(|g| g.cross_domain > 0)
         .map(|g| format!("{} {}", group_name(ctx, g), g.cross_domain))
         .collect();
-    if !cross.is_empty() {
-        let mut f = finding(
-            Severity::Low,
-            "cross_domain_duplicates",
-            "AUDIT-12",
-            None,
-            "the same or nearly the same text appears under two domains".into(),
-        );
-        f.evidence = vec![format!(
-            "documents with a copy in another domain: {}",
-            cross.join(", ")
-        )];
-        f.rule = "low: any".into();
-        f.recommendation = "Keep each text in one domain: a document labelled twice blurs the expert-domain signal.".into();
-        out.push(f);
+    if cross.is_empty() {
+        return None;
     }
-    out
+    let mut f = finding(
+        Severity::Low,
+        "cross_domain_duplicates",
+        "AUDIT-12",
+        None,
+        "the same or nearly the same text appears under two domains".into(),
+    );
+    f.evidence = vec![format!(
+        "documents with a copy in another domain: {}",
+        cross.join(", ")
+    )];
+    f.rule = "low: any".into();
+    f.recommendation =
+        "Keep each text in one domain: a document labelled twice blurs the expert-domain signal."
+            .into();
+    Some(f)
 }
 
 /// Held-out documents with a train copy, near-copy or n-gram containment (AUDIT-13).

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::tokenizer::Gpt2Tokenizer;
 
 use super::docs::Doc;
-use super::render::code;
+use super::text::{code, pct};
 
 /// A prefix in at least this share of a domain's documents, and under
 /// [`EXCLUSIVE_MAX`] in every other domain, is high.
@@ -153,16 +153,6 @@ impl Context<'_> {
         } else {
             v.join(", ")
         }
-    }
-}
-
-/// A share as a percentage with one decimal; a share that is not 0 or 1
-/// never prints as `0.0%` or `100.0%`.
-pub fn pct(share: f64) -> String {
-    match share {
-        s if s > 0.0 && s < 0.0005 => "<0.1%".into(),
-        s if (0.9995..1.0).contains(&s) => ">99.9%".into(),
-        s => format!("{:.1}%", 100.0 * s),
     }
 }
 

@@ -2,7 +2,7 @@
 //! AUDIT-14, AUDIT-15, AUDIT-17, AUDIT-18).
 
 use super::*;
-use crate::audit::shape::Shape;
+use crate::audit::shape_stats::Shape;
 use crate::split::Split;
 
 pub(super) fn finding(

@@ -21,7 +21,7 @@ fn nmi_of(docs: &DocRouting, pick: &[usize], table: &mut Vec<f64>) -> f64 {
             table[e * docs.n_domains + d] += c as f64;
         }
     }
-    crate::info::mutual_information(table, docs.n_experts, docs.n_domains).nmi()
+    crate::nmi::mutual_information(table, docs.n_experts, docs.n_domains).nmi()
 }
 
 /// Paired bootstrap of `NMI(trained) − NMI(step 0)` over documents; both

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::claims::{f3, signed};
-use super::render::{ReportRun, common_eval_step, domains};
+use super::run::{ReportRun, common_eval_step, domains};
 use crate::schema::EvalPoint;
 
 /// The eval-loss section, with the cross-run loss figures.
