@@ -6,6 +6,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
@@ -14,7 +15,7 @@ use moe_data::sources::HubOptions;
 use moe_train::RunConfig;
 
 use crate::backend::Device;
-use crate::runs::{RunPlan, ensure_data, ensure_run, parallel_map, seed_plans};
+use crate::study::{StudyOptions, default_jobs, plan, run_study};
 
 /// Arguments of `moe reproduce`.
 #[derive(Args, Clone)]
@@ -71,80 +72,59 @@ pub struct ReproduceArgs {
 
 /// Runs `moe reproduce`.
 pub fn run(args: &ReproduceArgs) -> Result<()> {
-    let data_config = DataConfig::load(&args.data_config)?;
-    let mut plans: Vec<(RunPlan, RunConfig)> = Vec::new();
-    for name in &args.runs {
-        let config = args.configs.join(format!("{name}.toml"));
-        for plan in seed_plans(&config, &args.out.join(name), args.seeds, None)? {
-            let rc = plan.config()?;
-            plans.push((plan, rc));
-        }
-    }
+    let start = Instant::now();
+    let opts = StudyOptions {
+        data_config: args.data_config.clone(),
+        configs: args
+            .runs
+            .iter()
+            .map(|name| args.configs.join(format!("{name}.toml")))
+            .collect(),
+        out: args.out.clone(),
+        seeds: args.seeds,
+        max_steps: None,
+        permutations: 1000,
+        device: args.device,
+        jobs: args.jobs.unwrap_or(if args.device == Device::Cpu {
+            default_jobs()
+        } else {
+            1
+        }),
+        hub: HubOptions {
+            offline: args.offline,
+            locked: args.locked,
+            ..Default::default()
+        },
+        progress: std::io::stderr().is_terminal(),
+    };
     // The estimate is of GPU time; a CPU study has its own wall time.
     if args.device != Device::Cpu || args.estimate_only {
+        let data_config = DataConfig::load(&args.data_config)?;
+        let mut configs = Vec::new();
+        for plan in plan(&opts)? {
+            configs.push(plan.config()?);
+        }
         print!(
             "{}",
-            estimate(&plans, data_config.pipeline.block_size, args)
+            estimate(&configs, data_config.pipeline.block_size, args)
         );
     }
     if args.estimate_only {
         return Ok(());
     }
-    let data_dir = args.out.join("data");
-    let hub = HubOptions {
-        offline: args.offline,
-        locked: args.locked,
-        ..Default::default()
-    };
-    ensure_data(&args.data_config, &data_dir, hub, true)?;
-    let jobs = args.jobs.unwrap_or(if args.device == Device::Cpu {
-        crate::cmd_demo::default_jobs()
-    } else {
-        1
-    });
-    // Progress bars of runs side by side would overwrite each other.
-    let progress = std::io::stderr().is_terminal() && jobs == 1;
-    parallel_map(&plans, jobs, |(plan, _)| {
-        let out = plan.out.display();
-        eprintln!("== {} → {out}", plan.config.display());
-        match ensure_run(plan, &data_dir, args.device, progress)? {
-            None => eprintln!("   {out}: already complete"),
-            Some(s) => eprintln!(
-                "   {out}: {} steps{}",
-                s.steps,
-                s.stopped
-                    .map(|r| format!("; stopped: {}", r.message()))
-                    .unwrap_or_default()
-            ),
-        }
-        Ok(())
-    })?;
-    let moe_plans: Vec<&(RunPlan, RunConfig)> = plans
-        .iter()
-        .filter(|(_, rc)| rc.model.moe.is_some())
-        .collect();
-    let analyses = parallel_map(&moe_plans, jobs, |(plan, rc)| {
-        eprintln!("== analyse {} → {}", rc.run.name, plan.out.display());
-        crate::runs::ensure_analysis(&plan.out, &data_dir, 1000)
-    })?;
-    let runs: Vec<PathBuf> = plans.iter().map(|(p, _)| p.out.clone()).collect();
-    let report = moe_analysis::report(&runs, &args.out.join("report"))?;
-    let plans: Vec<RunPlan> = plans.into_iter().map(|(p, _)| p).collect();
-    print!(
-        "{}",
-        crate::cmd_demo::study_summary(&plans, &analyses, &report, args.seeds > 1)
-    );
+    let study = run_study(&opts, start)?;
+    print!("{}", study.summary(args.seeds > 1));
     Ok(())
 }
 
 /// The GPU time and cost estimate, one line per run and a total.
-pub fn estimate(plans: &[(RunPlan, RunConfig)], block_size: usize, args: &ReproduceArgs) -> String {
+pub fn estimate(configs: &[RunConfig], block_size: usize, args: &ReproduceArgs) -> String {
     let mut out = format!(
         "estimate at {:.0} tok/s dense, {:.0} tok/s MoE, ${:.2}/h (pass measured figures with --dense-tok-per-s/--moe-tok-per-s):\n",
         args.dense_tok_per_s, args.moe_tok_per_s, args.usd_per_hour
     );
     let mut total_h = 0.0;
-    for (_, rc) in plans {
+    for rc in configs {
         let tokens = rc.train.steps * rc.tokens_per_step(block_size);
         let rate = if rc.model.moe.is_some() {
             args.moe_tok_per_s

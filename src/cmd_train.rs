@@ -4,12 +4,12 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use moe_train::metrics::Event;
-use moe_train::{RunConfig, TrainOptions, TrainSummary, train};
+use moe_train::{RunConfig, TrainOptions, TrainSummary};
 
-use crate::backend::{Device, OnBackend, run_on};
+use crate::backend::Device;
+use crate::runs::train_on;
 
 /// Arguments of `moe train`.
 #[derive(Args, Clone)]
@@ -66,20 +66,7 @@ pub fn run_quiet(args: &TrainArgs, progress: bool) -> Result<TrainSummary> {
         progress,
         device_name: args.device.name().to_string(),
     };
-    run_on(args.device, Train { config, opts })
-}
-
-/// One training run as a backend-generic job.
-struct Train {
-    config: RunConfig,
-    opts: TrainOptions,
-}
-
-impl OnBackend for Train {
-    type Output = TrainSummary;
-    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<TrainSummary> {
-        Ok(train::<B>(&self.config, &self.opts, device)?)
-    }
+    train_on(args.device, config, opts)
 }
 
 fn report(summary: &TrainSummary) {

@@ -3,7 +3,6 @@
 //! With no arguments it runs the demo; `moe data …` prepares and inspects
 //! token data, `moe model …` inspects the model, `moe train` trains a run.
 
-mod backend;
 mod cmd_analysis;
 mod cmd_data;
 mod cmd_demo;
@@ -11,7 +10,8 @@ mod cmd_gpu;
 mod cmd_model;
 mod cmd_reproduce;
 mod cmd_train;
-mod runs;
+
+use moe_emergence::{backend, runs, study};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

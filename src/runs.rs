@@ -1,21 +1,21 @@
 //! Running a list of training runs into one directory, skipping those whose
-//! outputs already exist and match their config (used by `moe demo` and
-//! `moe reproduce`).
+//! outputs already exist and match their config, and analysing them (the
+//! steps of [`crate::study`]; `moe train` trains through [`train_on`]).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use burn::tensor::backend::AutodiffBackend;
 use moe_analysis::analyze::{ANALYSIS_FILE, is_current, read_json};
 use moe_analysis::{Analysis, AnalyzeOptions};
 use moe_data::config::DataConfig;
 use moe_data::prepare::{PrepareOptions, prepare};
 use moe_data::prepared::PreparedData;
 use moe_data::sources::HubOptions;
-use moe_train::{RunConfig, RunDir, RunStatus, TrainSummary};
+use moe_train::{RunConfig, RunDir, RunStatus, TrainOptions, TrainSummary};
 
-use crate::backend::Device;
-use crate::cmd_train::{TrainArgs, run_quiet};
+use crate::backend::{Device, OnBackend, run_on};
 
 /// One run of a study.
 #[derive(Debug, Clone)]
@@ -91,23 +91,39 @@ pub fn ensure_run(
     if is_complete(plan)? {
         return Ok(None);
     }
-    let resume = RunDir::new(&plan.out).has_run();
-    let args = TrainArgs {
-        config: plan.config.clone(),
+    let opts = TrainOptions {
         data: data.to_path_buf(),
         out: plan.out.clone(),
-        resume,
-        device,
+        resume: RunDir::new(&plan.out).has_run(),
         max_steps: plan.max_steps,
-        seed: plan.seed,
+        progress,
+        device_name: device.name().to_string(),
     };
-    let summary =
-        run_quiet(&args, progress).with_context(|| format!("run {}", plan.config.display()))?;
+    let summary = train_on(device, plan.config()?, opts)
+        .with_context(|| format!("run {}", plan.config.display()))?;
     match &summary.stopped {
         Some(reason) if !reason.is_result() => {
             anyhow::bail!("run {} failed: {}", plan.out.display(), reason.message())
         }
         _ => Ok(Some(summary)),
+    }
+}
+
+/// Trains one run on `device` (`moe train` and every study run).
+pub fn train_on(device: Device, config: RunConfig, opts: TrainOptions) -> Result<TrainSummary> {
+    run_on(device, Train { config, opts })
+}
+
+/// One training run as a backend-generic job.
+struct Train {
+    config: RunConfig,
+    opts: TrainOptions,
+}
+
+impl OnBackend for Train {
+    type Output = TrainSummary;
+    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<TrainSummary> {
+        Ok(moe_train::train::<B>(&self.config, &self.opts, device)?)
     }
 }
 
