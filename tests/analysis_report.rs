@@ -533,6 +533,20 @@ fn ana_21_nmi_is_compared_with_the_main_moe_run_and_its_control() {
         md.contains("- moe-no-lb − moe, block 2 NMI: -0.033 [-0.195, +0.128] over 3 seeds, unresolved: the interval covers 0."),
         "{md}"
     );
+    // A configuration analysed at other steps (a collapse stop) says so.
+    let mut runs2 = runs.clone();
+    for r in runs2
+        .iter_mut()
+        .filter(|r| r.name().starts_with("moe-no-lb"))
+    {
+        r.analysis.run.checkpoint_step = Some(40);
+    }
+    let md2 = render(&runs2, &[]);
+    assert!(
+        md2.contains("over 3 seeds, unresolved: the interval covers 0; not step-matched: moe-no-lb analysed at step 40, moe at 100."),
+        "{md2}"
+    );
+    assert!(!md.contains("not step-matched: moe-no-lb"), "{md}");
     // Loss comparisons are with the main MoE run only: no dense ↔ no-LB pair.
     assert!(md.contains("- moe − dense, total eval loss"), "{md}");
     assert!(md.contains("- moe-no-lb − moe, total eval loss"), "{md}");

@@ -42,24 +42,54 @@ impl Baseline for moe_analysis::Analysis {
     }
 }
 
+/// The run directories of `name` in a demo output: `<name>/` with one seed,
+/// `<name>/seed-*/` with several.
+fn seed_dirs(demo: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let dir = demo.join(name);
+    if dir.join("analysis").exists() {
+        return vec![dir];
+    }
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seed-"))
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 /// The committed demo output (`docs/examples/demo/`, made by `cargo run
-/// --release`) shows what README says it shows: specialization above the
-/// permutation null's 95th percentile and a significant rise over step 0 in
-/// every MoE block of the LB run, a no-LB load CV above the LB run's, a
-/// no-LB collapse, finite losses.
+/// --release`) shows what README says it shows, in every seed:
+/// specialization above the permutation null's 95th percentile and a
+/// significant rise over step 0 in every MoE block of the LB run, a no-LB
+/// load CV above the LB run's, a no-LB collapse, finite losses.
 // Checks: CLI-3
 #[test]
 fn cli_3_committed_demo_output_shows_the_study_picture() {
     let demo = common::repo_root().join("docs/examples/demo");
-    let (main, no_lb) = (
-        analysis(&demo.join("moe-tiny")),
-        analysis(&demo.join("moe-no-lb-tiny")),
+    let (mains, no_lbs) = (
+        seed_dirs(&demo, "moe-tiny"),
+        seed_dirs(&demo, "moe-no-lb-tiny"),
     );
+    assert!(!mains.is_empty() && mains.len() == no_lbs.len());
+    for (main, no_lb) in mains.iter().zip(&no_lbs) {
+        let (main, no_lb) = (analysis(main), analysis(no_lb));
+        assert_eq!(main.run.seed, no_lb.run.seed);
+        committed_seed_shows_the_picture(&main, &no_lb);
+    }
+}
+
+fn committed_seed_shows_the_picture(main: &moe_analysis::Analysis, no_lb: &moe_analysis::Analysis) {
+    let seed = main.run.seed;
     for l in &main.layers {
         let s = &l.specialization;
         assert!(
             s.nmi > s.permutation.null.p95,
-            "block {}: NMI {} not above the null's p95 {}",
+            "seed {seed} block {}: NMI {} not above the null's p95 {}",
             l.layer,
             s.nmi,
             s.permutation.null.p95
@@ -67,20 +97,20 @@ fn cli_3_committed_demo_output_shows_the_study_picture() {
         let rise = s.rise.as_ref().expect("a rise over step 0");
         assert!(
             rise.ci95_low > 0.0,
-            "block {}: the rise is not significant",
+            "seed {seed} block {}: the rise is not significant",
             l.layer
         );
     }
     for (a, b) in main.layers.iter().zip(&no_lb.layers) {
         assert!(
             b.load.cv > a.load.cv,
-            "block {}: no-LB load CV {} not above the LB run's {}",
+            "seed {seed} block {}: no-LB load CV {} not above the LB run's {}",
             a.layer,
             b.load.cv,
             a.load.cv
         );
     }
-    for a in [&main, &no_lb] {
+    for a in [main, no_lb] {
         let h = &a.history;
         assert!(!h.train.is_empty() && !h.eval.is_empty(), "{}", a.run.name);
         assert!(h.train.iter().all(|t| t.loss.is_finite()));
@@ -88,7 +118,7 @@ fn cli_3_committed_demo_output_shows_the_study_picture() {
     }
     assert!(
         no_lb.history.collapse.stopped_by_collapse,
-        "the no-LB demo run did not collapse"
+        "seed {seed}: the no-LB demo run did not collapse"
     );
 }
 

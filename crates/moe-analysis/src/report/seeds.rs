@@ -348,8 +348,9 @@ fn nmi_comparisons(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
             if let Some(iv) = t_interval(&diffs) {
                 let _ = writeln!(
                     lines,
-                    "- {g} − {gm}, block {layer} NMI: {}.",
-                    interval_text(&iv)
+                    "- {g} − {gm}, block {layer} NMI: {}{}.",
+                    interval_text(&iv),
+                    step_mismatch(g, members, gm, reference_runs)
                 );
             }
         }
@@ -358,6 +359,32 @@ fn nmi_comparisons(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
         md.push_str(&lines);
         let _ = writeln!(md);
     }
+}
+
+/// `; not step-matched: …` when the two configurations' analysed models
+/// are not all at one step (a run stopped by a collapse is analysed at its
+/// stop).
+fn step_mismatch(g: &str, a: &[&ReportRun], gm: &str, b: &[&ReportRun]) -> String {
+    let steps = |runs: &[&ReportRun]| -> Vec<u64> {
+        let mut s: Vec<u64> = runs
+            .iter()
+            .filter(|r| r.analyzed)
+            .filter_map(|r| r.analysis.run.checkpoint_step)
+            .collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    };
+    let (sa, sb) = (steps(a), steps(b));
+    if sa == sb && sa.len() == 1 {
+        return String::new();
+    }
+    let list = |s: &[u64]| s.iter().map(u64::to_string).collect::<Vec<_>>().join("/");
+    format!(
+        "; not step-matched: {g} analysed at step {}, {gm} at {}",
+        list(&sa),
+        list(&sb)
+    )
 }
 
 fn collapses(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
