@@ -12,8 +12,9 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Int, Tensor, TensorData};
 use moe_model::{
     CpuBackend, ForwardOptions, Gpt2, HostRoutingRecord, ModelConfig, MoeConfig, PRESETS,
-    ParamCounts, hub, load_model_dir,
+    ParamCounts,
 };
+use moe_train::init::{ModelSource, upcycled};
 
 /// Model subcommands.
 #[derive(clap::Subcommand)]
@@ -89,10 +90,7 @@ impl ModelArgs {
 
     /// The config after applying the MoE flags (no weights touched).
     fn config(&self) -> Result<ModelConfig> {
-        let mut config = match self.source()? {
-            Source::Dir(dir) => moe_model::hf_config::read_hf_config(&dir.join("config.json"))?,
-            Source::Preset(name) => ModelConfig::preset(&name)?,
-        };
+        let mut config = self.source()?.config()?;
         self.apply_moe(&mut config)?;
         Ok(config)
     }
@@ -111,16 +109,16 @@ impl ModelArgs {
         Ok(())
     }
 
-    fn source(&self) -> Result<Source> {
+    fn source(&self) -> Result<ModelSource> {
         if self.model == "hub:gpt2" {
-            return Ok(Source::Dir(hub::fetch_gpt2()?));
+            return Ok(ModelSource::HubGpt2);
         }
         let path = Path::new(&self.model);
         if path.is_dir() {
-            return Ok(Source::Dir(path.to_path_buf()));
+            return Ok(ModelSource::Dir(path.to_path_buf()));
         }
         if PRESETS.contains(&self.model.as_str()) {
-            return Ok(Source::Preset(self.model.clone()));
+            return Ok(ModelSource::Scratch(ModelConfig::preset(&self.model)?));
         }
         bail!(
             "--model {:?} is neither a directory, hub:gpt2, nor a preset ({})",
@@ -132,27 +130,16 @@ impl ModelArgs {
     /// Loads (or initialises) the model and upcycles it as the flags ask.
     fn load(&self) -> Result<(ModelConfig, Gpt2<CpuBackend>)> {
         let device = Default::default();
-        let (mut config, model) = match self.source()? {
-            Source::Dir(dir) => load_model_dir::<CpuBackend>(&dir, &device)
-                .with_context(|| format!("loading {}", dir.display()))?,
-            Source::Preset(name) => {
-                let config = ModelConfig::preset(&name)?;
-                let model = Gpt2::init(&config, self.seed, &device);
-                (config, model)
-            }
-        };
+        let source = self.source()?;
+        let (mut config, model) = source
+            .load::<CpuBackend>(self.seed, &device)
+            .with_context(|| format!("loading {}", self.model))?;
+        let had_moe = config.moe.is_some();
         self.apply_moe(&mut config)?;
-        let model = match (&config.moe, self.wants_moe()) {
-            (Some(moe), true) => model.upcycle(moe, self.upcycle_noise, self.seed),
-            _ => model,
-        };
+        let requested = config.moe.as_ref().filter(|_| !had_moe);
+        let model = upcycled(model, requested, self.upcycle_noise, self.seed);
         Ok((config, model))
     }
-}
-
-enum Source {
-    Dir(PathBuf),
-    Preset(String),
 }
 
 /// Runs a model subcommand.

@@ -1,14 +1,91 @@
 //! The model a run starts from (TRAIN-15): fresh or pretrained, upcycled
-//! to MoE. Training and analysis (the step-0 router) build it here.
+//! to MoE. Training, analysis (the step-0 router) and `moe model` build it
+//! here, from a [`ModelSource`].
 
-use moe_model::{Gpt2, ModelConfig};
+use std::path::PathBuf;
+
+use burn::tensor::backend::Backend;
+use moe_model::{Gpt2, ModelConfig, MoeConfig};
 
 use crate::config::{Init, RunConfig};
 use crate::error::{Result, TrainError};
 
+/// Where a dense model comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    /// Fresh weights of this shape (`Gpt2::init` from a seed).
+    Scratch(ModelConfig),
+    /// An HF-format model directory (`config.json` + `model.safetensors`).
+    Dir(PathBuf),
+    /// GPT-2 small at the pinned revision, from the HF cache or the Hub.
+    HubGpt2,
+}
+
+impl ModelSource {
+    /// The directory of a model on disk (downloading GPT-2 small if needed).
+    fn dir(&self) -> Result<Option<PathBuf>> {
+        Ok(match self {
+            ModelSource::Scratch(_) => None,
+            ModelSource::Dir(dir) => Some(dir.clone()),
+            ModelSource::HubGpt2 => Some(moe_model::hub::fetch_gpt2()?),
+        })
+    }
+
+    /// Its config, without loading weights.
+    pub fn config(&self) -> Result<ModelConfig> {
+        match self.dir()? {
+            None => match self {
+                ModelSource::Scratch(config) => Ok(config.clone()),
+                _ => unreachable!("only Scratch has no directory"),
+            },
+            Some(dir) => Ok(moe_model::hf_config::read_hf_config(
+                &dir.join("config.json"),
+            )?),
+        }
+    }
+
+    /// Loads the model, or initialises it from `seed`.
+    pub fn load<B: Backend>(
+        &self,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<(ModelConfig, Gpt2<B>)> {
+        match (self, self.dir()?) {
+            (ModelSource::Scratch(config), _) => {
+                Ok((config.clone(), Gpt2::<B>::init(config, seed, device)))
+            }
+            (_, Some(dir)) => Ok(moe_model::load_model_dir::<B>(&dir, device)?),
+            (_, None) => unreachable!("only Scratch has no directory"),
+        }
+    }
+}
+
+/// `dense` upcycled into `moe` with expert noise `noise` and `seed`; as it
+/// is without a MoE layout.
+pub fn upcycled<B: Backend>(
+    dense: Gpt2<B>,
+    moe: Option<&MoeConfig>,
+    noise: f64,
+    seed: u64,
+) -> Gpt2<B> {
+    match moe {
+        Some(moe) => dense.upcycle(moe, noise, seed),
+        None => dense,
+    }
+}
+
+/// Where a run's dense model comes from.
+pub fn run_source(config: &RunConfig, dense: &ModelConfig) -> ModelSource {
+    match (config.model.init, &config.model.hf_dir) {
+        (Init::Scratch, _) => ModelSource::Scratch(dense.clone()),
+        (Init::Pretrained, Some(dir)) => ModelSource::Dir(dir.clone()),
+        (Init::Pretrained, None) => ModelSource::HubGpt2,
+    }
+}
+
 /// The model a run starts from: fresh (`Gpt2::init(dense, run.seed)`) or
 /// pretrained, then upcycled with `upcycle_noise` and `run.seed` when MoE.
-pub fn initial_model<B: burn::tensor::backend::Backend>(
+pub fn initial_model<B: Backend>(
     config: &RunConfig,
     model_config: &ModelConfig,
     device: &B::Device,
@@ -17,26 +94,23 @@ pub fn initial_model<B: burn::tensor::backend::Backend>(
         gpt2: model_config.gpt2.clone(),
         moe: None,
     };
-    let dense = match config.model.init {
-        Init::Scratch => Gpt2::<B>::init(&dense_config, config.run.seed, device),
-        Init::Pretrained => {
-            let dir = match &config.model.hf_dir {
-                Some(dir) => dir.clone(),
-                None => moe_model::hub::fetch_gpt2()?,
-            };
-            let (loaded, model) = moe_model::load_model_dir::<B>(&dir, device)?;
-            if loaded.gpt2 != dense_config.gpt2 {
-                return Err(TrainError::Mismatch(format!(
-                    "{}: weights are not the `{}` preset's shape",
-                    dir.display(),
-                    config.model.preset
-                )));
-            }
-            model
-        }
-    };
-    Ok(match &model_config.moe {
-        Some(moe) => dense.upcycle(moe, config.model.upcycle_noise, config.run.seed),
-        None => dense,
-    })
+    let source = run_source(config, &dense_config);
+    let (loaded, dense) = source.load::<B>(config.run.seed, device)?;
+    if loaded.gpt2 != dense_config.gpt2 {
+        let from = match &source {
+            ModelSource::Dir(dir) => dir.display().to_string(),
+            ModelSource::HubGpt2 => "hub:gpt2".into(),
+            ModelSource::Scratch(_) => "the preset".into(),
+        };
+        return Err(TrainError::Mismatch(format!(
+            "{from}: weights are not the `{}` preset's shape",
+            config.model.preset
+        )));
+    }
+    Ok(upcycled(
+        dense,
+        model_config.moe.as_ref(),
+        config.model.upcycle_noise,
+        config.run.seed,
+    ))
 }
