@@ -488,6 +488,12 @@ fn ana_21_report_pairs_runs_by_seed_and_says_when_unresolved() {
         ),
         "{md}"
     );
+    // With seeds, single runs are not ranked: the claims are the intervals.
+    assert!(!md.contains("loss is lowest for"), "{md}");
+    assert!(md.contains("single runs are not ranked here"), "{md}");
+    // ANA-20's confound is named once per configuration, not per pair of runs.
+    assert_eq!(md.matches("The contrast of ").count(), 1, "{md}");
+    assert!(md.contains("The contrast of moe-no-lb with moe is not load balancing alone"));
     // One seed per configuration: no such section.
     assert!(!render(&fixture(), &[]).contains("## Across seeds"));
 }

@@ -173,9 +173,19 @@ pub fn collapse(md: &mut String, runs: &[ReportRun]) {
             let _ = writeln!(md, "- {}", claims::collapse_layer(r.name(), &h.collapse, l));
         }
     }
-    let moe: Vec<&RunInfo> = moe_runs(runs).map(|r| &r.analysis.run).collect();
-    for no_lb in moe.iter().filter(|r| r.lb_coef == 0.0) {
-        for with_lb in moe.iter().filter(|r| r.lb_coef > 0.0) {
+    // One run per configuration (seeds differ in nothing the contrast is
+    // about), each LB-off configuration against the first with LB.
+    let mut configs: Vec<RunInfo> = Vec::new();
+    for r in moe_runs(runs) {
+        let group = super::seeds::group_of(r);
+        if !configs.iter().any(|c| c.name == group) {
+            let mut info = r.analysis.run.clone();
+            info.name = group.to_string();
+            configs.push(info);
+        }
+    }
+    if let Some(with_lb) = configs.iter().find(|r| r.lb_coef > 0.0) {
+        for no_lb in configs.iter().filter(|r| r.lb_coef == 0.0) {
             if let Some(warning) = claims::lb_contrast(no_lb, with_lb) {
                 let _ = writeln!(md, "- {warning}");
             }
