@@ -78,8 +78,7 @@ pub fn analyze(
     let (ckpt, ckpt_step) = resolve_checkpoint(&dir, options, &config)?;
     let device = Default::default();
     let (model_config, model) = load_model_dir::<CpuBackend>(&ckpt, &device)?;
-    let vocab = dir.vocab()?;
-    let val = ValBlocks::load(&PreparedData::open(data_dir)?, options.max_blocks)?;
+    let (val, vocab) = dir.val_blocks(&PreparedData::open(data_dir)?, options.max_blocks)?;
     let table = collect(&model, &val, options.batch, vocab.as_ref(), &device)?;
     let (baseline, baseline_table) = if table.layers.is_empty() {
         (none("dense model: no router"), None)

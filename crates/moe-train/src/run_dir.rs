@@ -18,8 +18,11 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::Backend;
 use moe_model::{Gpt2, ModelConfig};
 
+use moe_data::prepared::PreparedData;
+
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
+use crate::eval::ValBlocks;
 use crate::metrics::{Event, MetricsLog, StopReason, read_events};
 use crate::vocab::VocabMap;
 
@@ -201,6 +204,17 @@ impl RunDir {
     /// Saves the compact vocabulary.
     pub fn save_vocab(&self, map: &VocabMap) -> Result<()> {
         map.save(&self.root.join(VOCAB_FILE))
+    }
+
+    /// The val blocks as the run's eval saw them: the first `max_blocks`
+    /// of each domain of `data` (0 = all), in GPT-2 ids, with the run's
+    /// compact vocabulary when it trained on one (eval maps through it).
+    pub fn val_blocks(
+        &self,
+        data: &PreparedData,
+        max_blocks: usize,
+    ) -> Result<(ValBlocks, Option<VocabMap>)> {
+        Ok((ValBlocks::load(data, max_blocks)?, self.vocab()?))
     }
 
     /// Where `moe analyze` writes by default.
