@@ -147,26 +147,15 @@ pub fn ensure_analysis(run_dir: &Path, data_dir: &Path, permutations: usize) -> 
 }
 
 /// Prepares `config_path` into `dir` unless a copy made from the same inputs
-/// verifies there; says which on stderr when `log`.
-pub fn ensure_data(
-    config_path: &Path,
-    dir: &Path,
-    hub: HubOptions,
-    log: bool,
-) -> Result<PreparedData> {
+/// verifies there.
+pub fn ensure_data(config_path: &Path, dir: &Path, hub: HubOptions) -> Result<PreparedData> {
     let config = DataConfig::load(config_path)
         .with_context(|| format!("the data config {}", config_path.display()))?;
     if let Ok(data) = PreparedData::open(dir)
         && data.matches_inputs(&config, config_path)?
         && data.verify().is_ok()
     {
-        if log {
-            eprintln!("== data: reusing {}", dir.display());
-        }
         return Ok(data);
-    }
-    if log {
-        eprintln!("== data: {} → {}", config_path.display(), dir.display());
     }
     let opts = PrepareOptions {
         out: dir.to_path_buf(),

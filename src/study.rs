@@ -112,7 +112,7 @@ pub fn run_study(opts: &StudyOptions, start: Instant) -> Result<Study> {
     let at = || format!("[{:>5.1}s]", start.elapsed().as_secs_f64());
     let plans = plan(opts)?;
     let data_dir = opts.out.join("data");
-    ensure_data(&opts.data_config, &data_dir, opts.hub.clone(), false)
+    ensure_data(&opts.data_config, &data_dir, opts.hub.clone())
         .with_context(|| format!("the data of {}", opts.data_config.display()))?;
     let jobs = opts.jobs.max(1);
     // Progress bars of runs side by side would overwrite each other.
@@ -257,8 +257,10 @@ pub fn summary(runs: &[(String, PathBuf)]) -> String {
     );
     for (name, dir) in runs {
         let run = RunDir::new(dir);
-        let eval = run.last_event(|e| matches!(e, Event::Eval { .. }));
-        let train = run.last_event(|e| matches!(e, Event::Train { .. }));
+        let events = run.events().unwrap_or_default();
+        let last = |pick: fn(&Event) -> bool| events.iter().rev().find(|e| pick(e)).cloned();
+        let eval = last(|e| matches!(e, Event::Eval { .. }));
+        let train = last(|e| matches!(e, Event::Train { .. }));
         let Some(Event::Eval {
             step,
             loss,

@@ -32,19 +32,7 @@ fn small_data(dir: &Path) -> PathBuf {
 }
 
 fn train_run(dir: &Path, data: &Path, name: &str, moe: bool) -> PathBuf {
-    let moe_section = if moe {
-        "[model.moe]\nlayers = [1]\nn_experts = 4\ntop_k = 1\n"
-    } else {
-        ""
-    };
-    let router = if moe {
-        "lb_coef = 0.01\nz_coef = 0.001\n"
-    } else {
-        ""
-    };
-    let text = format!(
-        "[run]\nname = \"{name}\"\nseed = 3\n[model]\ninit = \"scratch\"\npreset = \"tiny\"\nupcycle_noise = 0.01\n[model.dims]\nd_model = 16\nn_layer = 2\nn_head = 2\nn_positions = 32\n{moe_section}[train]\nsteps = 4\nmicro_batch = 4\nlr = 3e-3\n{router}\n[eval]\nevery = 2\nmax_blocks = 4\n[log]\nevery = 1\n[checkpoint]\nevery = 2\nkeep = 2\n"
-    );
+    let text = common::tiny_run_toml(name, moe);
     let config = RunConfig::parse(&text, Path::new("t.toml")).unwrap();
     let out = dir.join(name);
     let opts = TrainOptions {

@@ -14,23 +14,10 @@ use moe_emergence::study::{StudyOptions, run_study};
 use moe_train::RunDir;
 use moe_train::metrics::Event;
 
-/// A tiny run config (MoE when `moe`) written to `dir/<name>.toml`.
+/// [`common::tiny_run_toml`] written to `dir/<name>.toml`.
 fn config(dir: &Path, name: &str, moe: bool) -> PathBuf {
-    let moe_section = if moe {
-        "[model.moe]\nlayers = [1]\nn_experts = 4\ntop_k = 1\n"
-    } else {
-        ""
-    };
-    let router = if moe {
-        "lb_coef = 0.01\nz_coef = 0.001\nrouter_noise_std = 0.1\n"
-    } else {
-        ""
-    };
-    let text = format!(
-        "[run]\nname = \"{name}\"\nseed = 3\npurpose = \"test\"\n[model]\ninit = \"scratch\"\npreset = \"tiny\"\n[model.dims]\nd_model = 16\nn_layer = 2\nn_head = 2\nn_positions = 32\n{moe_section}[train]\nsteps = 4\nmicro_batch = 2\ngrad_accum = 2\nlr = 3e-3\n{router}\n[eval]\nevery = 2\nmax_blocks = 4\n[log]\nevery = 1\n[checkpoint]\nevery = 2\nkeep = 2\n"
-    );
     let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, common::tiny_run_toml(name, moe)).unwrap();
     path
 }
 

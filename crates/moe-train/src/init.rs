@@ -22,26 +22,14 @@ pub enum ModelSource {
 }
 
 impl ModelSource {
-    /// The directory of a model on disk (downloading GPT-2 small if needed).
-    fn dir(&self) -> Result<Option<PathBuf>> {
-        Ok(match self {
-            ModelSource::Scratch(_) => None,
-            ModelSource::Dir(dir) => Some(dir.clone()),
-            ModelSource::HubGpt2 => Some(moe_model::hub::fetch_gpt2()?),
-        })
-    }
-
     /// Its config, without loading weights.
     pub fn config(&self) -> Result<ModelConfig> {
-        match self.dir()? {
-            None => match self {
-                ModelSource::Scratch(config) => Ok(config.clone()),
-                _ => unreachable!("only Scratch has no directory"),
-            },
-            Some(dir) => Ok(moe_model::hf_config::read_hf_config(
-                &dir.join("config.json"),
-            )?),
-        }
+        let read = |dir: PathBuf| moe_model::hf_config::read_hf_config(&dir.join("config.json"));
+        Ok(match self {
+            ModelSource::Scratch(config) => config.clone(),
+            ModelSource::Dir(dir) => read(dir.clone())?,
+            ModelSource::HubGpt2 => read(moe_model::hub::fetch_gpt2()?)?,
+        })
     }
 
     /// Loads the model, or initialises it from `seed`.
@@ -50,13 +38,13 @@ impl ModelSource {
         seed: u64,
         device: &B::Device,
     ) -> Result<(ModelConfig, Gpt2<B>)> {
-        match (self, self.dir()?) {
-            (ModelSource::Scratch(config), _) => {
-                Ok((config.clone(), Gpt2::<B>::init(config, seed, device)))
+        Ok(match self {
+            ModelSource::Scratch(config) => (config.clone(), Gpt2::<B>::init(config, seed, device)),
+            ModelSource::Dir(dir) => moe_model::load_model_dir::<B>(dir, device)?,
+            ModelSource::HubGpt2 => {
+                moe_model::load_model_dir::<B>(&moe_model::hub::fetch_gpt2()?, device)?
             }
-            (_, Some(dir)) => Ok(moe_model::load_model_dir::<B>(&dir, device)?),
-            (_, None) => unreachable!("only Scratch has no directory"),
-        }
+        })
     }
 }
 

@@ -106,11 +106,6 @@ impl RunDir {
         read_events(&self.metrics_path())
     }
 
-    /// The last event that `pick` accepts.
-    pub fn last_event(&self, pick: impl Fn(&Event) -> bool) -> Option<Event> {
-        self.events().ok()?.into_iter().rev().find(|e| pick(e))
-    }
-
     /// Opens the events for appending; on resume from `keep_through`,
     /// drops the rows of later steps.
     pub fn open_log(&self, keep_through: Option<u64>) -> Result<MetricsLog> {
