@@ -11,6 +11,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::init::{self, NormalRng};
+use crate::mlp::linear_rows;
 
 /// GPT-2 self-attention.
 #[derive(Module, Debug)]
@@ -46,7 +47,7 @@ impl<B: Backend> Attention<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, seq, d_model] = x.dims();
         let head_dim = d_model / self.n_head;
-        let qkv = self.c_attn.forward(x); // [batch, seq, 3 * d_model]
+        let qkv = linear_rows(&self.c_attn, x); // [batch, seq, 3 * d_model]
         let heads = |i: usize| {
             qkv.clone()
                 .narrow(2, i * d_model, d_model) // [batch, seq, d_model]
@@ -61,6 +62,6 @@ impl<B: Backend> Attention<B> {
         };
         let y = attention(q, k, v, None, None, options); // [batch, n_head, seq, head_dim]
         let y = y.swap_dims(1, 2).reshape([batch, seq, d_model]); // [batch, seq, d_model]
-        self.c_proj.forward(y)
+        linear_rows(&self.c_proj, y)
     }
 }

@@ -1,10 +1,9 @@
 //! tanh-GELU, HF's `gelu_new`, with a hand-written derivative (MODEL-13).
 //!
-//! `gelu_new(x) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`, evaluated in
-//! that order (the same ops as Burn's `gelu_approximate`, so the values are
-//! bit-identical to it). Recorded op by op, autodiff would keep eight
-//! intermediates and differentiate each; here the value is computed outside
-//! the graph and, under autodiff, so is the derivative
+//! `gelu_new(x) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`. Recorded op by
+//! op, autodiff would keep eight intermediates and differentiate each; here
+//! the value is computed outside the graph and, under autodiff, so is the
+//! derivative
 //!
 //! `gelu_new'(x) = 0.5·(1 + t)·(1 + x·(1 − t)·√(2/π)·(1 + 3·0.044715·x²))`,
 //! `t = tanh(√(2/π)·(x + 0.044715·x³))`,
@@ -12,11 +11,14 @@
 //! which reaches the graph through `y = stopgrad(y) + (x·d − stopgrad(x·d))`
 //! with `d` a constant: one multiply in backward. See
 //! [`lm_loss`](crate::lm_loss) for why a surrogate rather than a custom
-//! autodiff op.
+//! autodiff op. On the CPU backend value and derivative come from one
+//! multithreaded pass ([`host`](crate::host), MODEL-15); on the others from
+//! [`gelu_new_by_ops`]. Both are within 1e-6 of HF's formula (tests below).
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
+use crate::host;
 use crate::lm_loss::constant;
 
 /// √(2/π), as Burn's `gelu_approximate` computes it.
@@ -30,18 +32,40 @@ const CUBIC: f64 = 0.044715;
 /// # Shapes
 /// - `x`: any → same
 pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let xd = constant(x.clone());
-    let inner = (xd.clone() + xd.clone().powf_scalar(3.0) * CUBIC) * SQRT_2_OVER_PI;
+    let with_grad = B::ad_enabled(&x.device());
+    let (y, d) = match host::to_flex(constant(x.clone())) {
+        Ok(flex) => {
+            let (y, d) = host::gelu_new(&flex, with_grad);
+            (host::from_flex(y), d.map(host::from_flex))
+        }
+        Err(xd) => gelu_new_by_ops(xd, with_grad),
+    };
+    match d {
+        Some(d) => {
+            let s = x * d;
+            y + (s.clone() - s.detach())
+        }
+        None => y,
+    }
+}
+
+/// `gelu_new` of a constant `x` and, when asked, its derivative, with
+/// generic tensor ops: the version every backend but flex runs.
+pub(crate) fn gelu_new_by_ops<B: Backend, const D: usize>(
+    xd: Tensor<B, D>,
+    with_derivative: bool,
+) -> (Tensor<B, D>, Option<Tensor<B, D>>) {
+    let x2 = xd.clone() * xd.clone();
+    let inner = (xd.clone() + x2.clone() * xd.clone() * CUBIC) * SQRT_2_OVER_PI;
     let t1 = inner.tanh() + 1.0; // 1 + t
     let y = (xd.clone() * t1.clone()) * 0.5;
-    if !B::ad_enabled(&x.device()) {
-        return y;
+    if !with_derivative {
+        return (y, None);
     }
-    let q = xd.clone().powf_scalar(2.0) * (3.0 * CUBIC * SQRT_2_OVER_PI) + SQRT_2_OVER_PI;
+    let q = x2 * (3.0 * CUBIC * SQRT_2_OVER_PI) + SQRT_2_OVER_PI;
     let one_minus_t = t1.clone().neg() + 2.0;
     let d = ((xd * one_minus_t * q + 1.0) * t1) * 0.5;
-    let s = x * d;
-    y + (s.clone() - s.detach())
+    (y, Some(d))
 }
 
 #[cfg(test)]
@@ -63,6 +87,17 @@ mod tests {
         0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
     }
 
+    /// [`gelu_new`] with the derivative from [`gelu_new_by_ops`] (the
+    /// non-CPU path), attached the same way.
+    fn by_ops(x: Tensor<Ad, 2>) -> Tensor<Ad, 2> {
+        let (y, d) = gelu_new_by_ops(constant(x.clone()), true);
+        let s = x * d.expect("asked for");
+        y + (s.clone() - s.detach())
+    }
+
+    /// The CPU kernel's path and the generic one.
+    const PATHS: [fn(Tensor<Ad, 2>) -> Tensor<Ad, 2>; 2] = [gelu_new, by_ops];
+
     /// (value, ∂Σ(g·y)/∂x) of `f` on `x` with upstream weights `g`.
     fn run(f: fn(Tensor<Ad, 2>) -> Tensor<Ad, 2>, x: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let dev = Default::default();
@@ -78,8 +113,9 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
-        // MODEL-13: the value is bit-identical to Burn's op-by-op
-        // gelu_approximate and within 1e-6·max(1, |y|) of HF's formula in f64;
+        // MODEL-13, MODEL-15: on the CPU kernel (gelu_new here) and on the
+        // generic ops (by_ops) the value is within 1e-6·max(1, |y|) of HF's
+        // formula in f64 and of Burn's op-by-op gelu_approximate;
         // for any upstream gradient g the gradient equals autodiff of the
         // op-by-op version within 1e-6·max(1, |x|)·max(1, |g|) (both are f32
         // evaluations of terms as large as x·g).
@@ -88,30 +124,33 @@ mod tests {
             let mut rng = NormalRng::new(seed, 1);
             let x = rng.samples(len, scale);
             let g = rng.samples(len, 1.0);
-            let (y, dx) = run(gelu_new, &x, &g);
             let (y_ref, dx_ref) = run(gelu_approximate, &x, &g);
-            prop_assert_eq!(&y, &y_ref);
+            for (y, dx) in PATHS.map(|f| run(f, &x, &g)) {
             for i in 0..len {
                 let want = hf(x[i] as f64);
                 prop_assert!((y[i] as f64 - want).abs() <= 1e-6 * want.abs().max(1.0), "x {}: {} vs {want}", x[i], y[i]);
                 let tol = 1e-6 * (x[i].abs().max(1.0) * g[i].abs().max(1.0)) as f64;
                 let err = (dx[i] as f64 - dx_ref[i] as f64).abs();
                 prop_assert!(err <= tol, "x {}: gradient {} vs {}", x[i], dx[i], dx_ref[i]);
+                prop_assert!((y[i] as f64 - y_ref[i] as f64).abs() <= 1e-6 * want.abs().max(1.0));
+            }
             }
         }
     }
 
-    // MODEL-13: the derivative matches a central difference of HF's formula
+    // MODEL-13, MODEL-15: on both paths the derivative matches a central difference of HF's formula
     // in f64 (an independent check of the hand-written formula).
     #[test]
     fn model_13_derivative_matches_finite_difference() {
         let x: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.15).collect();
         let ones = vec![1.0; x.len()];
-        let (_, dx) = run(gelu_new, &x, &ones);
-        for (&xi, &d) in x.iter().zip(&dx) {
-            let h = 1e-5;
-            let want = (hf(xi as f64 + h) - hf(xi as f64 - h)) / (2.0 * h);
-            assert!((d as f64 - want).abs() <= 1e-6, "x {xi}: {d} vs {want}");
+        for f in PATHS {
+            let (_, dx) = run(f, &x, &ones);
+            for (&xi, &d) in x.iter().zip(&dx) {
+                let h = 1e-5;
+                let want = (hf(xi as f64 + h) - hf(xi as f64 - h)) / (2.0 * h);
+                assert!((d as f64 - want).abs() <= 1e-6, "x {xi}: {d} vs {want}");
+            }
         }
     }
 }

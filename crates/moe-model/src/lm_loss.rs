@@ -25,6 +25,8 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 
+use crate::host;
+
 /// Most logits one chunk of tokens materialises (rows × vocab): bounds the
 /// op's transient memory whatever the batch (64 MiB of f32).
 const CHUNK_ELEMS: usize = 1 << 24;
@@ -51,8 +53,12 @@ pub fn lm_head_cross_entropy<B: Backend>(
     targets: Tensor<B, 1, Int>,
 ) -> LmLoss<B> {
     let vocab = head.dims()[0];
-    fused(hidden, head, targets, CHUNK_ELEMS / vocab.max(1))
+    fused(hidden, head, targets, CHUNK_ELEMS / vocab.max(1), exp_rows)
 }
+
+/// How a chunk's row pass is computed: [`exp_rows`] in production; the
+/// tests also pass [`exp_rows_by_ops`], the non-CPU path.
+type RowPass<B> = fn(Tensor<B, 2>, Tensor<B, 1, Int>) -> ExpRows<B>;
 
 /// [`lm_head_cross_entropy`] with at most `rows` tokens per chunk.
 fn fused<B: Backend>(
@@ -60,6 +66,7 @@ fn fused<B: Backend>(
     head: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
     rows: usize,
+    row_pass: RowPass<B>,
 ) -> LmLoss<B> {
     let [n, _] = hidden.dims();
     let with_grads = B::ad_enabled(&hidden.device());
@@ -74,12 +81,8 @@ fn fused<B: Backend>(
         let xc = x.clone().narrow(0, start, len); // [len, d_model]
         let yc = targets.clone().narrow(0, start, len); // [len]
         let logits = xc.clone().matmul(w.clone().transpose()); // [len, vocab]
-        let max = logits.clone().max_dim(1); // [len, 1]
-        let picked = logits.clone().gather(1, yc.clone().reshape([len, 1])); // [len, 1]
-        let e = (logits - max.clone()).exp(); // [len, vocab]: exp(logit − max)
-        let sum = e.clone().sum_dim(1); // [len, 1]
-        // logsumexp − picked = (max − picked) + ln Σ exp(logit − max)
-        losses.push(((max - picked) + sum.clone().log()).reshape([len]));
+        let ExpRows { e, sum, loss } = row_pass(logits, yc.clone());
+        losses.push(loss);
         if with_grads {
             // softmax = e / sum; the division is applied to the [len, ·]
             // operands and results of the matmuls, never to e itself.
@@ -111,6 +114,47 @@ fn fused<B: Backend>(
         None => value,
     };
     LmLoss { per_token, mean }
+}
+
+/// A chunk's logits after the row pass: `e = exp(logit − max)` `[len,
+/// vocab]`, `Σ e` `[len, 1]` and each token's loss `[len]`.
+struct ExpRows<B: Backend> {
+    e: Tensor<B, 2>,
+    sum: Tensor<B, 2>,
+    loss: Tensor<B, 1>,
+}
+
+/// The row pass over constant `logits`: one multithreaded kernel on the CPU
+/// backend ([`host::exp_rows`], MODEL-15), [`exp_rows_by_ops`] elsewhere.
+fn exp_rows<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> ExpRows<B> {
+    match host::to_flex(logits) {
+        Ok(flex) => {
+            let ids = targets
+                .into_data()
+                .convert::<i64>()
+                .to_vec::<i64>()
+                .expect("converted to i64");
+            let (e, sum, loss) = host::exp_rows(flex, &ids);
+            ExpRows {
+                e: host::from_flex(e),
+                sum: host::from_flex(sum),
+                loss: host::from_flex(loss),
+            }
+        }
+        Err(logits) => exp_rows_by_ops(logits, targets),
+    }
+}
+
+/// [`exp_rows`] with generic tensor ops.
+fn exp_rows_by_ops<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> ExpRows<B> {
+    let [len, _] = logits.dims();
+    let max = logits.clone().max_dim(1); // [len, 1]
+    let picked = logits.clone().gather(1, targets.reshape([len, 1])); // [len, 1]
+    let e = (logits - max.clone()).exp(); // [len, vocab]: exp(logit − max)
+    let sum = e.clone().sum_dim(1); // [len, 1]
+    // logsumexp − picked = (max − picked) + ln Σ exp(logit − max)
+    let loss = ((max - picked) + sum.clone().log()).reshape([len]);
+    ExpRows { e, sum, loss }
 }
 
 /// `t` outside the autodiff graph. `detach` alone keeps a parameter's
@@ -196,13 +240,17 @@ mod tests {
         (per_token.clone(), per_token.mean())
     }
 
-    /// (per-token, mean, ∂mean/∂x, ∂mean/∂w) of the fused op or the reference.
-    fn run(c: &Case, rows: Option<usize>) -> [Vec<f32>; 4] {
+    /// The row pass of the CPU kernel and the generic one.
+    const PATHS: [RowPass<Ad>; 2] = [exp_rows, exp_rows_by_ops];
+
+    /// (per-token, mean, ∂mean/∂x, ∂mean/∂w) of the fused op (`rows` per
+    /// chunk, a row pass) or the reference (`None`).
+    fn run(c: &Case, fused_with: Option<(usize, RowPass<Ad>)>) -> [Vec<f32>; 4] {
         let (x, w, y) = tensors::<Ad>(c);
         let (x, w) = (x.require_grad(), w.require_grad());
-        let (per_token, mean) = match rows {
-            Some(rows) => {
-                let out = fused(x.clone(), w.clone(), y, rows);
+        let (per_token, mean) = match fused_with {
+            Some((rows, row_pass)) => {
+                let out = fused(x.clone(), w.clone(), y, rows, row_pass);
                 (out.per_token, out.mean)
             }
             None => reference(x.clone(), w.clone(), y),
@@ -219,10 +267,11 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
-        // MODEL-14: per-token losses, their mean and the gradients of the mean
-        // equal the unfused log-softmax + gather within 1e-6 relative to the
-        // magnitude of what is summed (the largest logit for the losses, the
-        // largest |x| or |W| for the gradients), whatever the chunking.
+        // MODEL-14, MODEL-15: per-token losses, their mean and the gradients
+        // of the mean equal the unfused log-softmax + gather within 1e-6
+        // relative to the magnitude of what is summed (the largest logit for
+        // the losses, the largest |x| or |W| for the gradients), whatever the
+        // chunking, with the CPU kernel's row pass and the generic one.
         #[test]
         fn model_14_fused_head_loss_equals_unfused(
             n in 1usize..24,
@@ -233,34 +282,36 @@ mod tests {
             seed in 0u64..1000,
         ) {
             let c = case(n, d, v, scale, seed);
-            let [loss, mean, dx, dw] = run(&c, Some(rows));
-            let [loss_ref, mean_ref, dx_ref, dw_ref] = run(&c, None);
+            let want = run(&c, None);
             let (x, w) = (magnitude(&c.x), magnitude(&c.w));
             let tol = [x * w * d as f64, x * w * d as f64, x.max(w), x.max(w)].map(|m| 1e-6 * m);
-            let got = [&loss, &mean, &dx, &dw];
-            let want = [&loss_ref, &mean_ref, &dx_ref, &dw_ref];
-            for (i, what) in ["per-token", "mean", "dx", "dw"].iter().enumerate() {
-                let err = max_abs(got[i], want[i]);
-                prop_assert!(err <= tol[i], "{what}: error {err} > {}", tol[i]);
+            for (path, row_pass) in PATHS.into_iter().enumerate() {
+                let got = run(&c, Some((rows, row_pass)));
+                for (i, what) in ["per-token", "mean", "dx", "dw"].iter().enumerate() {
+                    let err = max_abs(&got[i], &want[i]);
+                    prop_assert!(err <= tol[i], "path {path}, {what}: error {err} > {}", tol[i]);
+                }
             }
         }
     }
 
-    // MODEL-14: at the scale of a GPT-2 head (unit-variance hidden states,
+    // MODEL-14, MODEL-15: on both row passes, at the scale of a GPT-2 head (unit-variance hidden states,
     // N(0, 0.02²) embeddings, a 2000-word vocabulary) everything agrees within
     // 1e-6 absolute.
     #[test]
     fn model_14_gpt2_scale_within_1e6() {
         let mut c = case(64, 32, 2000, 1.0, 11);
         c.w.iter_mut().for_each(|v| *v *= 0.02);
-        let got = run(&c, Some(24));
         let want = run(&c, None);
-        for (what, (g, w)) in ["per-token", "mean", "dx", "dw"]
-            .iter()
-            .zip(got.iter().zip(&want))
-        {
-            let err = max_abs(g, w);
-            assert!(err <= 1e-6, "{what}: error {err}");
+        for row_pass in PATHS {
+            let got = run(&c, Some((24, row_pass)));
+            for (what, (g, w)) in ["per-token", "mean", "dx", "dw"]
+                .iter()
+                .zip(got.iter().zip(&want))
+            {
+                let err = max_abs(g, w);
+                assert!(err <= 1e-6, "{what}: error {err}");
+            }
         }
     }
 
@@ -270,8 +321,8 @@ mod tests {
     fn model_14_inference_values_and_determinism() {
         let c = case(37, 16, 301, 1.5, 7);
         let (x, w, y) = tensors::<Inner>(&c);
-        let out = fused(x.clone(), w.clone(), y.clone(), 5);
-        let again = fused(x.clone(), w.clone(), y.clone(), 5);
+        let out = fused(x.clone(), w.clone(), y.clone(), 5, exp_rows);
+        let again = fused(x.clone(), w.clone(), y.clone(), 5, exp_rows);
         let (want, want_mean) = reference(x, w, y);
         let (got, got_mean) = (values(out.per_token), values(out.mean));
         assert!(max_abs(&got, &values(want)) <= 1e-5);
@@ -279,7 +330,7 @@ mod tests {
         assert_eq!(got, values(again.per_token));
     }
 
-    // MODEL-14: logits 80 apart (softmax probabilities that underflow to 0)
+    // MODEL-14, MODEL-15: on both row passes, logits 80 apart (softmax probabilities that underflow to 0)
     // still give finite, exact losses.
     #[test]
     fn model_14_extreme_logits_stay_finite() {
@@ -291,10 +342,12 @@ mod tests {
             d: 2,
             v: 3,
         };
-        let [per_token, mean, dx, dw] = run(&c, Some(1));
-        // logsumexp(90, 0, −10) − (−10) = 100 + ln(1 + e⁻⁹⁰ + e⁻¹⁰⁰) = 100
-        assert_eq!(per_token, vec![100.0]);
-        assert_eq!(mean, vec![100.0]);
-        assert!(dx.iter().chain(&dw).all(|g| g.is_finite()));
+        for row_pass in PATHS {
+            let [per_token, mean, dx, dw] = run(&c, Some((1, row_pass)));
+            // logsumexp(90, 0, −10) − (−10) = 100 + ln(1 + e⁻⁹⁰ + e⁻¹⁰⁰) = 100
+            assert_eq!(per_token, vec![100.0]);
+            assert_eq!(mean, vec![100.0]);
+            assert!(dx.iter().chain(&dw).all(|g| g.is_finite()));
+        }
     }
 }

@@ -41,8 +41,8 @@ impl<B: Backend> Mlp<B> {
     /// # Shapes
     /// - `x`: `[..., d_model]` → `[..., d_model]`
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let h = self.c_fc.forward(x); // [..., d_ff]
-        self.c_proj.forward(gelu_new(h)) // [..., d_model]
+        let h = linear_rows(&self.c_fc, x); // [..., d_ff]
+        linear_rows(&self.c_proj, gelu_new(h)) // [..., d_model]
     }
 
     /// A copy with fresh parameter ids, each weight plus N(0, noise_std²) from
@@ -53,6 +53,31 @@ impl<B: Backend> Mlp<B> {
             c_proj: perturb_linear(&self.c_proj, rng, noise_std),
         }
     }
+}
+
+/// `layer` applied to the last dimension of `x`, as one `[rows, in]` matmul.
+///
+/// Same values as `layer.forward(x)`; on a 3-D input Burn's linear would run
+/// a batched matmul per leading index and, in backward, copy the transposed
+/// weight to broadcast it and sum per-batch weight gradients. Flattening
+/// first makes each of the three matmuls one strided 2-D `gemm` (flex).
+///
+/// # Shapes
+/// - `x`: `[..., in]` → `[..., out]`
+pub(crate) fn linear_rows<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    if D <= 2 {
+        return layer.forward(x);
+    }
+    let dims = x.dims();
+    let d_in = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let y = layer.forward(x.reshape([rows, d_in])); // [rows, out]
+    let mut out_dims = dims;
+    out_dims[D - 1] = y.dims()[1];
+    y.reshape(out_dims)
 }
 
 fn perturb_linear<B: Backend>(layer: &Linear<B>, rng: &mut NormalRng, std: f64) -> Linear<B> {
