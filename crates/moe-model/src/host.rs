@@ -161,40 +161,174 @@ pub(crate) fn gelu_new(x: &FlexTensor, with_derivative: bool) -> (FlexTensor, Op
 /// many interleaved partials, combined in a fixed order.
 const LANES: usize = 16;
 
-/// Per row of `logits` `[rows, vocab]`, in place: `e = exp(logit − max)`;
-/// returns `e`, `Σ e` `[rows, 1]` and the cross-entropy `max − logit[target]
-/// + ln Σ e` `[rows]` (MODEL-14). One row per task.
+/// The fused LM head + cross-entropy on the CPU (MODEL-14, MODEL-15): each
+/// token's loss and, with `with_grads`, the gradients of their mean.
+pub(crate) struct LmLossParts {
+    /// `[tokens]`
+    pub per_token: FlexTensor,
+    /// `∂x` `[tokens, d_model]` and `∂W` `[vocab, d_model]`.
+    pub grads: Option<(FlexTensor, FlexTensor)>,
+}
+
+/// Cross-entropy of `targets` under `x·Wᵀ` for `x` `[tokens, d_model]`, `w`
+/// `[vocab, d_model]`, `rows` tokens per chunk: per chunk one gemm for the
+/// logits (into a buffer of our own, never zeroed), one parallel row pass
+/// that turns them into `G = (softmax − onehot)/N` in place, and with
+/// gradients `∂x = G·W` and `∂W += Gᵀ·x`.
 ///
 /// # Panics
-/// When a target is outside `0..vocab`.
-pub(crate) fn exp_rows(
-    mut logits: FlexTensor,
+/// When a target is outside `0..vocab` or the shapes disagree.
+pub(crate) fn lm_loss(
+    x: &FlexTensor,
+    w: &FlexTensor,
     targets: &[i64],
-) -> (FlexTensor, FlexTensor, FlexTensor) {
-    let shape = logits.layout().shape().clone();
-    let (rows, vocab) = (shape[0], shape[1]);
-    assert_eq!(targets.len(), rows, "one target per row");
-    let mut sums = vec![0.0f32; rows];
-    let mut losses = vec![0.0f32; rows];
-    logits
-        .storage_mut::<f32>()
-        .par_chunks_mut(vocab)
-        .zip(sums.par_iter_mut().zip(losses.par_iter_mut()))
+    rows: usize,
+    with_grads: bool,
+) -> LmLossParts {
+    let (xs, ws) = (f32s(x), f32s(w));
+    let (n, d, vocab) = (targets.len(), x.layout().shape()[1], w.layout().shape()[0]);
+    assert_eq!(xs.len(), n * d, "one target per row of x");
+    assert_eq!(ws.len(), vocab * d, "x and W share d_model");
+    let rows = rows.clamp(1, n.max(1));
+    let inv_n = 1.0 / n.max(1) as f32;
+    let mut per_token = vec![0.0f32; n];
+    let mut dx = Vec::with_capacity(if with_grads { n * d } else { 0 });
+    let mut dw: Option<Vec<f32>> = None;
+    for start in (0..n).step_by(rows) {
+        let len = rows.min(n - start);
+        let xc = &xs[start * d..(start + len) * d];
+        let yc = &targets[start..start + len];
+        let mut g = matmul(xc, false, ws, true, [len, vocab, d]); // logits [len, vocab]
+        exp_rows_in_place(
+            &mut g,
+            vocab,
+            yc,
+            &mut per_token[start..start + len],
+            with_grads.then_some(inv_n),
+        );
+        if with_grads {
+            dx.extend(matmul(&g, false, ws, false, [len, d, vocab])); // G·W
+            match &mut dw {
+                Some(acc) => matmul_add(acc, &g, true, xc, false, [vocab, d, len]),
+                None => dw = Some(matmul(&g, true, xc, false, [vocab, d, len])), // Gᵀ·x
+            }
+        }
+    }
+    LmLossParts {
+        per_token: tensor_of(per_token, Shape::new([n])),
+        grads: dw.map(|dw| {
+            (
+                tensor_of(dx, Shape::new([n, d])),
+                tensor_of(dw, Shape::new([vocab, d])),
+            )
+        }),
+    }
+}
+
+/// The f32 elements of a contiguous tensor (as [`to_flex`] returns them).
+fn f32s(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("to_flex gives contiguous f32")
+}
+
+/// Per row of `buf` `[rows, vocab]` (logits), in place: `e = exp(logit −
+/// max)`; `loss[r] = max − logit[target] + ln Σ e`. With `Some(1/N)`, the
+/// row then becomes `G = e/(Σ e·N) − onehot(target)/N`. One row per task.
+fn exp_rows_in_place(
+    buf: &mut [f32],
+    vocab: usize,
+    targets: &[i64],
+    loss: &mut [f32],
+    grad_scale: Option<f32>,
+) {
+    buf.par_chunks_mut(vocab)
+        .zip(loss.par_iter_mut())
         .zip(targets.par_iter())
-        .for_each(|((row, (sum, loss)), &target)| {
-            let picked = row[usize::try_from(target).expect("target ≥ 0")];
+        .for_each(|((row, loss), &target)| {
+            let target = usize::try_from(target).expect("target ≥ 0");
+            let picked = row[target];
             let max = row_max(row);
             for v in row.iter_mut() {
                 *v = exp_f32(*v - max);
             }
-            *sum = row_sum(row);
+            let sum = row_sum(row);
             *loss = (max - picked) + sum.ln();
+            if let Some(inv_n) = grad_scale {
+                let scale = inv_n / sum;
+                for v in row.iter_mut() {
+                    *v *= scale;
+                }
+                row[target] -= inv_n;
+            }
         });
-    (
-        logits,
-        tensor_of(sums, Shape::new([rows, 1])),
-        tensor_of(losses, Shape::new([rows])),
-    )
+}
+
+/// `a·b` as a new row-major `[m, n]` buffer (`[m, n, k]` = `dims`): `a` is
+/// `[m, k]` row-major, or stored `[k, m]` when `a_t`; `b` is `[k, n]`, or
+/// stored `[n, k]` when `b_t`. Parallel over rayon's pool (gemm).
+fn matmul(a: &[f32], a_t: bool, b: &[f32], b_t: bool, dims: [usize; 3]) -> Vec<f32> {
+    let [m, n, _] = dims;
+    let mut out = Vec::with_capacity(m * n);
+    // SAFETY: `out` has room for m·n elements; gemm with read_dst = false
+    // writes every one of them before set_len makes them readable.
+    unsafe {
+        gemm_into(out.as_mut_ptr(), false, a, a_t, b, b_t, dims);
+        out.set_len(m * n);
+    }
+    out
+}
+
+/// `out += a·b`, operands as in [`matmul`].
+fn matmul_add(out: &mut [f32], a: &[f32], a_t: bool, b: &[f32], b_t: bool, dims: [usize; 3]) {
+    assert_eq!(out.len(), dims[0] * dims[1], "output is [m, n]");
+    // SAFETY: `out` holds m·n initialised elements.
+    unsafe { gemm_into(out.as_mut_ptr(), true, a, a_t, b, b_t, dims) }
+}
+
+/// `dst (+)= a·b` through `gemm::gemm`, with the strides of [`matmul`]'s
+/// layouts.
+///
+/// # Safety
+/// `dst` points to `m·n` writable f32, initialised when `accumulate`.
+unsafe fn gemm_into(
+    dst: *mut f32,
+    accumulate: bool,
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    [m, n, k]: [usize; 3],
+) {
+    assert_eq!(a.len(), m * k, "a is [m, k]");
+    assert_eq!(b.len(), k * n, "b is [k, n]");
+    let (m_i, n_i, k_i) = (m as isize, n as isize, k as isize);
+    // (column stride, row stride) of each operand as gemm reads it.
+    let (a_cs, a_rs) = if a_t { (m_i, 1) } else { (1, k_i) };
+    let (b_cs, b_rs) = if b_t { (k_i, 1) } else { (1, n_i) };
+    // SAFETY: the strides address exactly the a.len() and b.len() elements
+    // of the slices; dst per the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            n_i,
+            accumulate,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        );
+    }
 }
 
 /// The largest element of `row` (NaN-free input), in [`LANES`] partials.
@@ -254,11 +388,12 @@ mod tests {
     }
 
     // MODEL-15: both kernels give bit-identical results on 1 and 3 threads
-    // (inputs large enough to be split into many tasks).
+    // (inputs large enough to be split into many tasks; the LM loss in
+    // chunks of 3 rows, so ∂W is accumulated).
     #[test]
     fn model_15_kernels_do_not_depend_on_threads() {
         let (rows, vocab) = (7, 9000);
-        let values: Vec<f32> = (0..rows * vocab)
+        let values: Vec<f32> = (0..vocab * 64)
             .map(|i| ((i * 7919 % 10007) as f32 / 1000.0) - 5.0)
             .collect();
         let targets: Vec<i64> = (0..rows as i64).map(|r| r * 1000).collect();
@@ -268,10 +403,13 @@ mod tests {
                 .build()
                 .unwrap();
             pool.install(|| {
-                let x = tensor_of(values.clone(), Shape::new([rows, vocab]));
+                let x = tensor_of(values[..rows * vocab].to_vec(), Shape::new([rows, vocab]));
                 let (y, d) = gelu_new(&x, true);
-                let (e, sum, loss) = exp_rows(x, &targets);
-                [y, d.unwrap(), e, sum, loss].map(|t| t.as_slice::<f32>().unwrap().to_vec())
+                let h = tensor_of(values[..rows * 64].to_vec(), Shape::new([rows, 64]));
+                let w = tensor_of(values[..vocab * 64].to_vec(), Shape::new([vocab, 64]));
+                let out = lm_loss(&h, &w, &targets, 3, true);
+                let (dx, dw) = out.grads.unwrap();
+                [y, d.unwrap(), out.per_token, dx, dw].map(|t| f32s(&t).to_vec())
             })
         };
         assert_eq!(run(1), run(3));

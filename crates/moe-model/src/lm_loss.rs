@@ -52,21 +52,64 @@ pub fn lm_head_cross_entropy<B: Backend>(
     head: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
 ) -> LmLoss<B> {
-    let vocab = head.dims()[0];
-    fused(hidden, head, targets, CHUNK_ELEMS / vocab.max(1), exp_rows)
+    let rows = CHUNK_ELEMS / head.dims()[0].max(1);
+    match on_host(hidden.clone(), head.clone(), targets.clone(), rows) {
+        Some(loss) => loss,
+        None => fused(hidden, head, targets, rows),
+    }
 }
 
-/// How a chunk's row pass is computed: [`exp_rows`] in production; the
-/// tests also pass [`exp_rows_by_ops`], the non-CPU path.
-type RowPass<B> = fn(Tensor<B, 2>, Tensor<B, 1, Int>) -> ExpRows<B>;
+/// The op on the CPU backend: one multithreaded kernel
+/// ([`host::lm_loss`], MODEL-15) computes the losses and the gradients;
+/// `None` on any other backend.
+fn on_host<B: Backend>(
+    hidden: Tensor<B, 2>,
+    head: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    rows: usize,
+) -> Option<LmLoss<B>> {
+    let with_grads = B::ad_enabled(&hidden.device());
+    let x = host::to_flex(constant(hidden.clone())).ok()?;
+    let w = host::to_flex(constant(head.clone())).ok()?;
+    let ids = targets
+        .into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .expect("converted to i64");
+    let parts = host::lm_loss(&x, &w, &ids, rows, with_grads);
+    let per_token: Tensor<B, 1> = host::from_flex(parts.per_token);
+    let grads = parts
+        .grads
+        .map(|(dx, dw)| (host::from_flex(dx), host::from_flex(dw)));
+    Some(attach(per_token, hidden, head, grads))
+}
 
-/// [`lm_head_cross_entropy`] with at most `rows` tokens per chunk.
+/// The per-token losses with their mean, carrying the gradients `(∂x, ∂W)`
+/// of the mean, when given, through the zero-valued surrogate.
+fn attach<B: Backend>(
+    per_token: Tensor<B, 1>,
+    hidden: Tensor<B, 2>,
+    head: Tensor<B, 2>,
+    grads: Option<(Tensor<B, 2>, Tensor<B, 2>)>,
+) -> LmLoss<B> {
+    let value = per_token.clone().mean(); // [1]
+    let mean = match grads {
+        Some((dx, dw)) => {
+            let s = dot(hidden, dx) + dot(head, dw); // [1]
+            value + (s.clone() - s.detach())
+        }
+        None => value,
+    };
+    LmLoss { per_token, mean }
+}
+
+/// [`lm_head_cross_entropy`] with generic tensor ops (every backend but the
+/// CPU's), at most `rows` tokens per chunk.
 fn fused<B: Backend>(
     hidden: Tensor<B, 2>,
     head: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
     rows: usize,
-    row_pass: RowPass<B>,
 ) -> LmLoss<B> {
     let [n, _] = hidden.dims();
     let with_grads = B::ad_enabled(&hidden.device());
@@ -81,7 +124,7 @@ fn fused<B: Backend>(
         let xc = x.clone().narrow(0, start, len); // [len, d_model]
         let yc = targets.clone().narrow(0, start, len); // [len]
         let logits = xc.clone().matmul(w.clone().transpose()); // [len, vocab]
-        let ExpRows { e, sum, loss } = row_pass(logits, yc.clone());
+        let ExpRows { e, sum, loss } = exp_rows(logits, yc.clone());
         losses.push(loss);
         if with_grads {
             // softmax = e / sum; the division is applied to the [len, ·]
@@ -105,15 +148,12 @@ fn fused<B: Backend>(
         }
     }
     let per_token = Tensor::cat(losses, 0); // [tokens]
-    let value = per_token.clone().mean(); // [1]
-    let mean = match dw {
-        Some(dw) => {
-            let s = dot(hidden, Tensor::cat(dx, 0)) + dot(head, dw); // [1]
-            value + (s.clone() - s.detach())
-        }
-        None => value,
-    };
-    LmLoss { per_token, mean }
+    attach(
+        per_token,
+        hidden,
+        head,
+        dw.map(|dw| (Tensor::cat(dx, 0), dw)),
+    )
 }
 
 /// A chunk's logits after the row pass: `e = exp(logit − max)` `[len,
@@ -124,29 +164,8 @@ struct ExpRows<B: Backend> {
     loss: Tensor<B, 1>,
 }
 
-/// The row pass over constant `logits`: one multithreaded kernel on the CPU
-/// backend ([`host::exp_rows`], MODEL-15), [`exp_rows_by_ops`] elsewhere.
+/// The row pass over a chunk's constant `logits`.
 fn exp_rows<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> ExpRows<B> {
-    match host::to_flex(logits) {
-        Ok(flex) => {
-            let ids = targets
-                .into_data()
-                .convert::<i64>()
-                .to_vec::<i64>()
-                .expect("converted to i64");
-            let (e, sum, loss) = host::exp_rows(flex, &ids);
-            ExpRows {
-                e: host::from_flex(e),
-                sum: host::from_flex(sum),
-                loss: host::from_flex(loss),
-            }
-        }
-        Err(logits) => exp_rows_by_ops(logits, targets),
-    }
-}
-
-/// [`exp_rows`] with generic tensor ops.
-fn exp_rows_by_ops<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> ExpRows<B> {
     let [len, _] = logits.dims();
     let max = logits.clone().max_dim(1); // [len, 1]
     let picked = logits.clone().gather(1, targets.reshape([len, 1])); // [len, 1]
@@ -240,17 +259,29 @@ mod tests {
         (per_token.clone(), per_token.mean())
     }
 
-    /// The row pass of the CPU kernel and the generic one.
-    const PATHS: [RowPass<Ad>; 2] = [exp_rows, exp_rows_by_ops];
+    /// The fused op with `rows` tokens per chunk.
+    type Fused = fn(Tensor<Ad, 2>, Tensor<Ad, 2>, Tensor<Ad, 1, Int>, usize) -> LmLoss<Ad>;
+
+    /// The CPU kernel's path and the generic one.
+    const PATHS: [Fused; 2] = [host_path, fused];
+
+    fn host_path(
+        x: Tensor<Ad, 2>,
+        w: Tensor<Ad, 2>,
+        y: Tensor<Ad, 1, Int>,
+        rows: usize,
+    ) -> LmLoss<Ad> {
+        on_host(x, w, y, rows).expect("the CPU backend")
+    }
 
     /// (per-token, mean, ∂mean/∂x, ∂mean/∂w) of the fused op (`rows` per
-    /// chunk, a row pass) or the reference (`None`).
-    fn run(c: &Case, fused_with: Option<(usize, RowPass<Ad>)>) -> [Vec<f32>; 4] {
+    /// chunk, a path) or the reference (`None`).
+    fn run(c: &Case, fused_with: Option<(usize, Fused)>) -> [Vec<f32>; 4] {
         let (x, w, y) = tensors::<Ad>(c);
         let (x, w) = (x.require_grad(), w.require_grad());
         let (per_token, mean) = match fused_with {
-            Some((rows, row_pass)) => {
-                let out = fused(x.clone(), w.clone(), y, rows, row_pass);
+            Some((rows, path)) => {
+                let out = path(x.clone(), w.clone(), y, rows);
                 (out.per_token, out.mean)
             }
             None => reference(x.clone(), w.clone(), y),
@@ -271,7 +302,7 @@ mod tests {
         // of the mean equal the unfused log-softmax + gather within 1e-6
         // relative to the magnitude of what is summed (the largest logit for
         // the losses, the largest |x| or |W| for the gradients), whatever the
-        // chunking, with the CPU kernel's row pass and the generic one.
+        // chunking, on the CPU kernel's path and the generic one.
         #[test]
         fn model_14_fused_head_loss_equals_unfused(
             n in 1usize..24,
@@ -285,17 +316,17 @@ mod tests {
             let want = run(&c, None);
             let (x, w) = (magnitude(&c.x), magnitude(&c.w));
             let tol = [x * w * d as f64, x * w * d as f64, x.max(w), x.max(w)].map(|m| 1e-6 * m);
-            for (path, row_pass) in PATHS.into_iter().enumerate() {
-                let got = run(&c, Some((rows, row_pass)));
+            for (i_path, path) in PATHS.into_iter().enumerate() {
+                let got = run(&c, Some((rows, path)));
                 for (i, what) in ["per-token", "mean", "dx", "dw"].iter().enumerate() {
                     let err = max_abs(&got[i], &want[i]);
-                    prop_assert!(err <= tol[i], "path {path}, {what}: error {err} > {}", tol[i]);
+                    prop_assert!(err <= tol[i], "path {i_path}, {what}: error {err} > {}", tol[i]);
                 }
             }
         }
     }
 
-    // MODEL-14, MODEL-15: on both row passes, at the scale of a GPT-2 head (unit-variance hidden states,
+    // MODEL-14, MODEL-15: on both paths, at the scale of a GPT-2 head (unit-variance hidden states,
     // N(0, 0.02²) embeddings, a 2000-word vocabulary) everything agrees within
     // 1e-6 absolute.
     #[test]
@@ -303,8 +334,8 @@ mod tests {
         let mut c = case(64, 32, 2000, 1.0, 11);
         c.w.iter_mut().for_each(|v| *v *= 0.02);
         let want = run(&c, None);
-        for row_pass in PATHS {
-            let got = run(&c, Some((24, row_pass)));
+        for path in PATHS {
+            let got = run(&c, Some((24, path)));
             for (what, (g, w)) in ["per-token", "mean", "dx", "dw"]
                 .iter()
                 .zip(got.iter().zip(&want))
@@ -315,22 +346,27 @@ mod tests {
         }
     }
 
-    // MODEL-14: without autodiff the same per-token values and mean come out,
+    // MODEL-14, MODEL-15: on both paths, without autodiff the same per-token values and mean come out,
     // and the fused op is identical run to run.
     #[test]
     fn model_14_inference_values_and_determinism() {
         let c = case(37, 16, 301, 1.5, 7);
         let (x, w, y) = tensors::<Inner>(&c);
-        let out = fused(x.clone(), w.clone(), y.clone(), 5, exp_rows);
-        let again = fused(x.clone(), w.clone(), y.clone(), 5, exp_rows);
-        let (want, want_mean) = reference(x, w, y);
-        let (got, got_mean) = (values(out.per_token), values(out.mean));
-        assert!(max_abs(&got, &values(want)) <= 1e-5);
-        assert!(max_abs(&got_mean, &values(want_mean)) <= 1e-5);
-        assert_eq!(got, values(again.per_token));
+        let (want, want_mean) = reference(x.clone(), w.clone(), y.clone());
+        let (want, want_mean) = (values(want), values(want_mean));
+        let host = |x, w, y, rows| on_host(x, w, y, rows).expect("the CPU backend");
+        let paths: [fn(_, _, _, usize) -> LmLoss<Inner>; 2] = [host, fused];
+        for path in paths {
+            let out = path(x.clone(), w.clone(), y.clone(), 5);
+            let again = path(x.clone(), w.clone(), y.clone(), 5);
+            let (got, got_mean) = (values(out.per_token), values(out.mean));
+            assert!(max_abs(&got, &want) <= 1e-5);
+            assert!(max_abs(&got_mean, &want_mean) <= 1e-5);
+            assert_eq!(got, values(again.per_token));
+        }
     }
 
-    // MODEL-14, MODEL-15: on both row passes, logits 80 apart (softmax probabilities that underflow to 0)
+    // MODEL-14, MODEL-15: on both paths, logits 80 apart (softmax probabilities that underflow to 0)
     // still give finite, exact losses.
     #[test]
     fn model_14_extreme_logits_stay_finite() {
@@ -342,8 +378,8 @@ mod tests {
             d: 2,
             v: 3,
         };
-        for row_pass in PATHS {
-            let [per_token, mean, dx, dw] = run(&c, Some((1, row_pass)));
+        for path in PATHS {
+            let [per_token, mean, dx, dw] = run(&c, Some((1, path)));
             // logsumexp(90, 0, −10) − (−10) = 100 + ln(1 + e⁻⁹⁰ + e⁻¹⁰⁰) = 100
             assert_eq!(per_token, vec![100.0]);
             assert_eq!(mean, vec![100.0]);
