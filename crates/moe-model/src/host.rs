@@ -32,58 +32,94 @@ use burn::tensor::{Bytes, DType, Shape, Tensor, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
 use rayon::prelude::*;
 
+pub(crate) mod attention;
+
 /// The autodiff CPU backend whose tensors [`to_flex`] unwraps.
 type FlexAutodiff = Autodiff<Flex>;
 /// Its float tensor type (named through the trait: the struct is private).
-type FlexAutodiffTensor = <FlexAutodiff as BackendTypes>::FloatTensorPrimitive;
+pub(crate) type FlexAutodiffTensor = <FlexAutodiff as BackendTypes>::FloatTensorPrimitive;
 
 /// Elements per rayon task of an element-wise kernel: large enough that the
 /// task overhead is noise, small enough that two cores share a 2 MB tensor.
 const CHUNK: usize = 1 << 14;
 
-/// The flex tensor under `t` when `B` is `Flex` or `Autodiff<Flex>` and `t`
-/// is f32, made contiguous; otherwise `t` unchanged. `t` must be a constant
-/// (its graph node, if any, is dropped).
-pub(crate) fn to_flex<B: Backend, const D: usize>(
-    t: Tensor<B, D>,
-) -> Result<FlexTensor, Tensor<B, D>> {
+/// A float tensor of one of the two CPU backends.
+pub(crate) enum OnFlex {
+    /// Of `Flex`.
+    Plain(FlexTensor),
+    /// Of `Autodiff<Flex>`: the flex tensor and its graph node.
+    Autodiff(FlexAutodiffTensor),
+}
+
+/// `t`'s primitive when `B` is `Flex` or `Autodiff<Flex>` and `t` is f32;
+/// otherwise `t` unchanged.
+pub(crate) fn on_flex<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<OnFlex, Tensor<B, D>> {
     if t.dtype() != DType::F32 {
         return Err(t);
     }
     let mut slot = Some(t.into_primitive().tensor());
     let any: &mut dyn Any = &mut slot;
     let flex = if let Some(s) = any.downcast_mut::<Option<FlexTensor>>() {
-        s.take()
+        s.take().map(OnFlex::Plain)
     } else if let Some(s) = any.downcast_mut::<Option<FlexAutodiffTensor>>() {
-        s.take().map(FlexAutodiff::inner)
+        s.take().map(OnFlex::Autodiff)
     } else {
         None
     };
     match (flex, slot) {
-        (Some(flex), _) => Ok(flex.to_contiguous()),
+        (Some(flex), _) => Ok(flex),
         (None, Some(primitive)) => Err(Tensor::from_primitive(TensorPrimitive::Float(primitive))),
         (None, None) => unreachable!("the slot is emptied only by a successful downcast"),
     }
 }
 
-/// `t` as a constant tensor of `B`; `B` must be one [`to_flex`] accepted.
+/// `t` back as a tensor of `B`; `B` must be the backend [`on_flex`] took it
+/// from.
 ///
 /// # Panics
-/// When `B` is neither `Flex` nor `Autodiff<Flex>`.
-pub(crate) fn from_flex<B: Backend, const D: usize>(t: FlexTensor) -> Tensor<B, D> {
+/// When `t`'s backend is not `B`.
+pub(crate) fn off_flex<B: Backend, const D: usize>(t: OnFlex) -> Tensor<B, D> {
     let mut out: Option<<B as BackendTypes>::FloatTensorPrimitive> = None;
     let any: &mut dyn Any = &mut out;
-    if let Some(o) = any.downcast_mut::<Option<FlexTensor>>() {
-        *o = Some(t);
-    } else if let Some(o) = any.downcast_mut::<Option<FlexAutodiffTensor>>() {
-        *o = Some(FlexAutodiff::from_inner(t));
+    match t {
+        OnFlex::Plain(t) => {
+            if let Some(o) = any.downcast_mut::<Option<FlexTensor>>() {
+                *o = Some(t);
+            } else if let Some(o) = any.downcast_mut::<Option<FlexAutodiffTensor>>() {
+                *o = Some(FlexAutodiff::from_inner(t));
+            }
+        }
+        OnFlex::Autodiff(t) => {
+            if let Some(o) = any.downcast_mut::<Option<FlexAutodiffTensor>>() {
+                *o = Some(t);
+            }
+        }
     }
-    let primitive = out.expect("from_flex: the backend is Flex or Autodiff<Flex>");
+    let primitive = out.expect("off_flex: the tensor is of B");
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
 }
 
+/// The flex tensor under a constant `t` (its graph node, if any, is
+/// dropped), made contiguous; `t` unchanged on other backends.
+pub(crate) fn to_flex<B: Backend, const D: usize>(
+    t: Tensor<B, D>,
+) -> Result<FlexTensor, Tensor<B, D>> {
+    Ok(match on_flex(t)? {
+        OnFlex::Plain(t) => t.to_contiguous(),
+        OnFlex::Autodiff(t) => FlexAutodiff::inner(t).to_contiguous(),
+    })
+}
+
+/// `t` as a constant tensor of `B` (`Flex` or `Autodiff<Flex>`).
+///
+/// # Panics
+/// When `B` is neither.
+pub(crate) fn from_flex<B: Backend, const D: usize>(t: FlexTensor) -> Tensor<B, D> {
+    off_flex(OnFlex::Plain(t))
+}
+
 /// A contiguous f32 flex tensor of `shape` holding `values`, without a copy.
-fn tensor_of(values: Vec<f32>, shape: Shape) -> FlexTensor {
+pub(crate) fn tensor_of(values: Vec<f32>, shape: Shape) -> FlexTensor {
     debug_assert_eq!(values.len(), shape.num_elements());
     FlexTensor::new(
         Bytes::from_elems(values),
@@ -107,7 +143,7 @@ pub(crate) fn exp_f32(a: f32) -> f32 {
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5;
     let p = (p * r) * r + r + 1.0;
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
@@ -226,7 +262,7 @@ pub(crate) fn lm_loss(
 }
 
 /// The f32 elements of a contiguous tensor (as [`to_flex`] returns them).
-fn f32s(t: &FlexTensor) -> &[f32] {
+pub(crate) fn f32s(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("to_flex gives contiguous f32")
 }
 
@@ -301,32 +337,70 @@ unsafe fn gemm_into(
     assert_eq!(a.len(), m * k, "a is [m, k]");
     assert_eq!(b.len(), k * n, "b is [k, n]");
     let (m_i, n_i, k_i) = (m as isize, n as isize, k as isize);
-    // (column stride, row stride) of each operand as gemm reads it.
-    let (a_cs, a_rs) = if a_t { (m_i, 1) } else { (1, k_i) };
-    let (b_cs, b_rs) = if b_t { (k_i, 1) } else { (1, n_i) };
-    // SAFETY: the strides address exactly the a.len() and b.len() elements
-    // of the slices; dst per the caller.
+    let a = if a_t {
+        View::new(a.as_ptr(), 1, m_i)
+    } else {
+        View::new(a.as_ptr(), k_i, 1)
+    };
+    let b = if b_t {
+        View::new(b.as_ptr(), 1, k_i)
+    } else {
+        View::new(b.as_ptr(), n_i, 1)
+    };
+    let par = gemm::Parallelism::Rayon(0);
+    // SAFETY: the views address exactly the elements of the slices; dst per
+    // the caller.
+    unsafe { gemm_views([m, n, k], dst, n_i, accumulate, a, b, 1.0, par) }
+}
+
+/// A strided f32 matrix operand: element `(i, j)` at `ptr + i·rs + j·cs`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View {
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+}
+
+impl View {
+    /// The view of `ptr` with row stride `rs` and column stride `cs`.
+    pub(crate) fn new(ptr: *const f32, rs: isize, cs: isize) -> Self {
+        Self { ptr, rs, cs }
+    }
+
+    /// Its transpose (no data moves).
+    pub(crate) fn t(self) -> Self {
+        Self {
+            ptr: self.ptr,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+}
+
+/// `dst (+)= scale·a·b` for `a` `[m, k]`, `b` `[k, n]` and `dst` `[m, n]`
+/// with row stride `dst_rs` and unit column stride.
+///
+/// # Safety
+/// Every element the views and `dst` address for these sizes must be valid
+/// (`dst`'s writable, and initialised when `accumulate`), and `dst` must not
+/// overlap the operands or memory another thread touches meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_views(
+    [m, n, k]: [usize; 3],
+    dst: *mut f32,
+    dst_rs: isize,
+    accumulate: bool,
+    a: View,
+    b: View,
+    scale: f32,
+    par: gemm::Parallelism,
+) {
+    // SAFETY: per the caller. gemm computes dst := 1·dst + scale·a·b, and
+    // never reads dst when read_dst (accumulate) is false.
     unsafe {
         gemm::gemm(
-            m,
-            n,
-            k,
-            dst,
-            1,
-            n_i,
-            accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
+            m, n, k, dst, 1, dst_rs, accumulate, a.ptr, a.cs, a.rs, b.ptr, b.cs, b.rs, 1.0, scale,
+            false, false, false, par,
         );
     }
 }

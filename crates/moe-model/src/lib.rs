@@ -36,7 +36,7 @@ pub mod dispatch;
 pub mod error;
 pub mod gelu;
 pub mod hf_config;
-mod host;
+pub(crate) mod host;
 pub mod hub;
 pub mod init;
 pub mod lm_loss;
