@@ -3,13 +3,13 @@
 //! layer (MODEL-3, MOE-1).
 
 use burn::module::Module;
-use burn::nn::LayerNorm;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
 use crate::attention::Attention;
 use crate::mlp::Mlp;
 use crate::moe::MoeLayer;
+use crate::norm::LayerNorm;
 use crate::router::RouterNoise;
 use crate::routing::RoutingRecord;
 

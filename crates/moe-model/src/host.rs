@@ -33,6 +33,7 @@ use burn_flex::{FlexTensor, Layout};
 use rayon::prelude::*;
 
 pub(crate) mod attention;
+pub(crate) mod layer_norm;
 
 /// The autodiff CPU backend whose tensors [`to_flex`] unwraps.
 type FlexAutodiff = Autodiff<Flex>;

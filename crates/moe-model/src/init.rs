@@ -4,11 +4,13 @@
 //! model built from the same seed is bit-identical on the CPU and on CUDA.
 
 use burn::module::Param;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use crate::norm::LayerNorm;
 
 /// A deterministic stream of normal samples.
 pub struct NormalRng {
@@ -108,13 +110,11 @@ pub fn layer_norm_from<B: Backend>(
     beta: Tensor<B, 1>,
     eps: f64,
 ) -> LayerNorm<B> {
-    let [d] = gamma.dims();
-    let mut layer = LayerNormConfig::new(d)
-        .with_epsilon(eps)
-        .init::<B>(&gamma.device());
-    layer.gamma = Param::from_tensor(gamma);
-    layer.beta = Some(Param::from_tensor(beta));
-    layer
+    LayerNorm {
+        gamma: Param::from_tensor(gamma),
+        beta: Some(Param::from_tensor(beta)),
+        epsilon: eps,
+    }
 }
 
 /// A `LayerNorm` over `d` with scale 1 and shift 0.

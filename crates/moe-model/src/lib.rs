@@ -44,6 +44,7 @@ pub mod losses;
 pub mod mlp;
 pub mod model;
 pub mod moe;
+pub mod norm;
 pub mod params;
 pub mod router;
 pub mod routing;

@@ -2,7 +2,7 @@
 //! final LayerNorm, LM head tied to the token embedding (MODEL-3).
 
 use burn::module::Module;
-use burn::nn::{Embedding, LayerNorm};
+use burn::nn::Embedding;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
@@ -14,6 +14,7 @@ use crate::lm_loss::{LmLoss, lm_head_cross_entropy};
 use crate::losses::mean_of;
 use crate::mlp::Mlp;
 use crate::moe::MoeLayer;
+use crate::norm::LayerNorm;
 use crate::router::RouterNoise;
 use crate::routing::RoutingRecord;
 

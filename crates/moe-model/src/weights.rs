@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
@@ -28,6 +28,7 @@ use crate::init;
 use crate::mlp::Mlp;
 use crate::model::Gpt2;
 use crate::moe::MoeLayer;
+use crate::norm::LayerNorm;
 use crate::router::Router;
 
 /// Weights file name inside a model directory.
