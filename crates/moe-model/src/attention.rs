@@ -12,6 +12,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::host;
 use crate::init::{self, NormalRng};
+use crate::mlp::linear_rows;
 
 /// GPT-2 self-attention.
 #[derive(Module, Debug)]
@@ -46,9 +47,9 @@ impl<B: Backend> Attention<B> {
     /// - `x`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, seq, d_model] = x.dims();
-        let qkv = self.c_attn.forward(x.reshape([batch * seq, d_model])); // [batch·seq, 3·d_model]
+        let qkv = linear_rows(&self.c_attn, x.reshape([batch * seq, d_model])); // [batch·seq, 3·d_model]
         let y = causal_self_attention(qkv, batch, self.n_head); // [batch·seq, d_model]
-        self.c_proj.forward(y).reshape([batch, seq, d_model])
+        linear_rows(&self.c_proj, y).reshape([batch, seq, d_model])
     }
 }
 

@@ -34,6 +34,7 @@ use rayon::prelude::*;
 
 pub(crate) mod attention;
 pub(crate) mod layer_norm;
+pub(crate) mod linear;
 
 /// The autodiff CPU backend whose tensors [`to_flex`] unwraps.
 type FlexAutodiff = Autodiff<Flex>;

@@ -158,10 +158,7 @@ pub(crate) fn layer_norm<B: Backend>(
     let Some(beta) = beta else { return Err(x) };
     let x = on_flex(x)?;
     let same = "x, γ and β share a backend";
-    let (gamma, beta) = (
-        on_flex(gamma).ok().expect(same),
-        on_flex(beta).ok().expect(same),
-    );
+    let (gamma, beta) = (on_flex(gamma).expect(same), on_flex(beta).expect(same));
     let eps = eps as f32;
     Ok(off_flex(match (x, gamma, beta) {
         (OnFlex::Plain(x), OnFlex::Plain(g), OnFlex::Plain(b)) => {
