@@ -8,12 +8,12 @@
 //! `gelu_new'(x) = 0.5·(1 + t)·(1 + x·(1 − t)·√(2/π)·(1 + 3·0.044715·x²))`,
 //! `t = tanh(√(2/π)·(x + 0.044715·x³))`,
 //!
-//! which reaches the graph through `y = stopgrad(y) + (x·d − stopgrad(x·d))`
-//! with `d` a constant: one multiply in backward. See
-//! [`lm_loss`](crate::lm_loss) for why a surrogate rather than a custom
-//! autodiff op. On the CPU backend value and derivative come from one
-//! multithreaded pass ([`host`](crate::host), MODEL-15); on the others from
-//! [`gelu_new_by_ops`]. Both are within 1e-6 of HF's formula (tests below).
+//! which, with generic tensor ops (every backend but the CPU's), reaches the
+//! graph through `y = stopgrad(y) + (x·d − stopgrad(x·d))` with `d` a
+//! constant: one multiply in backward. On the CPU backend it is one op: value and
+//! derivative from one multithreaded pass, backward one parallel multiply
+//! (`host/gelu.rs`, MODEL-15). Both paths are within 1e-6 of HF's formula
+//! (tests below).
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -32,20 +32,17 @@ const CUBIC: f64 = 0.044715;
 /// # Shapes
 /// - `x`: any → same
 pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let with_grad = B::ad_enabled(&x.device());
-    let (y, d) = match host::to_flex(constant(x.clone())) {
-        Ok(flex) => {
-            let (y, d) = host::gelu_new(&flex, with_grad);
-            (host::from_flex(y), d.map(host::from_flex))
-        }
-        Err(xd) => gelu_new_by_ops(xd, with_grad),
+    let x = match host::gelu::gelu_new_op(x) {
+        Ok(y) => return y,
+        Err(x) => x,
     };
-    match d {
-        Some(d) => {
+    let with_grad = B::ad_enabled(&x.device());
+    match gelu_new_by_ops(constant(x.clone()), with_grad) {
+        (y, Some(d)) => {
             let s = x * d;
             y + (s.clone() - s.detach())
         }
-        None => y,
+        (y, None) => y,
     }
 }
 

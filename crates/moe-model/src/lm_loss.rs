@@ -12,12 +12,12 @@
 //! are freed before the op returns; the gradients cost the same two matmuls
 //! the unfused backward would.
 //!
-//! Why a surrogate and not a `burn-autodiff` `Backward` op: such an op is
-//! implemented for `Autodiff<B>` specifically, and code generic over
-//! `B: Backend` can only reach it through a new backend trait bound threaded
-//! through every model and training signature and implemented by each
-//! backend. The surrogate gives the same backward with generic tensor ops, on
-//! every backend.
+//! Why a surrogate and not a `burn-autodiff` `Backward` op: the gradients
+//! are already known when the forward pass ends, so generic tensor ops can
+//! hand them over on every backend; a `Backward` op would exist only for
+//! `Autodiff<B>` of one backend (the CPU's other ops are such ops,
+//! reached through `host::on_flex`). On the CPU backend the forward pass
+//! itself is one multithreaded kernel (`host/lm_loss.rs`, MODEL-15).
 //!
 //! The gradient is that of the *mean* over the tokens (what training
 //! minimises); the per-token values are returned detached.
@@ -60,7 +60,7 @@ pub fn lm_head_cross_entropy<B: Backend>(
 }
 
 /// The op on the CPU backend: one multithreaded kernel
-/// ([`host::lm_loss`], MODEL-15) computes the losses and the gradients;
+/// (`host/lm_loss.rs`, MODEL-15) computes the losses and the gradients;
 /// `None` on any other backend.
 fn on_host<B: Backend>(
     hidden: Tensor<B, 2>,
@@ -76,7 +76,7 @@ fn on_host<B: Backend>(
         .convert::<i64>()
         .to_vec::<i64>()
         .expect("converted to i64");
-    let parts = host::lm_loss(&x, &w, &ids, rows, with_grads);
+    let parts = host::lm_loss::lm_loss(&x, &w, &ids, rows, with_grads);
     let per_token: Tensor<B, 1> = host::from_flex(parts.per_token);
     let grads = parts
         .grads
