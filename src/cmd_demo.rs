@@ -12,9 +12,10 @@ use clap::Args;
 
 use crate::study::{default_jobs, demo_options, run_study};
 
-/// Seeds of the demo by default: three, so that every comparison gets an
-/// interval over seeds, in about 4 minutes on 2 cores (runs side by side).
-pub const DEMO_SEEDS: usize = 3;
+/// Seeds of the demo by default: four, so that every comparison gets an
+/// interval over seeds, in about 4 minutes on 2 cores (runs side by side;
+/// BENCHMARKS.md).
+pub const DEMO_SEEDS: usize = 4;
 
 /// Arguments of `moe demo`.
 #[derive(Args, Clone)]
