@@ -45,16 +45,16 @@ fn ana_21_committed_cpu_study_is_complete_and_backs_the_readme() {
     let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
     for (quote, line) in [
         (
-            "+0.060 [+0.039, +0.080]",
-            "- moe − dense, total eval loss at step 400: +0.060 [+0.039, +0.080] over 3 seeds, resolved",
+            "+0.062 [+0.030, +0.093]",
+            "- moe − dense, total eval loss at step 400: +0.062 [+0.030, +0.093] over 3 seeds, resolved",
         ),
         (
-            "−0.041 [−0.057, −0.024]",
-            "- moe, block 2: NMI 0.024 ± 0.003 [0.021, 0.027] over 3 seeds; rise over step 0 -0.041 [-0.057, -0.024] over 3 seeds, resolved",
+            "−0.041 [−0.048, −0.035]",
+            "- moe, block 2: NMI 0.023 ± 0.002 [0.021, 0.026] over 3 seeds; rise over step 0 -0.041 [-0.048, -0.035] over 3 seeds, resolved",
         ),
         (
-            "+0.080 [−0.066, +0.226]",
-            "- moe-lb-step − moe, block 2 NMI: +0.080 [-0.066, +0.226] over 3 seeds, unresolved",
+            "+0.108 [+0.075, +0.142]",
+            "- moe-lb-step − moe, block 2 NMI: +0.108 [+0.075, +0.142] over 3 seeds, resolved",
         ),
         (
             "collapsed in 3 of 3 seeds",

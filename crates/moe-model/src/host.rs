@@ -171,7 +171,10 @@ pub(crate) fn f32s(t: &FlexTensor) -> &[f32] {
 /// `[m, k]` row-major, or stored `[k, m]` when `a_t`; `b` is `[k, n]`, or
 /// stored `[n, k]` when `b_t`. Parallel over rayon's pool (gemm).
 pub(crate) fn matmul(a: &[f32], a_t: bool, b: &[f32], b_t: bool, dims: [usize; 3]) -> Vec<f32> {
-    let [m, n, _] = dims;
+    let [m, n, k] = dims;
+    if k == 0 {
+        return vec![0.0; m * n]; // an empty sum; not left to gemm's special cases
+    }
     let mut out = Vec::with_capacity(m * n);
     // SAFETY: `out` has room for m·n elements; gemm with read_dst = false
     // writes every one of them before set_len makes them readable.

@@ -165,4 +165,19 @@ mod tests {
         };
         assert_eq!(run(1), run(3));
     }
+
+    // MODEL-18: no rows (an expert that got no tokens): an empty output,
+    // ∂x empty, ∂W and ∂b exactly zero.
+    #[test]
+    fn model_18_linear_of_no_rows() {
+        let (d_in, d_out) = (5, 3);
+        let x = tensor_of(Vec::new(), Shape::new([0, d_in]));
+        let w = tensor_of(vec![1.0; d_in * d_out], Shape::new([d_in, d_out]));
+        let g = tensor_of(Vec::new(), Shape::new([0, d_out]));
+        assert!(f32s(&forward(&x, &w, &[0.5; 3])).is_empty());
+        let [dx, dw, db] = backward(&x, &w, &g);
+        assert!(f32s(&dx).is_empty());
+        assert_eq!(f32s(&dw), vec![0.0; d_in * d_out].as_slice());
+        assert_eq!(f32s(&db), [0.0; 3].as_slice());
+    }
 }
