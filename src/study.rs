@@ -89,7 +89,7 @@ pub fn demo_options(out: &Path, seeds: usize, jobs: usize) -> StudyOptions {
     }
 }
 
-/// The machine's cores: a CPU run keeps about one busy.
+/// The machine's cores: a CPU run keeps them only partly busy.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
