@@ -33,6 +33,8 @@
 
 use std::any::Any;
 
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::Ops;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::{AutodiffBackend, Backend, BackendTypes};
 use burn::tensor::{Bytes, DType, Shape, Tensor, TensorPrimitive};
@@ -126,6 +128,22 @@ pub(crate) fn to_flex<B: Backend, const D: usize>(
 /// When `B` is neither.
 pub(crate) fn from_flex<B: Backend, const D: usize>(t: FlexTensor) -> Tensor<B, D> {
     off_flex(OnFlex::Plain(t))
+}
+
+/// The backward step of a `Backward<Flex, N>` op whose parts are computed
+/// together: `parts(state, output gradient)` gives one gradient per parent,
+/// and each parent that requires one gets it.
+pub(crate) fn backward_parts<S, const N: usize>(
+    ops: Ops<S, N>,
+    grads: &mut Gradients,
+    parts: impl FnOnce(S, FlexTensor) -> [FlexTensor; N],
+) {
+    let g = grads.consume::<Flex>(&ops.node);
+    for (parent, grad) in ops.parents.into_iter().zip(parts(ops.state, g)) {
+        if let Some(node) = parent {
+            grads.register::<Flex>(node.id, grad);
+        }
+    }
 }
 
 /// A contiguous f32 flex tensor of `shape` holding `values`, without a copy.
@@ -311,6 +329,17 @@ pub(crate) fn row_sum(row: &[f32]) -> f32 {
     }
     let tail: f32 = chunks.remainder().iter().sum();
     acc.iter().sum::<f32>() + tail
+}
+
+/// `f` on a rayon pool of `threads` threads (the kernels' thread-count
+/// tests).
+#[cfg(test)]
+pub(crate) fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool");
+    pool.install(f)
 }
 
 #[cfg(test)]

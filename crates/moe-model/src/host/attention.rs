@@ -312,11 +312,7 @@ mod tests {
             Shape::new([batch * seq, d]),
         );
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            crate::host::on_threads(threads, || {
                 let dims = Dims::new(&qkv, batch, n_head);
                 let (out, probs) = forward(&qkv, dims);
                 let dqkv = backward(&qkv, &probs, &grad, dims);

@@ -141,11 +141,7 @@ mod tests {
         };
         let (x, g) = (values(7919), values(31));
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            crate::host::on_threads(threads, || {
                 let x = tensor_of(x.clone(), Shape::new([n]));
                 let (y, d) = gelu_new(&x, true);
                 let d = d.unwrap();

@@ -18,7 +18,7 @@ use burn::tensor::{Shape, Tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{OnFlex, f32s, off_flex, on_flex, row_sum, tensor_of};
+use super::{OnFlex, backward_parts, f32s, off_flex, on_flex, row_sum, tensor_of};
 
 /// Rows per block of the parameter-gradient sums.
 const ROWS_PER_BLOCK: usize = 16;
@@ -136,14 +136,9 @@ impl Backward<Flex, 3> for LayerNormOp {
     type State = State;
 
     fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let State { x, gamma, stats } = ops.state;
-        let g = grads.consume::<Flex>(&ops.node);
-        let parts = backward(&x, &gamma, &stats, &g);
-        for (parent, grad) in ops.parents.into_iter().zip(parts) {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
+        backward_parts(ops, grads, |State { x, gamma, stats }, g| {
+            backward(&x, &gamma, &stats, &g)
+        });
     }
 }
 
@@ -209,11 +204,7 @@ mod tests {
         let g = tensor_of(values(rows * d, 104_729), Shape::new([rows, d]));
         let (gamma, beta) = (values(d, 31), values(d, 37));
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            crate::host::on_threads(threads, || {
                 let (y, stats) = forward(&x, &gamma, &beta, 1e-5);
                 let [dx, dg, db] = backward(&x, &gamma, &stats, &g);
                 [y, dx, dg, db].map(|t| f32s(&t).to_vec())

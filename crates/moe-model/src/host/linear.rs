@@ -19,7 +19,7 @@ use burn::tensor::{Shape, Tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{OnFlex, f32s, matmul, off_flex, on_flex, tensor_of};
+use super::{OnFlex, backward_parts, f32s, matmul, off_flex, on_flex, tensor_of};
 
 /// Rows per block of the bias-gradient sums.
 const ROWS_PER_BLOCK: usize = 32;
@@ -89,14 +89,7 @@ impl Backward<Flex, 3> for LinearOp {
     type State = State;
 
     fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let State { x, w } = ops.state;
-        let g = grads.consume::<Flex>(&ops.node);
-        let parts = backward(&x, &w, &g);
-        for (parent, grad) in ops.parents.into_iter().zip(parts) {
-            if let Some(node) = parent {
-                grads.register::<Flex>(node.id, grad);
-            }
-        }
+        backward_parts(ops, grads, |State { x, w }, g| backward(&x, &w, &g));
     }
 }
 
@@ -153,11 +146,7 @@ mod tests {
         let g = tensor_of(values(rows * d_out, 104_729), Shape::new([rows, d_out]));
         let b = values(d_out, 37);
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            crate::host::on_threads(threads, || {
                 let y = forward(&x, &w, &b);
                 let [dx, dw, db] = backward(&x, &w, &g);
                 [y, dx, dw, db].map(|t| f32s(&t).to_vec())

@@ -118,11 +118,7 @@ mod tests {
             .collect();
         let targets: Vec<i64> = (0..rows as i64).map(|r| r * 1000).collect();
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
+            crate::host::on_threads(threads, || {
                 let h = tensor_of(values[..rows * d].to_vec(), Shape::new([rows, d]));
                 let w = tensor_of(values.clone(), Shape::new([vocab, d]));
                 let out = lm_loss(&h, &w, &targets, 3, true);
