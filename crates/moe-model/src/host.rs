@@ -10,11 +10,15 @@
 //! `RAYON_NUM_THREADS` sets both), with gemm writing into buffers of our
 //! own and a polynomial `exp` the compiler vectorises:
 //!
-//! - `gelu_new` with its derivative and the fused LM loss with its
-//!   gradients (this file): values computed on constants and attached by
-//!   the callers' zero-valued surrogates, as on every backend;
-//! - [`linear`], [`layer_norm`] and [`attention`]: `burn-autodiff`
-//!   `Backward` ops with hand-written backward passes.
+//! - [`lm_loss`]: the fused LM loss with its gradients, computed on
+//!   constants and attached by `lm_loss.rs`'s zero-valued surrogate, as on
+//!   every backend;
+//! - [`gelu`], [`linear`], [`layer_norm`] and [`attention`]:
+//!   `burn-autodiff` `Backward` ops with hand-written backward passes, all
+//!   run through [`run_op`].
+//!
+//! This file holds the bridge, the op runner, the polynomial `exp`, the row
+//! reductions and the gemm wrappers they share.
 //!
 //! How generic `B: Backend` code reaches them: [`on_flex`] checks at run
 //! time whether `B`'s float tensor *is* flex's, or the autodiff wrapper of
@@ -33,8 +37,9 @@
 
 use std::any::Any;
 
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::Ops;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::{AutodiffBackend, Backend, BackendTypes};
 use burn::tensor::{Bytes, DType, Shape, Tensor, TensorPrimitive};
@@ -128,6 +133,47 @@ pub(crate) fn to_flex<B: Backend, const D: usize>(
 /// When `B` is neither.
 pub(crate) fn from_flex<B: Backend, const D: usize>(t: FlexTensor) -> Tensor<B, D> {
     off_flex(OnFlex::Plain(t))
+}
+
+/// Runs `op`, a CPU op with a hand-written backward, on `inputs` (all of one
+/// CPU backend). `forward(inputs, tracked)` gets them contiguous and whether
+/// a backward pass will need its state; it returns the output and, when
+/// tracked, that state. On `Autodiff<Flex>` the output is recorded as `op`
+/// over the inputs' graph nodes.
+///
+/// # Panics
+/// When the inputs mix plain and autodiff tensors, or a tracked forward
+/// returns no state.
+pub(crate) fn run_op<Op: Backward<Flex, N>, const N: usize>(
+    op: Op,
+    inputs: [OnFlex; N],
+    forward: impl FnOnce([FlexTensor; N], bool) -> (FlexTensor, Option<Op::State>),
+) -> OnFlex {
+    const SAME: &str = "the inputs of an op share a backend";
+    if inputs.iter().all(|t| matches!(t, OnFlex::Plain(_))) {
+        let plain = inputs.map(|t| match t {
+            OnFlex::Plain(t) => t.to_contiguous(),
+            OnFlex::Autodiff(_) => unreachable!("{SAME}"),
+        });
+        return OnFlex::Plain(forward(plain, false).0);
+    }
+    let tracked = inputs.map(|t| match t {
+        OnFlex::Autodiff(t) => t,
+        OnFlex::Plain(_) => panic!("{SAME}"),
+    });
+    let nodes = tracked.each_ref().map(|t| t.node.clone());
+    let values = tracked.map(|t| t.primitive.to_contiguous());
+    let prep = op
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful();
+    OnFlex::Autodiff(match prep {
+        OpsKind::Tracked(prep) => {
+            let (y, state) = forward(values, true);
+            prep.finish(state.expect("a tracked forward returns its state"), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(values, false).0),
+    })
 }
 
 /// The backward step of a `Backward<Flex, N>` op whose parts are computed

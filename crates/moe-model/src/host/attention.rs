@@ -23,14 +23,13 @@ use std::sync::Arc;
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::autodiff::ops::{Backward, Ops, unary};
 use burn::tensor::Shape;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{OnFlex, View, exp_f32, f32s, gemm_views, tensor_of};
+use super::{OnFlex, View, exp_f32, f32s, gemm_views, run_op, tensor_of};
 
 /// The shapes of one attention call.
 #[derive(Debug, Clone, Copy)]
@@ -265,28 +264,12 @@ impl Backward<Flex, 1> for CausalAttention {
 /// # Panics
 /// When `qkv` is not `[batch·seq, 3·n_head·head_dim]`.
 pub(crate) fn causal_self_attention(qkv: OnFlex, batch: usize, n_head: usize) -> OnFlex {
-    match qkv {
-        OnFlex::Plain(qkv) => {
-            let qkv = qkv.to_contiguous();
-            OnFlex::Plain(forward(&qkv, Dims::new(&qkv, batch, n_head)).0)
-        }
-        OnFlex::Autodiff(tracked) => {
-            let qkv = tracked.primitive.to_contiguous();
-            let dims = Dims::new(&qkv, batch, n_head);
-            let (out, probs) = forward(&qkv, dims);
-            let prep = CausalAttention
-                .prepare::<NoCheckpointing>([tracked.node.clone()])
-                .compute_bound()
-                .stateful();
-            OnFlex::Autodiff(match prep {
-                OpsKind::Tracked(prep) => {
-                    let probs = Arc::new(probs);
-                    prep.finish(State { qkv, probs, dims }, out)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(out),
-            })
-        }
-    }
+    run_op(CausalAttention, [qkv], |[qkv], tracked| {
+        let dims = Dims::new(&qkv, batch, n_head);
+        let (out, probs) = forward(&qkv, dims);
+        let probs = Arc::new(probs);
+        (out, tracked.then(|| State { qkv, probs, dims }))
+    })
 }
 
 #[cfg(test)]

@@ -4,15 +4,14 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::autodiff::ops::{Backward, Ops, unary};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{CHUNK, OnFlex, exp_f32, f32s, off_flex, on_flex, tensor_of};
+use super::{CHUNK, exp_f32, f32s, off_flex, on_flex, run_op, tensor_of};
 
 /// `gelu_new(x)` and its derivative at one point (MODEL-13), through
 /// `gelu_new(x) = x·σ(2u)`, `u = √(2/π)·(x + 0.044715·x³)` (the same value as
@@ -105,23 +104,11 @@ impl Backward<Flex, 1> for GeluNew {
 pub(crate) fn gelu_new_op<B: Backend, const D: usize>(
     x: Tensor<B, D>,
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
-    Ok(off_flex(match on_flex(x)? {
-        OnFlex::Plain(x) => OnFlex::Plain(gelu_new(&x.to_contiguous(), false).0),
-        OnFlex::Autodiff(x) => {
-            let xs = x.primitive.to_contiguous();
-            let prep = GeluNew
-                .prepare::<NoCheckpointing>([x.node.clone()])
-                .compute_bound()
-                .stateful();
-            OnFlex::Autodiff(match prep {
-                OpsKind::Tracked(prep) => {
-                    let (y, d) = gelu_new(&xs, true);
-                    prep.finish(Derivative(d.expect("asked for")), y)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(gelu_new(&xs, false).0),
-            })
-        }
-    }))
+    let x = on_flex(x)?;
+    Ok(off_flex(run_op(GeluNew, [x], |[x], tracked| {
+        let (y, d) = gelu_new(&x, tracked);
+        (y, d.map(Derivative))
+    })))
 }
 
 #[cfg(test)]

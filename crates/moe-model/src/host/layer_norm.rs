@@ -10,15 +10,14 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Shape, Tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{OnFlex, backward_parts, f32s, off_flex, on_flex, row_sum, tensor_of};
+use super::{backward_parts, f32s, off_flex, on_flex, row_sum, run_op, tensor_of};
 
 /// Rows per block of the parameter-gradient sums.
 const ROWS_PER_BLOCK: usize = 16;
@@ -153,37 +152,16 @@ pub(crate) fn layer_norm<B: Backend>(
     let Some(beta) = beta else { return Err(x) };
     let x = on_flex(x)?;
     let same = "x, γ and β share a backend";
-    let (gamma, beta) = (on_flex(gamma).expect(same), on_flex(beta).expect(same));
-    let eps = eps as f32;
-    Ok(off_flex(match (x, gamma, beta) {
-        (OnFlex::Plain(x), OnFlex::Plain(g), OnFlex::Plain(b)) => {
-            let (g, b) = (g.to_contiguous(), b.to_contiguous());
-            OnFlex::Plain(forward(&x.to_contiguous(), f32s(&g), f32s(&b), eps).0)
-        }
-        (OnFlex::Autodiff(x), OnFlex::Autodiff(g), OnFlex::Autodiff(b)) => {
-            let xs = x.primitive.to_contiguous();
-            let gamma = f32s(&g.primitive.to_contiguous()).to_vec();
-            let beta = b.primitive.to_contiguous();
-            let (y, stats) = forward(&xs, &gamma, f32s(&beta), eps);
-            let nodes = [x.node.clone(), g.node.clone(), b.node.clone()];
-            let prep = LayerNormOp
-                .prepare::<NoCheckpointing>(nodes)
-                .compute_bound()
-                .stateful();
-            OnFlex::Autodiff(match prep {
-                OpsKind::Tracked(prep) => prep.finish(
-                    State {
-                        x: xs,
-                        gamma,
-                        stats,
-                    },
-                    y,
-                ),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            })
-        }
-        _ => unreachable!("{same}"),
-    }))
+    let inputs = [x, on_flex(gamma).expect(same), on_flex(beta).expect(same)];
+    Ok(off_flex(run_op(
+        LayerNormOp,
+        inputs,
+        |[x, g, b], tracked| {
+            let gamma = f32s(&g).to_vec();
+            let (y, stats) = forward(&x, &gamma, f32s(&b), eps as f32);
+            (y, tracked.then(|| State { x, gamma, stats }))
+        },
+    )))
 }
 
 #[cfg(test)]

@@ -11,15 +11,14 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Shape, Tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{OnFlex, backward_parts, f32s, matmul, off_flex, on_flex, tensor_of};
+use super::{backward_parts, f32s, matmul, off_flex, on_flex, run_op, tensor_of};
 
 /// Rows per block of the bias-gradient sums.
 const ROWS_PER_BLOCK: usize = 32;
@@ -103,28 +102,11 @@ pub(crate) fn linear<B: Backend>(
     let Some(bias) = bias else { return Err(x) };
     let x = on_flex(x)?;
     let same = "x, W and b share a backend";
-    let (w, b) = (on_flex(weight).expect(same), on_flex(bias).expect(same));
-    Ok(off_flex(match (x, w, b) {
-        (OnFlex::Plain(x), OnFlex::Plain(w), OnFlex::Plain(b)) => {
-            let (x, w, b) = (x.to_contiguous(), w.to_contiguous(), b.to_contiguous());
-            OnFlex::Plain(forward(&x, &w, f32s(&b)))
-        }
-        (OnFlex::Autodiff(x), OnFlex::Autodiff(w), OnFlex::Autodiff(b)) => {
-            let xs = x.primitive.to_contiguous();
-            let ws = w.primitive.to_contiguous();
-            let y = forward(&xs, &ws, f32s(&b.primitive.to_contiguous()));
-            let nodes = [x.node.clone(), w.node.clone(), b.node.clone()];
-            let prep = LinearOp
-                .prepare::<NoCheckpointing>(nodes)
-                .compute_bound()
-                .stateful();
-            OnFlex::Autodiff(match prep {
-                OpsKind::Tracked(prep) => prep.finish(State { x: xs, w: ws }, y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            })
-        }
-        _ => unreachable!("{same}"),
-    }))
+    let inputs = [x, on_flex(weight).expect(same), on_flex(bias).expect(same)];
+    Ok(off_flex(run_op(LinearOp, inputs, |[x, w, b], tracked| {
+        let y = forward(&x, &w, f32s(&b));
+        (y, tracked.then_some(State { x, w }))
+    })))
 }
 
 #[cfg(test)]
