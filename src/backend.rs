@@ -31,6 +31,33 @@ impl Device {
             Device::Wgpu => "wgpu",
         }
     }
+
+    /// Reads the bytes in use on this backend's default device (CubeCL's
+    /// memory manager), for the train events (TRAIN-20); `None` on the CPU
+    /// and for a backend not compiled in.
+    pub fn memory_probe(self) -> Option<fn() -> u64> {
+        match self {
+            Device::Cpu => None,
+            #[cfg(feature = "cuda")]
+            Device::Cuda => Some(|| {
+                use burn::cubecl::Runtime;
+                let device = burn::cubecl::cuda::CudaDevice::default();
+                burn::cubecl::cuda::CudaRuntime::client(&device)
+                    .memory_usage()
+                    .map_or(0, |m| m.bytes_in_use)
+            }),
+            #[cfg(feature = "wgpu")]
+            Device::Wgpu => Some(|| {
+                use burn::cubecl::Runtime;
+                let device = burn::backend::wgpu::WgpuDevice::default();
+                burn::backend::wgpu::WgpuRuntime::client(&device)
+                    .memory_usage()
+                    .map_or(0, |m| m.bytes_in_use)
+            }),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
 }
 
 /// Work that runs on any autodiff backend (its inner backend serves inference).

@@ -65,6 +65,7 @@ pub fn run_quiet(args: &TrainArgs, progress: bool) -> Result<TrainSummary> {
         max_steps: args.max_steps,
         progress,
         device_name: args.device.name().to_string(),
+        device_memory: args.device.memory_probe(),
     };
     train_on(args.device, config, opts)
 }

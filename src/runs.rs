@@ -98,6 +98,7 @@ pub fn ensure_run(
         max_steps: plan.max_steps,
         progress,
         device_name: device.name().to_string(),
+        device_memory: device.memory_probe(),
     };
     let summary = train_on(device, plan.config()?, opts)
         .with_context(|| format!("run {}", plan.config.display()))?;

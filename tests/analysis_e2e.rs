@@ -40,6 +40,7 @@ fn train_run(dir: &Path, data: &Path, name: &str, moe: bool) -> PathBuf {
         out: out.clone(),
         progress: false,
         device_name: "cpu".into(),
+        device_memory: None,
         ..Default::default()
     };
     train::<moe_model::CpuAutodiff>(&config, &opts, &Default::default()).unwrap();

@@ -22,6 +22,7 @@ use burn::module::{ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
+use moe_emergence::backend::Device;
 use moe_model::dispatch::{DispatchPlan, capacity, dispatch_combine};
 use moe_model::init::NormalRng;
 use moe_model::mlp::Mlp;
@@ -164,6 +165,7 @@ fn outcome<B: AutodiffBackend>(
     let options = ForwardOptions {
         router_noise_std: noise.std,
         router_noise_seed: noise.seed,
+        ..ForwardOptions::default()
     };
     let out = model.forward(tokens, &options);
     let aux = out
@@ -300,6 +302,9 @@ fn back_4_training_losses_match_flex() {
         data: data.clone(),
         out: out.to_path_buf(),
         device_name: device.into(),
+        device_memory: (device == "wgpu")
+            .then(|| Device::Wgpu.memory_probe())
+            .flatten(),
         ..Default::default()
     };
     let (f_dir, w_dir) = (tmp.path().join("flex"), tmp.path().join("wgpu"));
@@ -326,6 +331,24 @@ fn back_4_training_losses_match_flex() {
         );
     }
     eprintln!("60 steps: worst per-step loss rel err {worst:.2e}");
+    // TRAIN-20: the wgpu run's train events carry the device memory in use
+    // (the binary's probe), the CPU run's none.
+    let bytes = |dir: &Path| -> Vec<Option<u64>> {
+        read_events(&dir.join("metrics.jsonl"))
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Train { device_bytes, .. } => Some(device_bytes),
+                _ => None,
+            })
+            .collect()
+    };
+    let on_wgpu = bytes(&w_dir);
+    assert!(
+        on_wgpu.iter().all(|b| b.is_some_and(|b| b > 0)),
+        "{on_wgpu:?}"
+    );
+    assert!(bytes(&f_dir).iter().all(Option::is_none));
     // The run learned something: the check is not comparing two constants.
     assert!(
         f.last().unwrap().1 < f[0].1 - 0.5,

@@ -58,6 +58,7 @@ fn train_15_pretrained_run_keeps_its_step_0_model_for_analysis() {
         out: run.clone(),
         progress: false,
         device_name: "cpu".into(),
+        device_memory: None,
         ..Default::default()
     };
     train::<CpuAutodiff>(&config, &opts, &Default::default()).unwrap();

@@ -5,10 +5,11 @@
 
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::Tensor;
+use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, DType, FloatDType, Tensor};
 
 use crate::host;
 use crate::init::{self, NormalRng};
@@ -70,7 +71,10 @@ pub fn causal_self_attention<B: Backend>(
     }
 }
 
-/// [`causal_self_attention`] with generic tensor ops and Burn's `attention`.
+/// [`causal_self_attention`] with generic tensor ops: Burn's `attention` on
+/// f32 input; on any other dtype (bf16 under mixed precision, MODEL-19) the
+/// two products run in that dtype and the scores are scaled, masked and
+/// normalised in f32 (Burn's `attention` would take the softmax in bf16).
 pub fn attention_by_ops<B: Backend>(
     qkv: Tensor<B, 2>,
     batch: usize,
@@ -87,12 +91,23 @@ pub fn attention_by_ops<B: Backend>(
             .swap_dims(1, 2) // [batch, n_head, seq, head_dim]
     };
     let (q, k, v) = (heads(0), heads(1), heads(2));
-    let options = AttentionModuleOptions {
-        scale: None, // 1/sqrt(head_dim), as GPT-2's scale_attn_weights
-        softcap: None,
-        is_causal: true,
+    let y = if qkv.dtype() == DType::F32 {
+        let options = AttentionModuleOptions {
+            scale: None, // 1/sqrt(head_dim), as GPT-2's scale_attn_weights
+            softcap: None,
+            is_causal: true,
+        };
+        attention(q, k, v, None, None, options) // [batch, n_head, seq, head_dim]
+    } else {
+        let dtype = v.dtype();
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let scores = q.matmul(k.swap_dims(2, 3)).cast(FloatDType::F32) * scale; // [batch, n_head, seq, seq]
+        let future = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &scores.device())
+            .unsqueeze::<4>()
+            .expand([batch, n_head, seq, seq]);
+        let weights = softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3);
+        weights.cast(dtype).matmul(v) // [batch, n_head, seq, head_dim]
     };
-    let y = attention(q, k, v, None, None, options); // [batch, n_head, seq, head_dim]
     y.swap_dims(1, 2).reshape([rows, d_model]) // [batch·seq, d_model]
 }
 

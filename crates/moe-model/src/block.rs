@@ -10,6 +10,7 @@ use crate::attention::Attention;
 use crate::mlp::Mlp;
 use crate::moe::MoeLayer;
 use crate::norm::LayerNorm;
+use crate::precision::Precision;
 use crate::router::RouterNoise;
 use crate::routing::RoutingRecord;
 
@@ -37,6 +38,8 @@ pub struct Block<B: Backend> {
 
 impl<B: Backend> Block<B> {
     /// Applies the block; an MoE block also returns its routing record.
+    /// Attention and the feed-forward part run in `precision`'s dtype, the
+    /// residual stream and the LayerNorms in `x`'s (MODEL-19).
     ///
     /// # Shapes
     /// - `x`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
@@ -44,15 +47,20 @@ impl<B: Backend> Block<B> {
         &self,
         x: Tensor<B, 3>,
         noise: RouterNoise,
+        precision: Precision,
     ) -> (Tensor<B, 3>, Option<RoutingRecord<B>>) {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x)); // [batch, seq, d_model]
+        let stream = x.dtype();
+        let a = self
+            .attn
+            .forward(precision.compute(self.ln_1.forward(x.clone()))); // [batch, seq, d_model]
+        let x = x + a.cast(stream); // [batch, seq, d_model]
         let h = self.ln_2.forward(x.clone()); // [batch, seq, d_model]
         match &self.mlp {
-            FeedForward::Dense(mlp) => (x + mlp.forward(h), None),
+            FeedForward::Dense(mlp) => (x + mlp.forward(precision.compute(h)).cast(stream), None),
             FeedForward::Moe(moe) => {
                 let [batch, seq, d_model] = h.dims();
                 let flat = h.reshape([batch * seq, d_model]); // [tokens, d_model]
-                let (y, record) = moe.forward(flat, noise);
+                let (y, record) = moe.forward(flat, noise, precision);
                 (x + y.reshape([batch, seq, d_model]), Some(record))
             }
         }

@@ -108,7 +108,8 @@ impl<B: Backend> DispatchPlan<B> {
 ///
 /// # Shapes
 /// - `x`: `[tokens, d_model]`, `gate`: `[tokens, top_k]` → `[tokens, d_model]`
-/// - `expert` maps `[rows, d_model]` → `[rows, d_model]`
+/// - `expert` maps `[rows, d_model]` → `[rows, d_model]`, in `gate`'s dtype
+///   (`x` may be in another: mixed precision, MODEL-19)
 pub fn dispatch_combine<B, F>(
     x: Tensor<B, 2>,
     gate: Tensor<B, 2>,
@@ -138,7 +139,8 @@ where
             pieces.push(expert(e, group));
         }
         if count > kept {
-            pieces.push(Tensor::zeros([count - kept, d_model], &x_sorted.device()));
+            let zeros = (&x_sorted.device(), gate.dtype());
+            pieces.push(Tensor::zeros([count - kept, d_model], zeros));
         }
         start += count;
     }

@@ -95,7 +95,9 @@ fn attach<B: Backend>(
     let value = per_token.clone().mean(); // [1]
     let mean = match grads {
         Some((dx, dw)) => {
-            let s = dot(hidden, dx) + dot(head, dw); // [1]
+            // In the gradients' dtype: a bf16 `hidden` (MODEL-19) gets its
+            // gradient through the cast.
+            let s = dot(hidden.cast(dx.dtype()), dx) + dot(head, dw); // [1]
             value + (s.clone() - s.detach())
         }
         None => value,
@@ -104,7 +106,10 @@ fn attach<B: Backend>(
 }
 
 /// [`lm_head_cross_entropy`] with generic tensor ops (every backend but the
-/// CPU's), at most `rows` tokens per chunk.
+/// CPU's), at most `rows` tokens per chunk. The three products run in
+/// `hidden`'s dtype (bf16 under mixed precision, MODEL-19); the logits'
+/// row pass, the losses and the scaling of the gradients run in `head`'s
+/// (the f32 master weight), and so do the returned gradients.
 fn fused<B: Backend>(
     hidden: Tensor<B, 2>,
     head: Tensor<B, 2>,
@@ -113,8 +118,10 @@ fn fused<B: Backend>(
 ) -> LmLoss<B> {
     let [n, _] = hidden.dims();
     let with_grads = B::ad_enabled(&hidden.device());
+    let (compute, exact) = (hidden.dtype(), head.dtype());
     let x = constant(hidden.clone());
     let w = constant(head.clone());
+    let wc = w.clone().cast(compute); // the head in the products' dtype
     let rows = rows.clamp(1, n.max(1));
     let inv_n = 1.0 / n.max(1) as f64;
     let (mut losses, mut dx) = (Vec::new(), Vec::new());
@@ -123,24 +130,25 @@ fn fused<B: Backend>(
         let len = rows.min(n - start);
         let xc = x.clone().narrow(0, start, len); // [len, d_model]
         let yc = targets.clone().narrow(0, start, len); // [len]
-        let logits = xc.clone().matmul(w.clone().transpose()); // [len, vocab]
+        let logits = xc.clone().matmul(wc.clone().transpose()).cast(exact); // [len, vocab]
         let ExpRows { e, sum, loss } = exp_rows(logits, yc.clone());
         losses.push(loss);
         if with_grads {
             // softmax = e / sum; the division is applied to the [len, ·]
             // operands and results of the matmuls, never to e itself.
             let inv = sum.recip() * inv_n; // [len, 1]: 1 / (sum · N)
+            let ec = e.cast(compute);
+            let xe = xc.cast(exact); // [len, d_model]
             // (softmax − onehot)·W / N = (e·W)/(sum·N) − W[target]/N
-            let dxc =
-                e.clone().matmul(w.clone()) * inv.clone() - w.clone().select(0, yc.clone()) * inv_n;
+            let dxc = ec.clone().matmul(wc.clone()).cast(exact) * inv.clone()
+                - w.clone().select(0, yc.clone()) * inv_n;
             dx.push(dxc); // [len, d_model]
             // (softmax − onehot)ᵀ·x / N = eᵀ·(x/(sum·N)) − Σ_t onehot(target_t)·x_t/N
-            let dwc = e.transpose().matmul(xc.clone() * inv).select_assign(
-                0,
-                yc,
-                xc.neg() * inv_n,
-                IndexingUpdateOp::Add,
-            ); // [vocab, d_model]
+            let dwc = ec
+                .transpose()
+                .matmul((xe.clone() * inv).cast(compute))
+                .cast(exact)
+                .select_assign(0, yc, xe.neg() * inv_n, IndexingUpdateOp::Add); // [vocab, d_model]
             dw = Some(match dw {
                 Some(acc) => acc + dwc,
                 None => dwc,

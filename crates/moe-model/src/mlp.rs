@@ -7,6 +7,7 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use burn::tensor::module::linear;
 
 use crate::gelu::gelu_new;
 use crate::host;
@@ -58,8 +59,8 @@ impl<B: Backend> Mlp<B> {
 
 /// `layer` applied to the last dimension of `x`, as one `[rows, in]` product
 /// (MODEL-18): on the CPU backend one op with a hand-written backward
-/// ([`host::linear`](crate::host)), elsewhere Burn's `Linear` on the
-/// flattened rows.
+/// ([`host::linear`](crate::host)), elsewhere Burn's `linear` on the
+/// flattened rows; in `x`'s dtype, the parameters cast to it (MODEL-19).
 ///
 /// Same values as `layer.forward(x)`; on a 3-D input Burn's linear would run
 /// a batched matmul per leading index and, in backward, copy the transposed
@@ -76,10 +77,12 @@ pub fn linear_rows<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D
     let d_in = dims[D - 1];
     let rows = dims[..D - 1].iter().product::<usize>();
     let x = x.reshape([rows, d_in]);
-    let bias = layer.bias.as_ref().map(|b| b.val());
-    let y = match host::linear::linear(x, layer.weight.val(), bias) {
+    // In the input's dtype: f32 master weights meet bf16 activations (MODEL-19).
+    let weight = layer.weight.val().cast(x.dtype());
+    let bias = layer.bias.as_ref().map(|b| b.val().cast(x.dtype()));
+    let y = match host::linear::linear(x, weight.clone(), bias.clone()) {
         Ok(y) => y,
-        Err(x) => layer.forward(x),
+        Err(x) => linear(x, weight, bias),
     }; // [rows, out]
     let mut out_dims = dims;
     out_dims[D - 1] = y.dims()[1];

@@ -15,6 +15,7 @@ use crate::losses::mean_of;
 use crate::mlp::Mlp;
 use crate::moe::MoeLayer;
 use crate::norm::LayerNorm;
+use crate::precision::Precision;
 use crate::router::RouterNoise;
 use crate::routing::RoutingRecord;
 
@@ -26,6 +27,8 @@ pub struct ForwardOptions {
     pub router_noise_std: f64,
     /// Seed of the router noise draws (the trainer derives one per step).
     pub router_noise_seed: u64,
+    /// The dtype of the blocks' matmuls and activations (MODEL-19).
+    pub precision: Precision,
 }
 
 /// Router losses averaged over the MoE layers.
@@ -140,10 +143,13 @@ impl<B: Backend> Gpt2<B> {
     pub fn forward(&self, tokens: Tensor<B, 2, Int>, options: &ForwardOptions) -> ModelOutput<B> {
         let (x, routing) = self.hidden_states(tokens, options); // [batch, seq, d_model]
         let [batch, seq, d_model] = x.dims();
-        let head = self.wte.weight.val().transpose(); // [d_model, vocab]
+        let out_dtype = x.dtype();
+        let x = options.precision.compute(x);
+        let head = self.wte.weight.val().cast(x.dtype()).transpose(); // [d_model, vocab]
         let logits = x
             .reshape([batch * seq, d_model])
             .matmul(head) // [batch * seq, vocab]
+            .cast(out_dtype)
             .reshape([batch, seq, self.vocab_size()]);
         let aux = aux_losses(&routing);
         ModelOutput {
@@ -169,7 +175,7 @@ impl<B: Backend> Gpt2<B> {
         let (x, routing) = self.hidden_states(inputs, options); // [batch, seq, d_model]
         let [batch, seq, d_model] = x.dims();
         let loss = lm_head_cross_entropy(
-            x.reshape([batch * seq, d_model]),
+            options.precision.compute(x).reshape([batch * seq, d_model]),
             self.wte.weight.val(),
             targets.reshape([batch * seq]),
         );
@@ -231,6 +237,7 @@ impl<B: Backend> Gpt2<B> {
                     std: options.router_noise_std,
                     seed: options.router_noise_seed,
                 },
+                options.precision,
             );
             x = y;
             routing.extend(record);

@@ -12,6 +12,7 @@ use crate::dispatch::{DispatchPlan, capacity, dispatch_combine};
 use crate::init::NormalRng;
 use crate::losses::{entropy, expert_counts, load_balance_loss, z_loss};
 use crate::mlp::Mlp;
+use crate::precision::Precision;
 use crate::router::Router;
 use crate::router::RouterNoise;
 use crate::routing::RoutingRecord;
@@ -99,7 +100,10 @@ impl<B: Backend> MoeLayer<B> {
         self.experts.len()
     }
 
-    /// Routes, dispatches and combines; returns the output and the routing record.
+    /// Routes, dispatches and combines; returns the output and the routing
+    /// record. The router sees `x` as it is; the experts run in
+    /// `precision`'s dtype and their outputs are cast back to `x`'s before
+    /// the gate multiplies them (MODEL-19).
     ///
     /// # Shapes
     /// - `x`: `[tokens, d_model]` (tokens ≥ 1) → `[tokens, d_model]`
@@ -107,6 +111,7 @@ impl<B: Backend> MoeLayer<B> {
         &self,
         x: Tensor<B, 2>,
         noise: impl Into<RouterNoise>,
+        precision: Precision,
     ) -> (Tensor<B, 2>, RoutingRecord<B>) {
         let [n_tokens, _] = x.dims();
         let n_experts = self.n_experts();
@@ -119,7 +124,9 @@ impl<B: Backend> MoeLayer<B> {
         let plan = DispatchPlan::new(routing.expert_idx.clone(), n_experts, cap);
         let out_dtype = x.dtype();
         let gate = routing.gate.clone().cast(out_dtype); // [tokens, top_k]
-        let y = dispatch_combine(x, gate, &plan, |e, xe| self.experts[e].forward(xe));
+        let y = dispatch_combine(precision.compute(x), gate, &plan, |e, xe| {
+            self.experts[e].forward(xe).cast(out_dtype)
+        });
 
         let top1 = routing
             .expert_idx

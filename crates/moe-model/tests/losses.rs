@@ -5,7 +5,7 @@ mod common;
 use burn::tensor::{Tensor, TensorData};
 use moe_model::losses::{LbAccumulator, entropy, load_balance_loss, logsumexp, z_loss};
 use moe_model::router::route_logits;
-use moe_model::{CpuBackend as B, MoeConfig, MoeLayer, init::NormalRng, mlp::Mlp};
+use moe_model::{CpuBackend as B, MoeConfig, MoeLayer, Precision, init::NormalRng, mlp::Mlp};
 
 type Dev = burn::tensor::Device<B>;
 
@@ -166,14 +166,17 @@ fn moe_10_step_scope_accumulates_f_and_p_over_micro_batches() {
     let xs: Vec<Tensor<B, 2>> = (0..3)
         .map(|s| t2(&random_logits(6 + 2 * s, 8, 1.0, 40 + s as u64)))
         .collect();
-    let records: Vec<_> = xs.iter().map(|x| moe.forward(x.clone(), 0.0).1).collect();
+    let records: Vec<_> = xs
+        .iter()
+        .map(|x| moe.forward(x.clone(), 0.0, Precision::F32).1)
+        .collect();
     let mut acc = LbAccumulator::new();
     for r in &records {
         acc.push(std::slice::from_ref(r));
     }
     // The step's value equals the loss of one forward over all tokens at once.
     let all = Tensor::cat(xs, 0);
-    let (_, whole) = moe.forward(all, 0.0);
+    let (_, whole) = moe.forward(all, 0.0, Precision::F32);
     let (step, once) = (acc.value().unwrap(), scalar(whole.lb_loss.clone()));
     assert!((step - once).abs() < 1e-5, "{step} vs {once}");
     let f: Vec<f32> = acc.f(0).unwrap().iter().map(|&v| v as f32).collect();

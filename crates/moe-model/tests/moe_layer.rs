@@ -9,7 +9,9 @@ use burn::tensor::{Tensor, TensorData};
 use moe_model::init::NormalRng;
 use moe_model::mlp::Mlp;
 use moe_model::router::Router;
-use moe_model::{CpuAutodiff, CpuBackend, ForwardOptions, Gpt2, ModelConfig, MoeConfig, MoeLayer};
+use moe_model::{
+    CpuAutodiff, CpuBackend, ForwardOptions, Gpt2, ModelConfig, MoeConfig, MoeLayer, Precision,
+};
 
 fn moe_cfg(n_experts: usize, top_k: usize) -> MoeConfig {
     MoeConfig {
@@ -53,7 +55,7 @@ fn moe_4_router_gets_the_gradient_of_p_times_expert_output_under_top1() {
     let moe = layer::<CpuAutodiff>(4, 1);
     let x = input::<CpuAutodiff>(10, 6, 1);
     let r = input::<CpuAutodiff>(10, 6, 2); // a fixed random readout
-    let (y, record) = moe.forward(x.clone(), 0.0);
+    let (y, record) = moe.forward(x.clone(), 0.0, Precision::F32);
     let grad = router_grad(&moe, (y * r.clone()).sum());
     assert!(
         grad.iter().any(|g| g.abs() > 1e-4),
@@ -88,7 +90,7 @@ fn moe_4_router_gets_the_gradient_of_p_times_expert_output_under_top1() {
 fn moe_4_top1_forward_is_exactly_the_chosen_expert() {
     let moe = layer::<CpuBackend>(3, 1);
     let x = input::<CpuBackend>(7, 6, 4);
-    let (y, record) = moe.forward(x.clone(), 0.0);
+    let (y, record) = moe.forward(x.clone(), 0.0, Precision::F32);
     let idx: Vec<i64> = record.expert_idx.to_data().iter::<i64>().collect();
     for (t, &e) in idx.iter().enumerate() {
         let row = moe.experts[e as usize].forward(x.clone().narrow(0, t, 1));
@@ -105,7 +107,7 @@ fn moe_4_top1_forward_is_exactly_the_chosen_expert() {
 fn moe_5_top2_router_gradient_is_nonzero_too() {
     let moe = layer::<CpuAutodiff>(4, 2);
     let x = input::<CpuAutodiff>(10, 6, 5);
-    let (y, _) = moe.forward(x, 0.0);
+    let (y, _) = moe.forward(x, 0.0, Precision::F32);
     let grad = router_grad(&moe, (y.clone() * y).sum());
     assert!(grad.iter().any(|g| g.abs() > 1e-5));
 }
@@ -146,11 +148,11 @@ fn moe_12_upcycled_model_with_zero_noise_equals_dense_logits() {
 fn moe_3_router_noise_changes_routing_only_when_asked() {
     let moe = layer::<CpuBackend>(4, 1);
     let x = input::<CpuBackend>(64, 6, 6);
-    let clean = moe.forward(x.clone(), 0.0).1;
-    let again = moe.forward(x.clone(), 0.0).1;
+    let clean = moe.forward(x.clone(), 0.0, Precision::F32).1;
+    let again = moe.forward(x.clone(), 0.0, Precision::F32).1;
     assert_eq!(clean.expert_idx.to_data(), again.expert_idx.to_data());
     CpuBackend::seed(&Default::default(), 1);
-    let noisy = moe.forward(x, 5.0).1;
+    let noisy = moe.forward(x, 5.0, Precision::F32).1;
     assert_ne!(clean.expert_idx.to_data(), noisy.expert_idx.to_data());
     // Losses and logs use the clean probabilities (MOE-3): P is unchanged.
     assert_eq!(clean.p_mean.to_data(), noisy.p_mean.to_data());
@@ -160,7 +162,7 @@ fn moe_3_router_noise_changes_routing_only_when_asked() {
 #[test]
 fn moe_11_routing_records_are_complete_and_consistent() {
     let moe = layer::<CpuBackend>(4, 2);
-    let (_, r) = moe.forward(input::<CpuBackend>(9, 6, 7), 0.0);
+    let (_, r) = moe.forward(input::<CpuBackend>(9, 6, 7), 0.0, Precision::F32);
     let host = r.to_host();
     assert_eq!((host.layer, r.n_tokens, host.expert_idx.len()), (0, 9, 9));
     assert!(
@@ -190,7 +192,7 @@ fn moe_11_routing_records_are_complete_and_consistent() {
     // Capacity: counted, never silently lost.
     let mut capped = layer::<CpuBackend>(4, 2);
     capped.capacity_factor = Some(0.25);
-    let (_, r) = capped.forward(input::<CpuBackend>(9, 6, 7), 0.0);
+    let (_, r) = capped.forward(input::<CpuBackend>(9, 6, 7), 0.0, Precision::F32);
     let kept_max = moe_model::dispatch::capacity(9, 2, 4, 0.25);
     let want: usize = r
         .tokens_per_expert

@@ -54,6 +54,7 @@ pub fn step_gradients<B: AutodiffBackend>(
     let options = ForwardOptions {
         router_noise_std: noise.std,
         router_noise_seed: noise.seed,
+        precision: t.precision,
     };
     let scale = 1.0 / micro_batches.len().max(1) as f64;
     let step_lb = (t.lb_scope == LbScope::Step)

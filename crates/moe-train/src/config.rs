@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use moe_model::{LbScope, ModelConfig, MoeConfig};
+use moe_model::{LbScope, ModelConfig, MoeConfig, Precision};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -159,6 +159,16 @@ pub struct TrainSection {
     /// Fraction of steps over which the noise anneals linearly to 0.
     #[serde(default = "default_anneal")]
     pub router_noise_anneal_frac: f64,
+    /// `"f32"` (default) or `"bf16"`: mixed precision, bf16 matmuls and
+    /// activations with f32 master weights, router and losses (MODEL-19).
+    /// Training and evaluation both run in it. Written to a run's config
+    /// only when not the default, so f32 runs' configs read as before.
+    #[serde(default, skip_serializing_if = "is_f32")]
+    pub precision: Precision,
+}
+
+fn is_f32(p: &Precision) -> bool {
+    *p == Precision::F32
 }
 
 /// `[eval]`

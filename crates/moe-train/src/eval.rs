@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use burn::tensor::backend::Backend;
 use moe_data::prepared::PreparedData;
 use moe_data::split::Split;
-use moe_model::{ForwardOptions, Gpt2};
+use moe_model::{ForwardOptions, Gpt2, Precision};
 
 use crate::error::Result;
 use crate::metrics::{DomainEval, Event};
@@ -42,17 +42,22 @@ impl ValBlocks {
     }
 }
 
-/// Evaluates `model` (no noise, no gradients) in batches of `batch` blocks.
+/// Evaluates `model` (no noise, no gradients) in batches of `batch` blocks,
+/// in the run's `precision` (MODEL-19).
 pub fn evaluate<B: Backend>(
     model: &Gpt2<B>,
     val: &ValBlocks,
     batch: usize,
     step: u64,
+    precision: Precision,
     device: &B::Device,
 ) -> Event {
     let mut domains = BTreeMap::new();
     let (mut sum_all, mut n_all) = (0.0, 0u64);
-    let options = ForwardOptions::default();
+    let options = ForwardOptions {
+        precision,
+        ..ForwardOptions::default()
+    };
     for (name, tokens) in &val.domains {
         let mut routing = RoutingSums::default();
         let (mut sum, mut n) = (0.0f64, 0u64);

@@ -140,6 +140,10 @@ pub enum Event {
         tok_per_s: f64,
         /// Routing of this step's tokens (MoE).
         routing: Vec<LayerRouting>,
+        /// Device memory in use after the step, bytes (GPU backends only,
+        /// TRAIN-20).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_bytes: Option<u64>,
     },
     /// Validation after step `step`.
     Eval {

@@ -41,6 +41,9 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Backend name for the logs.
     pub device_name: String,
+    /// Bytes in use on the device now (CubeCL's memory manager), read at
+    /// every train event (TRAIN-20); `None` on the CPU.
+    pub device_memory: Option<fn() -> u64>,
 }
 
 /// How a run ended.
@@ -297,6 +300,7 @@ impl<B: AutodiffBackend> Run<'_, B> {
             noise_std: t.noise_std,
             tok_per_s: t.tok_per_s,
             routing: routing.clone(),
+            device_bytes: self.opts.device_memory.map(|bytes_in_use| bytes_in_use()),
         })?;
         if self.model_config.moe.is_none() {
             return Ok(None);
@@ -319,7 +323,8 @@ impl<B: AutodiffBackend> Run<'_, B> {
     fn eval(&mut self, model: &Gpt2<B>, step: u64) -> Result<Event> {
         let inner = model.valid();
         let batch = self.config.train.micro_batch.max(1);
-        let event = evaluate(&inner, &self.val, batch, step, self.device);
+        let precision = self.config.train.precision;
+        let event = evaluate(&inner, &self.val, batch, step, precision, self.device);
         self.log.write(&event)?;
         Ok(event)
     }

@@ -130,5 +130,6 @@ pub fn options(data: &Path, out: &Path, resume: bool, max_steps: Option<u64>) ->
         max_steps,
         progress: false,
         device_name: "cpu".into(),
+        device_memory: None,
     }
 }
