@@ -13,6 +13,7 @@ use moe_data::config::DataConfig;
 use moe_data::prepare::{PrepareOptions, prepare};
 use moe_data::prepared::PreparedData;
 use moe_data::sources::HubOptions;
+use moe_model::Precision;
 use moe_train::{RunConfig, RunDir, RunStatus, TrainOptions, TrainSummary};
 
 use crate::backend::{Device, OnBackend, run_on};
@@ -112,6 +113,12 @@ pub fn ensure_run(
 
 /// Trains one run on `device` (`moe train` and every study run).
 pub fn train_on(device: Device, config: RunConfig, opts: TrainOptions) -> Result<TrainSummary> {
+    if config.train.precision == Precision::Bf16 && device == Device::Wgpu {
+        anyhow::bail!(
+            "{}: train.precision = \"bf16\" cannot run on wgpu (CubeCL's WGSL compiler has no bf16 type); use --device cuda, or cpu",
+            config.run.name
+        );
+    }
     run_on(device, Train { config, opts })
 }
 
@@ -213,4 +220,28 @@ pub fn parallel_map<T: Sync, R: Send>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Checks: TRAIN-19 — bf16 on wgpu is refused before any work, naming why
+    // (the check comes before the backend's, so it holds in every build).
+    #[test]
+    fn train_19_bf16_on_wgpu_is_refused_with_the_reason() {
+        let text = "[run]\nname = \"w\"\n[model]\ninit = \"scratch\"\npreset = \"micro\"\n[train]\nsteps = 1\nmicro_batch = 1\nlr = 1e-3\nprecision = \"bf16\"\n[eval]\nevery = 1\n[log]\nevery = 1\n[checkpoint]\nevery = 1\nkeep = 1\n";
+        let config = RunConfig::parse(text, Path::new("w.toml")).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = TrainOptions {
+            data: tmp.path().join("no-data"),
+            out: tmp.path().join("run"),
+            ..Default::default()
+        };
+        let err = train_on(Device::Wgpu, config, opts)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bf16") && err.contains("WGSL"), "{err}");
+        assert!(!tmp.path().join("run").exists());
+    }
 }
