@@ -42,7 +42,9 @@ pub struct LmLoss<B: Backend> {
 }
 
 /// Cross-entropy of `targets` under the logits `hidden · headᵀ`, without
-/// materialising the logits in the autodiff graph (MODEL-14).
+/// materialising the logits in the autodiff graph (MODEL-14). A bf16
+/// `hidden` (mixed precision, MODEL-19) runs the products in bf16 and the
+/// loss in `head`'s dtype.
 ///
 /// # Shapes
 /// - `hidden`: `[tokens, d_model]`, `head`: `[vocab, d_model]`,
