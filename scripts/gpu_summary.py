@@ -54,9 +54,12 @@ def active_matmul_params(preset, moe):
 
 
 def flops_per_token(preset, moe, block):
+    """FLOPs per token as tok_per_s counts them: a sequence of `block`
+    tokens read trains `block - 1` positions."""
     n_layer, d = PRESETS[preset][0], PRESETS[preset][1]
     seq = block - 1
-    return 6 * active_matmul_params(preset, moe) + 6 * n_layer * d * seq
+    per_position = 6 * active_matmul_params(preset, moe) + 6 * n_layer * d * seq
+    return per_position * seq / block
 
 
 def card_name(results):

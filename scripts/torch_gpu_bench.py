@@ -18,7 +18,9 @@ runs forward and loss under `torch.autocast(bfloat16)` with f32 master
 weights, PyTorch's usual mixed precision; `f32` is eager f32 (TF32 off).
 
 Writes one TSV row per (model, dtype, micro-batch) that ran: median
-tokens/s over the timed steps, peak device memory. Micro-batches are tried
+tokens/s over the timed steps, counted as `moe train` counts them (`block`
+tokens per sequence read, `block - 1` of them predicted), and peak device
+memory. Micro-batches are tried
 largest first; the first that fits is "largest", and 2 (the original's)
 always runs.
 
@@ -142,7 +144,7 @@ def measure(args, kind, dtype, micro_batch, device):
         del model, opt
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    tokens = micro_batch * (args.block - 1)
+    tokens = micro_batch * args.block  # counted as `moe train` counts: whole blocks read
     peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else 0
     return tokens / statistics.median(times), peak
 
