@@ -111,6 +111,17 @@ def throughput_table(results, preset, block):
         ratio = (f"{float(ours['tok_per_s']) / float(torch['tok_per_s']):.2f}"
                  if ours and torch and float(torch["tok_per_s"]) > 0 else "–")
         print(f"| {run} | {prec} | {mb} | {cell(ours)} | {cell(torch)} | {ratio} | {mfu(ours)} | {mfu(torch)} | {gib(ours)} | {gib(torch)} |")
+    if measured:
+        print()
+        print(f"MFU against the bf16 matmul rate measured on this card ({measured:.0f} TFLOP/s):")
+        for run, prec, mb in keys:
+            fl = flops_per_token(preset, run == "moe", block)
+            cells = []
+            for impl in ("ours", "torch"):
+                r = by.get((impl, run, prec, mb))
+                if r:
+                    cells.append(f"{impl} {100 * fl * float(r['tok_per_s']) / (measured * 1e12):.1f}%")
+            print(f"- {run} {prec} micro-batch {mb}: " + ", ".join(cells))
     print()
     print("MoE/dense step time at the same micro-batch and precision (original study: 1.81; goal ≤ 1.15):")
     for impl in ("ours", "torch"):
