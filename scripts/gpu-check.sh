@@ -59,6 +59,12 @@ if [ "$device" = cuda ]; then
   nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv > "$out/card.txt" 2>&1
   nvidia-smi >> "$out/card.txt" 2>&1
   say "card: $(sed -n 2p "$out/card.txt")"
+  # A binary without CUDA, or a driver it cannot load, would fail every later
+  # step: stop here, with the reason, while the device time is still there.
+  if ! limit "$bin" gpu matmul --device cuda --size 256 --iters 1 > "$out/probe.txt" 2>&1; then
+    say "the CUDA backend does not run: $(tail -3 "$out/probe.txt" | tr '\n' ' ')"
+    exit 1
+  fi
   {
     limit "$bin" gpu parity --preset tiny
     limit "$bin" gpu parity --preset tiny --moe
