@@ -54,7 +54,7 @@ limit() {
   timeout "$left" "$@"
 }
 
-say "gpu-check $(date -u +%FT%TZ) device=$device preset=$preset block=$block commit=$(cat gpu-bundle/MANIFEST.txt 2> /dev/null | head -1)"
+say "gpu-check $(date -u +%FT%TZ) device=$device preset=$preset block=$block bundle: $(head -1 gpu-bundle/MANIFEST.txt 2> /dev/null || echo none)"
 if [ "$device" = cuda ]; then
   nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv > "$out/card.txt" 2>&1
   nvidia-smi >> "$out/card.txt" 2>&1
