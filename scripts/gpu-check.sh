@@ -11,7 +11,8 @@
 # Writes into RESULTS_DIR:
 #   card.txt, parity.txt, matmul.txt  card and driver; CPU-vs-CUDA logits in
 #                                     f32 and mixed bf16; the matmul rates
-#   throughput.tsv   tokens/s and peak device memory of training steps,
+#   throughput.tsv   tokens/s and device memory of training steps (ours: the
+#                    most in use at a train event; PyTorch: its allocator's peak),
 #                    ours (`moe train`) and PyTorch's (scripts/torch_gpu_bench.py),
 #                    dense and MoE, f32 and bf16, at micro-batch 2 and the
 #                    largest of MICRO_BATCHES that fits
@@ -129,11 +130,11 @@ TOML
 # tokens/s of the last train event (the first ones include kernel compilation
 # and autotuning) and the largest device memory any train event saw.
 train_figures() { # metrics.jsonl
-  local last tps peak
+  local last tps most
   last=$(grep '"event":"train"' "$1" | tail -1)
   tps=$(echo "$last" | sed 's/.*"tok_per_s":\([0-9.e+-]*\).*/\1/')
-  peak=$(grep -o '"device_bytes":[0-9]*' "$1" | cut -d: -f2 | sort -n | tail -1)
-  printf '%s\t%s' "$tps" "${peak:-0}"
+  most=$(grep -o '"device_bytes":[0-9]*' "$1" | cut -d: -f2 | sort -n | tail -1)
+  printf '%s\t%s' "$tps" "${most:-0}"
 }
 
 ours_run() { # kind moe precision micro_batch → a throughput row; 2 = out of memory, 1 = other failure
@@ -149,7 +150,7 @@ ours_run() { # kind moe precision micro_batch → a throughput row; 2 = out of m
   return 1
 }
 
-printf 'impl\trun\tprecision\tmicro_batch\ttok_per_s\tpeak_bytes\n' > "$out/throughput.tsv"
+printf 'impl\trun\tprecision\tmicro_batch\ttok_per_s\tmem_bytes\n' > "$out/throughput.tsv"
 # First the largest micro-batch that fits (tried largest first; a failure
 # other than out-of-memory ends the search), then micro-batch 2.
 for kind in dense moe; do

@@ -5,7 +5,9 @@ PyTorch's on the same card, MoE/dense step time, MFU, and the 200-step run.
     python3 scripts/gpu_summary.py RESULTS_DIR --preset gpt2 --block 512
 
 Reads RESULTS_DIR/throughput.tsv (rows: impl, run, precision, micro_batch,
-tok_per_s, peak_bytes; impl is `ours` or `torch`), RESULTS_DIR/card.txt
+tok_per_s, mem_bytes; impl is `ours` or `torch`; mem_bytes is, for ours,
+the most device memory in use at a train event, for PyTorch its
+allocator's peak), RESULTS_DIR/card.txt
 (nvidia-smi's CSV; the card's name picks its dense bf16 peak),
 RESULTS_DIR/matmul.txt (`moe gpu matmul`, optional) and
 RESULTS_DIR/moe-200/metrics.jsonl (optional). Prints Markdown.
@@ -98,8 +100,10 @@ def throughput_table(results, preset, block):
     print(f"card: {name or 'unknown'}; dense bf16 peak "
           f"{f'{peak:.0f} TFLOP/s (data sheet)' if peak else 'not in the table: MFU not computed'}"
           + (f"; measured bf16 matmul {measured:.0f} TFLOP/s" if measured else ""))
+    print("ours tok/s: the last train event (the mean over its log interval, after the"
+          " first events' kernel compilation); PyTorch: the median over its timed steps.")
     print()
-    print("| run | precision | micro-batch | ours tok/s | PyTorch tok/s | ours / PyTorch | ours MFU | PyTorch MFU | ours peak GiB | PyTorch peak GiB |")
+    print("| run | precision | micro-batch | ours tok/s | PyTorch tok/s | ours / PyTorch | ours MFU | PyTorch MFU | ours GiB in use (most at a train event) | PyTorch peak GiB (allocator) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     keys = sorted({(r, p, mb) for (_, r, p, mb) in by}, key=lambda k: (k[0], k[1], -k[2]))
     for run, prec, mb in keys:
@@ -107,7 +111,7 @@ def throughput_table(results, preset, block):
         fl = flops_per_token(preset, run == "moe", block)
         cell = lambda r: f"{float(r['tok_per_s']):,.0f}" if r else "–"
         mfu = lambda r: f"{100 * fl * float(r['tok_per_s']) / (peak * 1e12):.1f}%" if (r and peak) else "–"
-        gib = lambda r: f"{int(r['peak_bytes']) / 2**30:.2f}" if (r and int(r["peak_bytes"]) > 0) else "–"
+        gib = lambda r: f"{int(r['mem_bytes']) / 2**30:.2f}" if (r and int(r["mem_bytes"]) > 0) else "–"
         ratio = (f"{float(ours['tok_per_s']) / float(torch['tok_per_s']):.2f}"
                  if ours and torch and float(torch["tok_per_s"]) > 0 else "–")
         print(f"| {run} | {prec} | {mb} | {cell(ours)} | {cell(torch)} | {ratio} | {mfu(ours)} | {mfu(torch)} | {gib(ours)} | {gib(torch)} |")

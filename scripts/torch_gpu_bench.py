@@ -169,7 +169,7 @@ def main():
     print(f"torch {torch.__version__}, {card}, preset {args.preset}, block {args.block}")
     sizes = sorted({int(s) for s in args.micro_batches.split(",")}, reverse=True)
     with open(args.out, "w") as out:
-        out.write("impl\trun\tprecision\tmicro_batch\ttok_per_s\tpeak_bytes\n")
+        out.write("impl\trun\tprecision\tmicro_batch\ttok_per_s\tmem_bytes\n")
         for kind in ("dense", "moe"):
             for dtype in args.dtypes.split(","):
                 done = set()

@@ -39,25 +39,24 @@ impl Device {
         match self {
             Device::Cpu => None,
             #[cfg(feature = "cuda")]
-            Device::Cuda => Some(|| {
-                use burn::cubecl::Runtime;
-                let device = burn::cubecl::cuda::CudaDevice::default();
-                burn::cubecl::cuda::CudaRuntime::client(&device)
-                    .memory_usage()
-                    .map_or(0, |m| m.bytes_in_use)
-            }),
+            Device::Cuda => Some(bytes_in_use::<burn::cubecl::cuda::CudaRuntime>),
             #[cfg(feature = "wgpu")]
-            Device::Wgpu => Some(|| {
-                use burn::cubecl::Runtime;
-                let device = burn::backend::wgpu::WgpuDevice::default();
-                burn::backend::wgpu::WgpuRuntime::client(&device)
-                    .memory_usage()
-                    .map_or(0, |m| m.bytes_in_use)
-            }),
+            Device::Wgpu => Some(bytes_in_use::<burn::cubecl::wgpu::WgpuRuntime>),
             #[allow(unreachable_patterns)]
             _ => None,
         }
     }
+}
+
+/// Bytes in use on runtime `R`'s default device (0 when it cannot say).
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn bytes_in_use<R: burn::cubecl::Runtime>() -> u64
+where
+    R::Device: Default,
+{
+    R::client(&R::Device::default())
+        .memory_usage()
+        .map_or(0, |m| m.bytes_in_use)
 }
 
 /// Work that runs on any autodiff backend (its inner backend serves inference).

@@ -166,7 +166,8 @@ pub fn logits_on<B: Backend>(
     Forward { logits, top1 }
 }
 
-/// Tokens whose top-1 expert agrees in every MoE layer of the two passes.
+/// Tokens whose top-1 expert agrees in every MoE layer of the two passes
+/// (all of them for a dense model).
 fn same_route(a: &Forward, b: &Forward, seq: usize) -> Vec<bool> {
     (0..seq)
         .map(|t| {
@@ -225,24 +226,22 @@ fn parity_line(
     limit: f64,
 ) -> String {
     let vocab = cpu.logits.len() / seq.max(1);
-    let (reference, compared): (Vec<f32>, Vec<f32>) = if cpu.top1.is_empty() {
-        (cpu.logits.clone(), other.logits.clone())
-    } else {
-        same_route(cpu, other, seq)
-            .iter()
-            .enumerate()
-            .filter(|(_, same)| **same)
-            .flat_map(|(t, _)| {
-                let row = t * vocab..(t + 1) * vocab;
-                cpu.logits[row.clone()].iter().zip(&other.logits[row])
-            })
-            .map(|(a, b)| (*a, *b))
-            .unzip()
-    };
+    // A dense model has no routing: every token agrees.
+    let same = same_route(cpu, other, seq);
+    let (reference, compared): (Vec<f32>, Vec<f32>) = same
+        .iter()
+        .enumerate()
+        .filter(|(_, same)| **same)
+        .flat_map(|(t, _)| {
+            let row = t * vocab..(t + 1) * vocab;
+            cpu.logits[row.clone()].iter().zip(&other.logits[row])
+        })
+        .map(|(a, b)| (*a, *b))
+        .unzip();
     let flipped = if cpu.top1.is_empty() {
         String::new()
     } else {
-        let n = same_route(cpu, other, seq).iter().filter(|s| !**s).count();
+        let n = same.iter().filter(|s| !**s).count();
         format!(" ({n} of {seq} tokens routed differently, left out)")
     };
     let (abs, rel) = max_diff(&reference, &compared);

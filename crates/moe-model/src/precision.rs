@@ -43,14 +43,6 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// The name used in configs and logs (`"f32"`, `"bf16"`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::Bf16 => "bf16",
-        }
-    }
-
     /// `x` in the compute dtype: unchanged under `F32`, cast to bf16 under
     /// `Bf16`.
     pub fn compute<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
@@ -58,11 +50,5 @@ impl Precision {
             Precision::F32 => x,
             Precision::Bf16 => x.cast(FloatDType::BF16),
         }
-    }
-}
-
-impl std::fmt::Display for Precision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
