@@ -137,12 +137,11 @@ impl OnBackend for Train {
 
 /// Analyses a run unless its saved analysis, with the same permutations,
 /// still describes it ([`moe_analysis::analyze::is_current`]).
-pub fn ensure_analysis(run_dir: &Path, data_dir: &Path, permutations: usize) -> Result<Analysis> {
-    let run = RunDir::new(run_dir);
+pub fn ensure_analysis(run: &RunDir, data: &PreparedData, permutations: usize) -> Result<Analysis> {
     let out = run.analysis_dir();
     if let Ok(cached) = read_json(&out.join(ANALYSIS_FILE))
         && cached.options.permutations == permutations
-        && is_current(&cached, &run)?
+        && is_current(&cached, run)?
     {
         return Ok(cached);
     }
@@ -150,8 +149,8 @@ pub fn ensure_analysis(run_dir: &Path, data_dir: &Path, permutations: usize) -> 
         permutations,
         ..AnalyzeOptions::default()
     };
-    moe_analysis::analyze(run_dir, data_dir, &out, &options)
-        .with_context(|| format!("analysing {}", run_dir.display()))
+    moe_analysis::analyze(run, data, &out, &options)
+        .with_context(|| format!("analysing {}", run.path().display()))
 }
 
 /// Prepares `config_path` into `dir` unless a copy made from the same inputs

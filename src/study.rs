@@ -112,7 +112,7 @@ pub fn run_study(opts: &StudyOptions, start: Instant) -> Result<Study> {
     let at = || format!("[{:>5.1}s]", start.elapsed().as_secs_f64());
     let plans = plan(opts)?;
     let data_dir = opts.out.join("data");
-    ensure_data(&opts.data_config, &data_dir, opts.hub.clone())
+    let data = ensure_data(&opts.data_config, &data_dir, opts.hub.clone())
         .with_context(|| format!("the data of {}", opts.data_config.display()))?;
     let jobs = opts.jobs.max(1);
     // Progress bars of runs side by side would overwrite each other.
@@ -142,7 +142,7 @@ pub fn run_study(opts: &StudyOptions, start: Instant) -> Result<Study> {
         .collect();
     let analyses = parallel_map(&moe_plans, jobs, |plan| {
         eprintln!("{} analyse {}", at(), plan_label(plan));
-        ensure_analysis(&plan.out, &data_dir, opts.permutations)
+        ensure_analysis(&RunDir::new(&plan.out), &data, opts.permutations)
     })?;
     eprintln!("{} report", at());
     let runs: Vec<PathBuf> = plans.iter().map(|p| p.out.clone()).collect();

@@ -1,19 +1,17 @@
 //! What [`crate::trainer::train`] reads and checks before it writes
 //! anything into the run directory (TRAIN-14): the resolved config and its
 //! hash, the run already there and the checkpoint to resume, the compact
-//! vocabulary, the train blocks.
+//! vocabulary.
 
 use std::path::Path;
 
 use moe_data::prepared::PreparedData;
-use moe_data::split::Split;
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::run_dir::RunDir;
-use crate::sampler::TrainBlocks;
 use crate::vocab::VocabMap;
 
 /// The compact vocabulary of all of the data's shards (train, val, test).
@@ -23,18 +21,6 @@ pub(crate) fn compact_vocab(data: &PreparedData) -> Result<VocabMap> {
         shards.push(data.load_shard(info.split, &info.domain)?);
     }
     Ok(VocabMap::from_shards(shards.iter().map(Vec::as_slice)))
-}
-
-/// The train shards of every domain.
-pub(crate) fn load_train_blocks(data: &PreparedData) -> Result<TrainBlocks> {
-    let mut domains = Vec::new();
-    for d in data.manifest.domains() {
-        domains.push((d.clone(), data.load_shard(Split::Train, &d)?));
-    }
-    Ok(TrainBlocks {
-        block_size: data.block_size(),
-        domains,
-    })
 }
 
 /// The resolved config as written to `config.toml`, and its sha256.

@@ -16,13 +16,14 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
+use moe_data::prepared::PreparedData;
+use moe_data::split::Split;
+use moe_model::weights::WEIGHTS_FILE;
 use moe_model::{Gpt2, ModelConfig};
 
-use moe_data::prepared::PreparedData;
-
+use crate::blocks::Blocks;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
-use crate::eval::ValBlocks;
 use crate::metrics::{Event, MetricsLog, StopReason, read_events};
 use crate::vocab::VocabMap;
 
@@ -33,6 +34,8 @@ const FINAL_DIR: &str = "final";
 const INITIAL_DIR: &str = "initial";
 const ANALYSIS_DIR: &str = "analysis";
 const VOCAB_FILE: &str = "vocab.json";
+/// A checkpoint directory's name before its zero-padded step.
+const CHECKPOINT_PREFIX: &str = "step-";
 /// The file of a checkpoint that marks it complete.
 pub(crate) const CHECKPOINT_STATE: &str = "state.json";
 
@@ -116,7 +119,17 @@ impl RunDir {
     pub fn checkpoint_dir(&self, step: u64) -> PathBuf {
         self.root
             .join(CHECKPOINTS_DIR)
-            .join(format!("step-{step:07}"))
+            .join(format!("{CHECKPOINT_PREFIX}{step:07}"))
+    }
+
+    /// The step of a checkpoint directory (`…/step-0000040` → 40), or
+    /// `None` when `dir` is not named as one.
+    pub fn checkpoint_step(dir: &Path) -> Option<u64> {
+        dir.file_name()?
+            .to_str()?
+            .strip_prefix(CHECKPOINT_PREFIX)?
+            .parse()
+            .ok()
     }
 
     /// Where the checkpoint of `step` is written before it is renamed.
@@ -134,7 +147,7 @@ impl RunDir {
         let mut steps: Vec<u64> = entries
             .flatten()
             .filter(|e| e.path().join(CHECKPOINT_STATE).is_file())
-            .filter_map(|e| e.file_name().to_str()?.strip_prefix("step-")?.parse().ok())
+            .filter_map(|e| Self::checkpoint_step(&e.path()))
             .collect();
         steps.sort_unstable();
         steps
@@ -147,9 +160,7 @@ impl RunDir {
 
     /// Whether `final/` holds a model.
     pub fn has_final(&self) -> bool {
-        self.final_dir()
-            .join(moe_model::weights::WEIGHTS_FILE)
-            .is_file()
+        self.final_dir().join(WEIGHTS_FILE).is_file()
     }
 
     /// Saves the model after the last scheduled step into `final/`.
@@ -164,7 +175,7 @@ impl RunDir {
 
     /// Whether `initial/` holds a model.
     pub fn has_initial(&self) -> bool {
-        self.initial_dir().join("config.json").is_file()
+        self.initial_dir().join(WEIGHTS_FILE).is_file()
     }
 
     /// Saves the model at step 0 into `initial/` (written to a temporary
@@ -208,8 +219,8 @@ impl RunDir {
         &self,
         data: &PreparedData,
         max_blocks: usize,
-    ) -> Result<(ValBlocks, Option<VocabMap>)> {
-        Ok((ValBlocks::load(data, max_blocks)?, self.vocab()?))
+    ) -> Result<(Blocks, Option<VocabMap>)> {
+        Ok((Blocks::load(data, Split::Val, max_blocks)?, self.vocab()?))
     }
 
     /// Where `moe analyze` writes by default.

@@ -11,20 +11,21 @@ use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use moe_data::prepared::PreparedData;
-use moe_model::{Gpt2, ModelConfig, ParamCounts, noise_std_at};
-use sha2::{Digest, Sha256};
+use moe_data::split::Split;
+use moe_model::{Gpt2, ModelConfig, ParamCounts, RouterNoise, noise_std_at, router_noise_seed};
 
-use crate::accumulate::{StepStats, step_gradients};
+use crate::blocks::Blocks;
 use crate::checkpoint::{self, CheckpointState};
 use crate::clip::clip_global_norm;
 use crate::collapse::CollapseDetector;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
-use crate::eval::{ValBlocks, evaluate};
+use crate::eval::evaluate;
 use crate::metrics::{Event, MetricsLog, StopReason};
 use crate::preflight;
 use crate::run_dir::RunDir;
-use crate::sampler::TrainBlocks;
+use crate::sampler::Sampler;
+use crate::step::{StepStats, step_gradients};
 
 /// Options of `moe train` besides the config.
 #[derive(Debug, Clone, Default)]
@@ -80,21 +81,14 @@ pub fn train<B: AutodiffBackend>(
     let (config_text, config_sha) = preflight::resolved_config(config)?;
     let dir = RunDir::new(&opts.out);
     let resume_from = preflight::check_run_dir(&dir, opts.resume, &config_sha)?;
-    let mut train_blocks = preflight::load_train_blocks(&data)?;
-    let mut val = ValBlocks::load(&data, config.eval.max_blocks)?;
+    let mut train_blocks = Blocks::load(&data, Split::Train, 0)?;
+    let mut val = Blocks::load(&data, Split::Val, config.eval.max_blocks)?;
     let vocab = if config.model.compact_vocab {
         let map = preflight::compact_vocab(&data)?;
         preflight::check_vocab(&dir, &opts.data, &map)?;
         model_config.gpt2.vocab_size = map.len();
-        for (_, tokens) in train_blocks
-            .domains
-            .iter_mut()
-            .chain(val.domains.iter_mut())
-        {
-            *tokens = map.to_model(tokens).ok_or_else(|| {
-                TrainError::Mismatch("a token is missing from the vocab map".into())
-            })?;
-        }
+        train_blocks = train_blocks.to_model_ids(&map)?;
+        val = val.to_model_ids(&map)?;
         Some(map)
     } else {
         None
@@ -103,7 +97,7 @@ pub fn train<B: AutodiffBackend>(
         .with_weight_decay(config.train.weight_decay as f32)
         .with_epsilon(1e-8)
         .init::<B, Gpt2<B>>();
-    let model = crate::init::initial_model::<B>(config, &model_config, device)?;
+    let model = crate::initial_model::<B>(config, &model_config, device)?;
     let (model, optim, state) = match resume_from {
         Some(step) => checkpoint::load(&dir, step, model, optim, device)?,
         None => {
@@ -130,6 +124,7 @@ pub fn train<B: AutodiffBackend>(
         opts,
         dir,
         model_config,
+        sampler: Sampler::of(config),
         train_blocks,
         val,
         log,
@@ -146,8 +141,9 @@ struct Run<'a, B: AutodiffBackend> {
     opts: &'a TrainOptions,
     dir: RunDir,
     model_config: ModelConfig,
-    train_blocks: TrainBlocks,
-    val: ValBlocks,
+    sampler: Sampler,
+    train_blocks: Blocks,
+    val: Blocks,
     log: MetricsLog,
     state: CheckpointState,
     device: &'a B::Device,
@@ -185,8 +181,7 @@ impl<B: AutodiffBackend> Run<'_, B> {
             let (mut grads, stats) = step_gradients(
                 &model,
                 &config.train,
-                &self.micro_batches(step),
-                self.block_size,
+                &self.sampler.step(&self.train_blocks, step),
                 noise,
                 self.device,
             );
@@ -243,35 +238,17 @@ impl<B: AutodiffBackend> Run<'_, B> {
     }
 
     /// Router noise of `step`: the annealed std and a seed of its own.
-    fn noise_at(&self, step: u64) -> moe_model::RouterNoise {
+    fn noise_at(&self, step: u64) -> RouterNoise {
         let t = &self.config.train;
-        moe_model::RouterNoise {
+        RouterNoise {
             std: noise_std_at(
                 step,
                 t.steps,
                 t.router_noise_std,
                 t.router_noise_anneal_frac,
             ),
-            seed: seed_for(self.config.run.seed, step),
+            seed: router_noise_seed(self.config.run.seed, step),
         }
-    }
-
-    /// The tokens of each micro-batch of `step` (TRAIN-3).
-    fn micro_batches(&self, step: u64) -> Vec<Vec<i64>> {
-        let (config, t) = (self.config, &self.config.train);
-        (0..t.grad_accum)
-            .map(|micro| {
-                let picks = self.train_blocks.picks(
-                    config.run.seed,
-                    config.data.mixing,
-                    step,
-                    micro,
-                    t.grad_accum,
-                    t.micro_batch,
-                );
-                self.train_blocks.gather(&picks).0
-            })
-            .collect()
     }
 
     /// A non-finite loss stops the run before its update (TRAIN-10).
@@ -382,13 +359,6 @@ struct TrainLog {
     grad_norm: f64,
     noise_std: f64,
     tok_per_s: f64,
-}
-
-fn seed_for(seed: u64, step: u64) -> u64 {
-    let digest = Sha256::digest(format!("noise/{seed}/{step}").as_bytes());
-    u64::from_le_bytes([
-        digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
-    ])
 }
 
 fn progress(enabled: bool, start: u64, end: u64) -> ProgressBar {

@@ -7,12 +7,12 @@
 //! links the runs' figures by relative path and draws one cross-run eval
 //! loss figure per domain under `<out>/figures/`.
 
+pub mod across_seeds;
 pub mod claims;
 pub mod eval_loss;
 pub mod render;
 pub mod run;
 pub mod sections;
-pub mod seeds;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -44,7 +44,7 @@ pub fn report(dirs: &[PathBuf], out: &Path) -> Result<ReportSummary> {
         .iter()
         .map(|d| load_run(d, out))
         .collect::<Result<Vec<_>>>()?;
-    seeds::label_seeds(&mut runs);
+    across_seeds::label_seeds(&mut runs);
     let mut figures = Vec::new();
     let mut comparison = Vec::new();
     for domain in run::domains(&runs) {

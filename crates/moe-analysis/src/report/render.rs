@@ -22,7 +22,7 @@ pub fn render(runs: &[ReportRun], comparison_figures: &[(String, String)]) -> St
     );
     summary(&mut md, runs);
     super::eval_loss::losses(&mut md, runs, comparison_figures);
-    super::seeds::section(&mut md, runs);
+    super::across_seeds::section(&mut md, runs);
     sections::specialization(&mut md, runs);
     sections::load(&mut md, runs);
     sections::collapse(&mut md, runs);
