@@ -120,7 +120,7 @@ pub fn run_study(opts: &StudyOptions, start: Instant) -> Result<Study> {
     let is_moe = parallel_map(&plans, jobs, |plan| {
         let label = plan_label(plan);
         eprintln!("{} {label}", at());
-        match ensure_run(plan, &data_dir, opts.device, progress)? {
+        match ensure_run(plan, &data, opts.device, progress)? {
             None => eprintln!(
                 "        {label}: reusing the finished run in {}",
                 plan.out.display()

@@ -10,7 +10,7 @@ use moe_model::{CpuBackend, Gpt2, ModelConfig, load_model_dir};
 use moe_train::Blocks;
 use moe_train::config::Init;
 use moe_train::vocab::VocabMap;
-use moe_train::{RunConfig, RunDir};
+use moe_train::{DataIdentity, RunConfig, RunDir};
 
 use crate::code_types::{PythonLexer, TokenClass};
 use crate::error::{AnalysisError, Result};
@@ -73,10 +73,12 @@ pub fn analyze(
     options: &AnalyzeOptions,
 ) -> Result<Analysis> {
     let config = dir.config()?;
+    dir.check_data(&DataIdentity::of(data)?)?;
     let history = crate::history::history(&dir.events()?, &config.collapse);
     let (ckpt, ckpt_step) = resolve_checkpoint(dir, options, &config)?;
     let device = Default::default();
     let (model_config, model) = load_model_dir::<CpuBackend>(&ckpt, &device)?;
+    check_architecture(&config, &model_config, &ckpt)?;
     let (val, vocab) = dir.val_blocks(data, options.max_blocks)?;
     let table = collect(&model, &val, options.batch, vocab.as_ref(), &device)?;
     let (baseline, baseline_table) = if table.layers.is_empty() {
@@ -183,6 +185,49 @@ fn resolve_checkpoint(
             "no final/ and no checkpoints/step-*/ to analyse",
         )),
     }
+}
+
+/// Refuses a checkpoint whose architecture is not the run's (ANA-22): the
+/// blocks, width and heads, and the MoE layers, experts and top-k
+/// (vocabularies may differ: a compact one is the run's too).
+fn check_architecture(config: &RunConfig, found: &ModelConfig, ckpt: &Path) -> Result<()> {
+    let expected = config
+        .model_config()
+        .map_err(|e| AnalysisError::run(ckpt, e))?;
+    let shape = |c: &ModelConfig| {
+        let g = &c.gpt2;
+        let moe = c
+            .moe
+            .as_ref()
+            .map(|m| (m.layers.clone(), m.n_experts, m.top_k));
+        (g.n_layer, g.d_model, g.n_head, moe)
+    };
+    if shape(&expected) == shape(found) {
+        return Ok(());
+    }
+    let describe = |c: &ModelConfig| {
+        let g = &c.gpt2;
+        let moe = match &c.moe {
+            Some(m) => format!(
+                "MoE blocks {:?}, {} experts, top-{}",
+                m.layers, m.n_experts, m.top_k
+            ),
+            None => "dense".to_string(),
+        };
+        format!(
+            "{} blocks of width {}, {} heads, {moe}",
+            g.n_layer, g.d_model, g.n_head
+        )
+    };
+    Err(AnalysisError::run(
+        ckpt,
+        format!(
+            "not a checkpoint of run `{}`: it has {}, the run {}",
+            config.run.name,
+            describe(found),
+            describe(&expected)
+        ),
+    ))
 }
 
 fn none(note: &str) -> BaselineInfo {

@@ -200,3 +200,78 @@ fn ana_17_missing_inputs_name_the_path() {
         "{err}"
     );
 }
+
+// Checks: ANA-22, ANA-23, ANA-24
+#[test]
+fn ana_22_to_24_analysis_and_report_refuse_what_is_not_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data(tmp.path());
+    let moe = train_run(tmp.path(), &data, "moe", true);
+    let dense = train_run(tmp.path(), &data, "dense", false);
+    let prepared = PreparedData::open(&data).unwrap();
+
+    // ANA-22: another architecture's checkpoint, and other data.
+    let wrong = AnalyzeOptions {
+        checkpoint: Some(dense.join("final")),
+        ..options()
+    };
+    let err = analyze(&RunDir::new(&moe), &prepared, &tmp.path().join("a"), &wrong)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not a checkpoint of run `moe`") && err.contains("dense"),
+        "{err}"
+    );
+    let other_dir = tmp.path().join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let other =
+        moe_testkit::small_prepared(&other_dir, &[("code", "x = 1"), ("math", "1 + 1")], 40, 0.2);
+    let err = analyze(
+        &RunDir::new(&moe),
+        &PreparedData::open(&other).unwrap(),
+        &tmp.path().join("b"),
+        &options(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("trained on other data"), "{err}");
+
+    // ANA-23: an analysis made before the run went on is left out, saying so.
+    let partial = tmp.path().join("partial");
+    let text = moe_testkit::tiny_run_toml("partial", true);
+    let config = RunConfig::parse(&text, Path::new("t.toml")).unwrap();
+    let mut opts = TrainOptions {
+        data: data.clone(),
+        out: partial.clone(),
+        max_steps: Some(2),
+        device_name: "cpu".into(),
+        ..Default::default()
+    };
+    train::<moe_model::CpuAutodiff>(&config, &opts, &Default::default()).unwrap();
+    let run = RunDir::new(&partial);
+    analyze(&run, &prepared, &run.analysis_dir(), &options()).unwrap();
+    opts.max_steps = None;
+    opts.resume = moe_train::Resume::Checkpoint;
+    train::<moe_model::CpuAutodiff>(&config, &opts, &Default::default()).unwrap();
+    let summary = report(&[partial.clone()], &tmp.path().join("r1")).unwrap();
+    assert!(
+        summary.markdown.contains("Stale analysis") && summary.markdown.contains("moe analyze"),
+        "{}",
+        summary.markdown
+    );
+
+    // ANA-24: one run given twice, or under two names.
+    let err = report(&[moe.clone(), moe.join(".")], &tmp.path().join("r2"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("given twice"), "{err}");
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for name in ["config.toml", "metrics.jsonl"] {
+        std::fs::copy(moe.join(name), copy.join(name)).unwrap();
+    }
+    let err = report(&[moe, copy], &tmp.path().join("r3"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("would count as two"), "{err}");
+}

@@ -254,6 +254,7 @@ fn run(name: &str, layers: Vec<LayerAnalysis>, history: History, analyzed: bool)
         },
         analyzed,
         figures_base: analyzed.then(|| format!("../{name}/analysis")),
+        stale: None,
     }
 }
 

@@ -120,6 +120,7 @@ fn train_15_pretrained_run_keeps_its_step_0_model_for_analysis() {
         analysis: fallback,
         analyzed: true,
         figures_base: None,
+        stale: None,
     }];
     let md = moe_analysis::report::render::render(&runs, &[]);
     assert!(

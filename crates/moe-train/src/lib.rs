@@ -36,5 +36,5 @@ pub use blocks::{Blocks, DomainBlocks};
 pub use config::RunConfig;
 pub use error::{Result, TrainError};
 pub use initial_model::initial_model;
-pub use run_dir::{RunDir, RunStatus};
-pub use trainer::{TrainOptions, TrainSummary, train};
+pub use run_dir::{DataIdentity, RunDir, RunLock, RunStatus};
+pub use trainer::{Resume, TrainOptions, TrainSummary, train};

@@ -12,6 +12,7 @@ use crate::checkpoint;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::run_dir::RunDir;
+use crate::trainer::Resume;
 use crate::vocab::VocabMap;
 
 /// The compact vocabulary of all of the data's shards (train, val, test).
@@ -31,17 +32,29 @@ pub(crate) fn resolved_config(config: &RunConfig) -> Result<(String, String)> {
     Ok((text, sha))
 }
 
-/// Refuses an existing run unless resuming, and a resume of another config;
-/// returns the checkpoint to resume from. Writes nothing.
-pub(crate) fn check_run_dir(dir: &RunDir, resume: bool, config_sha: &str) -> Result<Option<u64>> {
-    if dir.has_run() && !resume {
+/// Refuses an existing run unless resuming, a resume with nothing to resume
+/// from (TRAIN-23), and a resume of another config; returns the checkpoint
+/// to resume from. Writes nothing.
+pub(crate) fn check_run_dir(dir: &RunDir, resume: Resume, config_sha: &str) -> Result<Option<u64>> {
+    if dir.has_run() && resume == Resume::No {
         return Err(TrainError::Mismatch(format!(
             "{}: a run is already there (use --resume, or another --out)",
             dir.path().display()
         )));
     }
     let last = dir.checkpoints().last().copied();
-    let Some(step) = last.filter(|_| resume) else {
+    if resume == Resume::Checkpoint && last.is_none() {
+        return Err(TrainError::Mismatch(format!(
+            "{}: nothing to resume: {}",
+            dir.path().display(),
+            if dir.has_run() {
+                "the run has no complete checkpoint yet (start it again in an empty --out)"
+            } else {
+                "no run is there"
+            }
+        )));
+    }
+    let Some(step) = last.filter(|_| resume != Resume::No) else {
         return Ok(None);
     };
     let state = checkpoint::read_state(dir, step)?;

@@ -23,7 +23,7 @@ use crate::error::{Result, TrainError};
 use crate::eval::evaluate;
 use crate::metrics::{Event, MetricsLog, StopReason};
 use crate::preflight;
-use crate::run_dir::RunDir;
+use crate::run_dir::{DataIdentity, RunDir};
 use crate::sampler::Sampler;
 use crate::step::{StepStats, step_gradients};
 
@@ -34,8 +34,8 @@ pub struct TrainOptions {
     pub data: PathBuf,
     /// Run directory.
     pub out: PathBuf,
-    /// Continue from the last checkpoint in `out`.
-    pub resume: bool,
+    /// Whether to continue a run already in `out`.
+    pub resume: Resume,
     /// Stop after this many steps in total (the schedule still spans `train.steps`).
     pub max_steps: Option<u64>,
     /// Draw a progress bar.
@@ -45,6 +45,20 @@ pub struct TrainOptions {
     /// Bytes in use on the device now (CubeCL's memory manager), read at
     /// every train event (TRAIN-20); `None` on the CPU.
     pub device_memory: Option<fn() -> u64>,
+}
+
+/// Whether a run continues one already in its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resume {
+    /// Start a run; refuse a directory that holds one.
+    #[default]
+    No,
+    /// Continue from the last complete checkpoint; refuse when there is
+    /// none (`moe train --resume`, TRAIN-23).
+    Checkpoint,
+    /// Continue from the last complete checkpoint, or start again a run
+    /// that has none (the study's runs).
+    IfAny,
 }
 
 /// How a run ended.
@@ -68,9 +82,18 @@ pub fn train<B: AutodiffBackend>(
     opts: &TrainOptions,
     device: &B::Device,
 ) -> Result<TrainSummary> {
+    let dir = RunDir::new(&opts.out);
+    let mut lock = dir.lock()?;
     let data = PreparedData::open(&opts.data)?;
+    let data_identity = DataIdentity::of(&data)?;
     let mut model_config = config.model_config().map_err(TrainError::Mismatch)?;
     let block_size = data.block_size();
+    if block_size < 2 {
+        return Err(TrainError::Mismatch(format!(
+            "{}: block_size {block_size} leaves no next token to predict (at least 2)",
+            opts.data.display()
+        )));
+    }
     if block_size - 1 > model_config.gpt2.n_positions {
         return Err(TrainError::Mismatch(format!(
             "block_size {block_size} needs {} positions, the model has {}",
@@ -79,8 +102,10 @@ pub fn train<B: AutodiffBackend>(
         )));
     }
     let (config_text, config_sha) = preflight::resolved_config(config)?;
-    let dir = RunDir::new(&opts.out);
     let resume_from = preflight::check_run_dir(&dir, opts.resume, &config_sha)?;
+    if resume_from.is_some() {
+        dir.check_data(&data_identity)?;
+    }
     let mut train_blocks = Blocks::load(&data, Split::Train, 0)?;
     let mut val = Blocks::load(&data, Split::Val, config.eval.max_blocks)?;
     let vocab = if config.model.compact_vocab {
@@ -111,14 +136,16 @@ pub fn train<B: AutodiffBackend>(
         }
     };
     // Every check passed: from here on the run directory changes.
+    lock.claim()?;
     dir.write_config(&config_text)?;
+    dir.save_data_identity(&data_identity)?;
     if let Some(map) = &vocab {
         dir.save_vocab(map)?;
     }
     if state.step == 0 && model_config.moe.is_some() {
         dir.save_initial(&model, &model_config)?;
     }
-    let log = dir.open_log(opts.resume.then_some(state.step))?;
+    let log = dir.open_log((opts.resume != Resume::No).then_some(state.step))?;
     let mut run = Run {
         config,
         opts,

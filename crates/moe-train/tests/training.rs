@@ -185,7 +185,7 @@ fn train_8_resume_is_bit_exact_and_metrics_parse() {
     let opts = TrainOptions {
         data: data.clone(),
         out: split.clone(),
-        resume: false,
+        resume: moe_train::Resume::No,
         max_steps: None,
         progress: false,
         device_name: "cpu".into(),
@@ -233,7 +233,7 @@ fn train_8_resume_is_bit_exact_and_metrics_parse() {
     // Resuming with another config is refused.
     let other = run_config(true, "weight_decay = 0.5\n", 8);
     let opts = TrainOptions {
-        resume: true,
+        resume: moe_train::Resume::Checkpoint,
         ..opts
     };
     assert!(
