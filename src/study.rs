@@ -102,6 +102,16 @@ pub fn plan(opts: &StudyOptions) -> Result<Vec<RunPlan>> {
             .file_stem()
             .with_context(|| format!("{}: no file name", config.display()))?;
         let out = opts.out.join(stem);
+        if plans
+            .iter()
+            .any(|p: &RunPlan| p.config.file_stem() == Some(stem))
+        {
+            anyhow::bail!(
+                "{}: listed twice (both would train into {})",
+                config.display(),
+                out.display()
+            );
+        }
         plans.extend(seed_plans(config, &out, opts.seeds, opts.max_steps)?);
     }
     Ok(plans)

@@ -46,7 +46,8 @@ fn cli_5_unusable_values_are_refused_at_parse_time() {
     let stderr = fails(&["demo", "--max-steps", "0"]);
     assert!(stderr.contains("--max-steps"), "{stderr}");
     for rate in ["0", "nan", "-5", "inf"] {
-        let stderr = fails(&["reproduce", "--estimate-only", "--dense-tok-per-s", rate]);
+        let flag = format!("--dense-tok-per-s={rate}");
+        let stderr = fails(&["reproduce", "--estimate-only", "--out", "o", &flag]);
         assert!(stderr.contains("--dense-tok-per-s"), "{rate}: {stderr}");
     }
 }

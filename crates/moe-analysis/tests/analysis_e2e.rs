@@ -253,7 +253,7 @@ fn ana_22_to_24_analysis_and_report_refuse_what_is_not_the_run() {
     opts.max_steps = None;
     opts.resume = moe_train::Resume::Checkpoint;
     train::<moe_model::CpuAutodiff>(&config, &opts, &Default::default()).unwrap();
-    let summary = report(&[partial.clone()], &tmp.path().join("r1")).unwrap();
+    let summary = report(std::slice::from_ref(&partial), &tmp.path().join("r1")).unwrap();
     assert!(
         summary.markdown.contains("Stale analysis") && summary.markdown.contains("moe analyze"),
         "{}",
