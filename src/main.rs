@@ -11,7 +11,7 @@ mod cmd_model;
 mod cmd_reproduce;
 mod cmd_train;
 
-use moe_emergence::{backend, runs, study};
+use moe_emergence::{backend, runs, study, sweep};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

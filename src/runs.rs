@@ -16,7 +16,7 @@ use moe_data::sources::HubOptions;
 use moe_model::Precision;
 use moe_train::{DataIdentity, Resume, RunConfig, RunDir, RunStatus, TrainOptions, TrainSummary};
 
-use crate::backend::{Device, OnBackend, run_on};
+use crate::backend::{Device, DeviceSlot, OnBackend, run_on_slot};
 
 /// One run of a study.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ pub fn is_complete(plan: &RunPlan, data: &DataIdentity) -> Result<bool> {
 pub fn ensure_run(
     plan: &RunPlan,
     data: &PreparedData,
-    device: Device,
+    device: DeviceSlot,
     progress: bool,
 ) -> Result<Option<TrainSummary>> {
     let identity = DataIdentity::of(data)?;
@@ -128,7 +128,7 @@ pub fn ensure_run(
         },
         max_steps: plan.max_steps,
         progress,
-        device_name: device.name().to_string(),
+        device_name: device.device.name().to_string(),
         device_memory: device.memory_probe(),
     };
     let summary = train_on(device, plan.config()?, opts)
@@ -142,14 +142,14 @@ pub fn ensure_run(
 }
 
 /// Trains one run on `device` (`moe train` and every study run).
-pub fn train_on(device: Device, config: RunConfig, opts: TrainOptions) -> Result<TrainSummary> {
-    if config.train.precision == Precision::Bf16 && device == Device::Wgpu {
+pub fn train_on(device: DeviceSlot, config: RunConfig, opts: TrainOptions) -> Result<TrainSummary> {
+    if config.train.precision == Precision::Bf16 && device.device == Device::Wgpu {
         anyhow::bail!(
             "{}: train.precision = \"bf16\" cannot run on wgpu (CubeCL's WGSL compiler has no bf16 type); use --device cuda, or cpu",
             config.run.name
         );
     }
-    run_on(device, Train { config, opts })
+    run_on_slot(device, Train { config, opts })
 }
 
 /// One training run as a backend-generic job.
@@ -206,17 +206,28 @@ pub fn ensure_data(config_path: &Path, dir: &Path, hub: HubOptions) -> Result<Pr
 }
 
 /// `f` over `items` on up to `jobs` threads (at least one), results in the
-/// order of `items`. Each run of a study is one thread: a CPU training step
-/// at the study's sizes keeps the cores only partly busy, so runs side by
-/// side finish sooner than one after the other (BENCHMARKS.md: the 3-seed
-/// demo in 2 min 58 s with 2 jobs, 3 min 26 s with 1). Results do not
-/// depend on `jobs` (every
-/// kernel is deterministic and runs share no state). After the first error
-/// no further item is started; that error is returned.
+/// order of `items` ([`parallel_map_on`] with `jobs` interchangeable
+/// workers). Each run of a study is one thread: a CPU training step at the
+/// study's sizes keeps the cores only partly busy, so runs side by side
+/// finish sooner than one after the other (BENCHMARKS.md). Results do not
+/// depend on `jobs` (every kernel is deterministic and runs share no state).
 pub fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     jobs: usize,
     f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let workers = vec![(); jobs.max(1)];
+    parallel_map_on(items, &workers, |item, _| f(item))
+}
+
+/// `f(item, worker)` over `items`, one thread per worker (at most one item
+/// per worker at a time, the rest queued in order; a study's workers are
+/// its devices), results in the order of `items`. After the first error no
+/// further item is started; that error is returned.
+pub fn parallel_map_on<T: Sync, W: Sync, R: Send>(
+    items: &[T],
+    workers: &[W],
+    f: impl Fn(&T, &W) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -224,15 +235,17 @@ pub fn parallel_map<T: Sync, R: Send>(
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<R>>>> =
         Mutex::new((0..items.len()).map(|_| None).collect());
+    let used = workers.len().min(items.len().max(1));
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, items.len().max(1)) {
-            scope.spawn(|| {
+        for worker in &workers[..used] {
+            let (next, failed, results, f) = (&next, &failed, &results, &f);
+            scope.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= items.len() || failed.load(Ordering::SeqCst) {
                         break;
                     }
-                    let r = f(&items[i]);
+                    let r = f(&items[i], worker);
                     if r.is_err() {
                         failed.store(true, Ordering::SeqCst);
                     }
@@ -267,7 +280,7 @@ mod tests {
             out: tmp.path().join("run"),
             ..Default::default()
         };
-        let err = train_on(Device::Wgpu, config, opts)
+        let err = train_on(DeviceSlot::default_of(Device::Wgpu), config, opts)
             .unwrap_err()
             .to_string();
         assert!(err.contains("bf16") && err.contains("WGSL"), "{err}");

@@ -12,8 +12,10 @@ use moe_data::sources::HubOptions;
 use moe_train::RunDir;
 use moe_train::metrics::Event;
 
-use crate::backend::Device;
-use crate::runs::{RunPlan, ensure_analysis, ensure_data, ensure_run, parallel_map, seed_plans};
+use crate::backend::{Device, DeviceSlot};
+use crate::runs::{
+    RunPlan, ensure_analysis, ensure_data, ensure_run, parallel_map, parallel_map_on, seed_plans,
+};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -30,9 +32,11 @@ pub struct StudyOptions {
     pub max_steps: Option<u64>,
     /// Permutations (and bootstrap draws) of the specialization tests.
     pub permutations: usize,
-    /// Backend of the training runs (analysis runs on the CPU).
-    pub device: Device,
-    /// Runs (and analyses) side by side; the outputs do not depend on it.
+    /// The devices the runs train on, one run per entry at a time (the
+    /// rest queued; a device listed twice takes two runs side by side);
+    /// analysis runs on the CPU. The outputs do not depend on the placement.
+    pub devices: Vec<DeviceSlot>,
+    /// Analyses side by side; the outputs do not depend on it.
     pub jobs: usize,
     /// How data sources on the Hub are read.
     pub hub: HubOptions,
@@ -79,7 +83,7 @@ pub fn demo_options(out: &Path, seeds: usize, jobs: usize) -> StudyOptions {
         seeds,
         max_steps: None,
         permutations: 1000,
-        device: Device::Cpu,
+        devices: vec![DeviceSlot::default_of(Device::Cpu); jobs.max(1)],
         jobs,
         hub: HubOptions {
             offline: true,
@@ -125,12 +129,15 @@ pub fn run_study(opts: &StudyOptions, start: Instant) -> Result<Study> {
     let data = ensure_data(&opts.data_config, &data_dir, opts.hub.clone())
         .with_context(|| format!("the data of {}", opts.data_config.display()))?;
     let jobs = opts.jobs.max(1);
+    if opts.devices.is_empty() {
+        anyhow::bail!("no device to train on");
+    }
     // Progress bars of runs side by side would overwrite each other.
-    let progress = opts.progress && jobs == 1;
-    let is_moe = parallel_map(&plans, jobs, |plan| {
+    let progress = opts.progress && opts.devices.len() == 1;
+    let is_moe = parallel_map_on(&plans, &opts.devices, |plan, &device| {
         let label = plan_label(plan);
-        eprintln!("{} {label}", at());
-        match ensure_run(plan, &data, opts.device, progress)? {
+        eprintln!("{} {label} on {device}", at());
+        match ensure_run(plan, &data, device, progress)? {
             None => eprintln!(
                 "        {label}: reusing the finished run in {}",
                 plan.out.display()

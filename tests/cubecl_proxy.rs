@@ -18,7 +18,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use burn::module::{ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -509,7 +508,10 @@ fn host_rss() -> u64 {
 /// Bytes in use on the default wgpu device (CubeCL's memory manager),
 /// through the probe the binary gives the trainer (TRAIN-20).
 fn device_bytes() -> u64 {
-    Device::Wgpu.memory_probe().expect("built with wgpu")()
+    Device::Wgpu
+        .memory_probe()
+        .expect("built with wgpu")
+        .bytes_in_use()
 }
 
 /// Least-squares slope of `ys` over their index.

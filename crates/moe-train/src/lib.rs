@@ -37,4 +37,4 @@ pub use config::RunConfig;
 pub use error::{Result, TrainError};
 pub use initial_model::initial_model;
 pub use run_dir::{DataIdentity, RunDir, RunLock, RunStatus};
-pub use trainer::{Resume, TrainOptions, TrainSummary, train};
+pub use trainer::{DeviceMemory, Resume, TrainOptions, TrainSummary, train};

@@ -42,9 +42,26 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Backend name for the logs.
     pub device_name: String,
-    /// Bytes in use on the device now (CubeCL's memory manager), read at
-    /// every train event (TRAIN-20); `None` on the CPU.
-    pub device_memory: Option<fn() -> u64>,
+    /// Reads the bytes in use on the run's device (CubeCL's memory
+    /// manager) at every train event (TRAIN-20); `None` on the CPU.
+    pub device_memory: Option<DeviceMemory>,
+}
+
+/// How to read the bytes in use on one device: a reader and the device's
+/// index (`None`: the backend's default device).
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceMemory {
+    /// Reads the bytes in use on the device of an index.
+    pub read: fn(Option<usize>) -> u64,
+    /// The device.
+    pub index: Option<usize>,
+}
+
+impl DeviceMemory {
+    /// The bytes in use now.
+    pub fn bytes_in_use(&self) -> u64 {
+        (self.read)(self.index)
+    }
 }
 
 /// Whether a run continues one already in its directory.
@@ -304,7 +321,7 @@ impl<B: AutodiffBackend> Run<'_, B> {
             noise_std: t.noise_std,
             tok_per_s: t.tok_per_s,
             routing: routing.clone(),
-            device_bytes: self.opts.device_memory.map(|bytes_in_use| bytes_in_use()),
+            device_bytes: self.opts.device_memory.map(|m| m.bytes_in_use()),
         })?;
         if self.model_config.moe.is_none() {
             return Ok(None);
