@@ -40,6 +40,7 @@ mod error;
 mod hf_config;
 mod hub;
 mod init;
+mod mlp;
 pub mod model;
 pub mod moe;
 mod ops;

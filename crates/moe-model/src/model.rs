@@ -2,9 +2,9 @@
 //! bottom: the forward options and outputs, [`Gpt2`] (embeddings, blocks,
 //! final LayerNorm, LM head tied to the token embedding), [`Block`]
 //! (pre-LayerNorm: `x + attn(ln_1(x))`, then `x + ffn(ln_2(x))`, the
-//! feed-forward part dense or [`MoeLayer`], MOE-1), [`Attention`] and
-//! [`Mlp`]. The ops they call are in [`crate::ops`], the MoE layer in
-//! [`crate::moe`].
+//! feed-forward part the dense [`Mlp`] or [`MoeLayer`], MOE-1) and
+//! [`Attention`]. The ops they call are in [`crate::ops`], the MoE layer in
+//! [`crate::moe`], the MLP (also each expert) in `mlp.rs`.
 
 use burn::module::Module;
 use burn::nn::{Embedding, Linear};
@@ -14,8 +14,9 @@ use burn::tensor::{Int, Tensor};
 use crate::config::{ModelConfig, MoeConfig};
 use crate::init;
 use crate::moe::{LayerRouting, MoeLayer, RouterNoise, mean_of};
-use crate::ops::{LmLoss, causal_self_attention, gelu_new, linear_rows, lm_head_cross_entropy};
+use crate::ops::{LmLoss, causal_self_attention, linear_rows, lm_head_cross_entropy};
 
+pub use crate::mlp::Mlp;
 pub use crate::ops::LayerNorm;
 use crate::precision::Precision;
 use crate::seeds::{NormalRng, Stream};
@@ -335,49 +336,5 @@ impl<B: Backend> Attention<B> {
         let qkv = linear_rows(&self.c_attn, x.reshape([batch * seq, d_model])); // [batch·seq, 3·d_model]
         let y = causal_self_attention(qkv, batch, self.n_head); // [batch·seq, d_model]
         linear_rows(&self.c_proj, y).reshape([batch, seq, d_model])
-    }
-}
-
-/// Two linear maps around a tanh-approximated GELU (`gelu_new` in HF, fused:
-/// MODEL-13).
-#[derive(Module, Debug)]
-pub struct Mlp<B: Backend> {
-    /// `[d_model, d_ff]` (HF `c_fc`, Conv1D layout `[in, out]`).
-    pub c_fc: Linear<B>,
-    /// `[d_ff, d_model]` (HF `c_proj`).
-    pub c_proj: Linear<B>,
-}
-
-impl<B: Backend> Mlp<B> {
-    /// GPT-2 initialisation: N(0, 0.02²) for `c_fc`, `proj_std` for `c_proj`, zero biases.
-    pub fn init(
-        rng: &mut NormalRng,
-        d_model: usize,
-        d_ff: usize,
-        proj_std: f64,
-        device: &B::Device,
-    ) -> Self {
-        Self {
-            c_fc: init::linear(rng, d_model, d_ff, 0.02, true, device),
-            c_proj: init::linear(rng, d_ff, d_model, proj_std, true, device),
-        }
-    }
-
-    /// Applies the MLP to the last dimension.
-    ///
-    /// # Shapes
-    /// - `x`: `[..., d_model]` → `[..., d_model]`
-    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let h = linear_rows(&self.c_fc, x); // [..., d_ff]
-        linear_rows(&self.c_proj, gelu_new(h)) // [..., d_model]
-    }
-
-    /// A copy with fresh parameter ids, each weight plus N(0, noise_std²) from
-    /// `rng` (no noise is drawn when `noise_std == 0`), detached from any graph.
-    pub fn perturbed_copy(&self, rng: &mut NormalRng, noise_std: f64) -> Self {
-        Self {
-            c_fc: init::perturb_linear(&self.c_fc, rng, noise_std),
-            c_proj: init::perturb_linear(&self.c_proj, rng, noise_std),
-        }
     }
 }

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::MoeConfig;
 use crate::init;
-use crate::model::Mlp;
+use crate::mlp::Mlp;
 use crate::precision::Precision;
 use crate::seeds::{NormalRng, Stream};
 

@@ -36,5 +36,6 @@ pub use blocks::{Blocks, DomainBlocks};
 pub use config::RunConfig;
 pub use error::{Result, TrainError};
 pub use initial_model::initial_model;
+pub use preflight::Resume;
 pub use run_dir::{DataIdentity, RunDir, RunLock, RunStatus};
-pub use trainer::{DeviceMemory, Resume, TrainOptions, TrainSummary, train};
+pub use trainer::{DeviceMemory, TrainOptions, TrainSummary, train};

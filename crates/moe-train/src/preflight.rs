@@ -12,8 +12,21 @@ use crate::checkpoint;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::run_dir::RunDir;
-use crate::trainer::Resume;
 use crate::vocab::VocabMap;
+
+/// Whether a run continues one already in its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resume {
+    /// Start a run; refuse a directory that holds one.
+    #[default]
+    No,
+    /// Continue from the last complete checkpoint; refuse when there is
+    /// none (`moe train --resume`, TRAIN-23).
+    Checkpoint,
+    /// Continue from the last complete checkpoint, or start again a run
+    /// that has none (the study's runs).
+    IfAny,
+}
 
 /// The compact vocabulary of all of the data's shards (train, val, test).
 pub(crate) fn compact_vocab(data: &PreparedData) -> Result<VocabMap> {

@@ -22,7 +22,7 @@ use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::eval::evaluate;
 use crate::metrics::{Event, MetricsLog, StopReason};
-use crate::preflight;
+use crate::preflight::{self, Resume};
 use crate::run_dir::{DataIdentity, RunDir};
 use crate::sampler::Sampler;
 use crate::step::{StepStats, step_gradients};
@@ -62,20 +62,6 @@ impl DeviceMemory {
     pub fn bytes_in_use(&self) -> u64 {
         (self.read)(self.index)
     }
-}
-
-/// Whether a run continues one already in its directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Resume {
-    /// Start a run; refuse a directory that holds one.
-    #[default]
-    No,
-    /// Continue from the last complete checkpoint; refuse when there is
-    /// none (`moe train --resume`, TRAIN-23).
-    Checkpoint,
-    /// Continue from the last complete checkpoint, or start again a run
-    /// that has none (the study's runs).
-    IfAny,
 }
 
 /// How a run ended.
