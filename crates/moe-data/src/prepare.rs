@@ -31,8 +31,8 @@ use crate::tokenizer::{EOS_ID, Gpt2Tokenizer, TokenEncoder, VOCAB_SIZE};
 use moe_hub::TempPath;
 
 mod guard;
-use guard::{check_replaceable, check_threads};
 pub use guard::MAX_THREADS;
+use guard::{check_replaceable, check_threads};
 
 /// Options of one prepare run (the config holds everything that shapes the output).
 #[derive(Debug, Clone, Default)]

@@ -193,10 +193,9 @@ impl HubCache {
         let blobs = self.repo_dir(repo).join("blobs");
         std::fs::create_dir_all(&blobs).map_err(|e| HubError::io(&blobs, e))?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        Ok(TempPath::new(blobs.join(format!(
-            ".tmp-{}-{n}.part",
-            std::process::id()
-        ))))
+        Ok(TempPath::new(
+            blobs.join(format!(".tmp-{}-{n}.part", std::process::id())),
+        ))
     }
 
     /// Moves a verified download into `blobs/<etag>` and points

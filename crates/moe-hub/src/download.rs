@@ -104,12 +104,13 @@ fn attempt(
 
 /// Checks and records the path-forming headers of one response (HUB-1).
 fn read_headers(r: &ureq::Response, name: &str, announced: &mut Announced) -> Result<()> {
-    let unsafe_header = |header: &'static str, value: &str, reason: String| HubError::UnsafeHeader {
-        name: name.to_string(),
-        header,
-        value: value.to_string(),
-        reason,
-    };
+    let unsafe_header =
+        |header: &'static str, value: &str, reason: String| HubError::UnsafeHeader {
+            name: name.to_string(),
+            header,
+            value: value.to_string(),
+            reason,
+        };
     let linked = r.header("X-Linked-Etag");
     let plain = r.header("ETag");
     let mut etags = Vec::new();
@@ -126,11 +127,9 @@ fn read_headers(r: &ureq::Response, name: &str, announced: &mut Announced) -> Re
     announced.etag = etags.into_iter().next();
     announced.linked_size = match r.header("X-Linked-Size") {
         None => None,
-        Some(v) => Some(v.trim().parse().map_err(|_| {
-            HubError::Incomplete {
-                name: name.to_string(),
-                reason: format!("X-Linked-Size {v:?} is not a number"),
-            }
+        Some(v) => Some(v.trim().parse().map_err(|_| HubError::Incomplete {
+            name: name.to_string(),
+            reason: format!("X-Linked-Size {v:?} is not a number"),
         })?),
     };
     Ok(())
@@ -148,7 +147,9 @@ fn expected_size(r: &ureq::Response, linked: Option<u64>, name: &str) -> Result<
         .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"));
     let lower = name.to_ascii_lowercase();
     if html && !(lower.ends_with(".html") || lower.ends_with(".htm")) {
-        return Err(refuse("the server answered an HTML page, not the file".into()));
+        return Err(refuse(
+            "the server answered an HTML page, not the file".into(),
+        ));
     }
     let number = |header: &str, v: &str| {
         v.trim()
@@ -163,10 +164,16 @@ fn expected_size(r: &ureq::Response, linked: Option<u64>, name: &str) -> Result<
         sizes.push(("Content-Length", number("Content-Length", v)?));
     }
     match (r.status(), r.header("Content-Range")) {
-        (206, None) => return Err(refuse("a partial answer (206) without Content-Range".into())),
+        (206, None) => {
+            return Err(refuse(
+                "a partial answer (206) without Content-Range".into(),
+            ));
+        }
         (_, Some(v)) => {
             let total = whole_range(v).ok_or_else(|| {
-                refuse(format!("Content-Range {v:?} is not the whole file (bytes 0-(n-1)/n)"))
+                refuse(format!(
+                    "Content-Range {v:?} is not the whole file (bytes 0-(n-1)/n)"
+                ))
             })?;
             sizes.push(("the total of Content-Range", total));
         }
@@ -222,7 +229,8 @@ fn copy_body(
             }
         };
         hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).map_err(|e| HubError::io(path, e))?;
+        file.write_all(&buf[..n])
+            .map_err(|e| HubError::io(path, e))?;
         size += n as u64;
         bar.set_position(size);
     }

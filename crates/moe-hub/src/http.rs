@@ -84,7 +84,11 @@ fn pick(
             Ok(x) if x.is_finite() && x >= 0.0 && x < 1e9 => Ok(unit(x)),
             _ => Err(HubError::Invalid(format!(
                 "{var} = {v:?} is not a number of {}",
-                if var.ends_with("_MS") { "milliseconds" } else { "seconds" }
+                if var.ends_with("_MS") {
+                    "milliseconds"
+                } else {
+                    "seconds"
+                }
             ))),
         },
         Err(_) => Ok(unit(default)),
@@ -106,6 +110,7 @@ impl From<HubError> for Failure {
 }
 
 /// The agent and its settings.
+#[derive(Clone)]
 pub(crate) struct Client {
     agent: ureq::Agent,
     pub endpoint: url::Url,
@@ -118,7 +123,9 @@ impl Client {
         let endpoint = url::Url::parse(endpoint.trim_end_matches('/'))
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| HubError::Invalid(format!("endpoint {endpoint:?} is not an http(s) URL")))?;
+            .ok_or_else(|| {
+                HubError::Invalid(format!("endpoint {endpoint:?} is not an http(s) URL"))
+            })?;
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(net.connect_timeout)
             .timeout_read(net.read_timeout)
@@ -168,8 +175,8 @@ impl Client {
         headers: &[(&str, &str)],
         inspect: &mut dyn FnMut(&ureq::Response) -> Result<()>,
     ) -> Result<ureq::Response, Failure> {
-        let mut current = url::Url::parse(url)
-            .map_err(|e| HubError::Invalid(format!("{url}: {e}")))?;
+        let mut current =
+            url::Url::parse(url).map_err(|e| HubError::Invalid(format!("{url}: {e}")))?;
         for _ in 0..=MAX_REDIRECTS {
             let mut request = self.agent.request_url("GET", &current);
             for (k, v) in headers {
@@ -225,7 +232,10 @@ fn status_failure(url: &str, code: u16, response: ureq::Response) -> Failure {
     };
     let error = HubError::Http {
         url: url.to_string(),
-        reason: format!("the server answered {code} {}{hint}", response.status_text()),
+        reason: format!(
+            "the server answered {code} {}{hint}",
+            response.status_text()
+        ),
     };
     if code >= 500 || code == 429 || code == 408 {
         Failure::Transient(error)

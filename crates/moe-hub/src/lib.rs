@@ -73,7 +73,8 @@ impl HubOptions {
     }
 }
 
-/// A Hub client over one cache.
+/// A Hub client over one cache (cheap to clone: the connection pool is shared).
+#[derive(Clone)]
 pub struct Hub {
     cache: HubCache,
     offline: bool,
@@ -94,7 +95,11 @@ impl Hub {
                 .clone()
                 .or_else(|| std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()))
                 .unwrap_or_else(|| "https://huggingface.co".into());
-            Some(http::Client::new(&endpoint, token(&cache), opts.net.decide()?)?)
+            Some(http::Client::new(
+                &endpoint,
+                token(&cache),
+                opts.net.decide()?,
+            )?)
         };
         Ok(Self {
             cache,
@@ -121,11 +126,12 @@ impl Hub {
         match &self.client {
             Some(client) => listing::list_online(client, repo, revision),
             None => {
-                let commit = self.cache.commit_of(repo, revision)?.ok_or_else(|| {
-                    HubError::NotCached {
-                        path: self.cache.repo_dir(repo).join("refs").join(revision),
-                    }
-                })?;
+                let commit =
+                    self.cache
+                        .commit_of(repo, revision)?
+                        .ok_or_else(|| HubError::NotCached {
+                            path: self.cache.repo_dir(repo).join("refs").join(revision),
+                        })?;
                 let files = self.cache.list_snapshot(repo, &commit)?;
                 listing::checked(commit, files)
             }

@@ -58,7 +58,10 @@ pub(crate) fn list_online(client: &Client, repo: &Repo, revision: &str) -> Resul
             })
         })
     })?;
-    checked(info.sha, info.siblings.into_iter().map(|s| s.rfilename).collect())
+    checked(
+        info.sha,
+        info.siblings.into_iter().map(|s| s.rfilename).collect(),
+    )
 }
 
 /// A listing whose commit and names passed their checks.

@@ -103,7 +103,16 @@ mod tests {
     fn src_7_remote_names_are_validated() {
         assert!(validate_remote_name("main/train-00000-of-00001.parquet").is_ok());
         assert!(validate_remote_name("data/*.jsonl").is_ok());
-        for bad in ["../x", "/etc/passwd", "a//b", "a/./b", "", "a\\b", "a/", "."] {
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "a//b",
+            "a/./b",
+            "",
+            "a\\b",
+            "a/",
+            ".",
+        ] {
             assert!(validate_remote_name(bad).is_err(), "{bad}");
         }
     }
@@ -139,7 +148,12 @@ mod tests {
         let sha = "a".repeat(64);
         assert_eq!(etag_token(&format!("\"{sha}\"")).unwrap(), sha);
         assert_eq!(etag_token("W/\"abc-12\"").unwrap(), "abc-12");
-        assert_eq!(etag_token("d41d8cd98f00b204e9800998ecf8427e-3").unwrap().len(), 34);
+        assert_eq!(
+            etag_token("d41d8cd98f00b204e9800998ecf8427e-3")
+                .unwrap()
+                .len(),
+            34
+        );
         for bad in [
             "\"/etc/passwd\"",
             "\"../../x\"",
@@ -156,7 +170,13 @@ mod tests {
         }
         let commit = "0123456789abcdef0123456789abcdef01234567";
         assert_eq!(commit_header(commit).unwrap(), commit);
-        for bad in ["../../x", "main", "", &format!("{commit}/.."), &format!("/{commit}")] {
+        for bad in [
+            "../../x",
+            "main",
+            "",
+            &format!("{commit}/.."),
+            &format!("/{commit}"),
+        ] {
             assert!(commit_header(bad).is_err(), "{bad} passed");
         }
     }

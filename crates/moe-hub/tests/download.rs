@@ -23,7 +23,10 @@ fn body() -> Vec<u8> {
 }
 
 fn repos() -> Repos {
-    let files = BTreeMap::from([(NAME.to_string(), body()), ("README.md".into(), b"# r".to_vec())]);
+    let files = BTreeMap::from([
+        (NAME.to_string(), body()),
+        ("README.md".into(), b"# r".to_vec()),
+    ]);
     BTreeMap::from([("fake/ds".to_string(), files)])
 }
 
@@ -74,7 +77,11 @@ fn hostile(f: impl Fn(Reply) -> Reply + Send + Sync + 'static) -> FakeHub {
     let repos = repos();
     serve_with(move |req, _| {
         let reply = honest(req, &repos);
-        if req.path.contains("/resolve/") { f(reply) } else { reply }
+        if req.path.contains("/resolve/") {
+            f(reply)
+        } else {
+            reply
+        }
     })
 }
 
@@ -101,7 +108,10 @@ fn hub_2_a_download_fills_the_standard_cache_then_offline_reads_it() {
     assert_eq!(std::fs::read(&path).unwrap(), body());
     let link = std::fs::read_link(&path).unwrap();
     assert_eq!(link, Path::new("../../../blobs").join(sha256(&body())));
-    assert_eq!(std::fs::read_to_string(repo.join("refs/main")).unwrap(), COMMIT);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("refs/main")).unwrap(),
+        COMMIT
+    );
     assert_eq!(
         tree(tmp.path()),
         [
@@ -123,11 +133,16 @@ fn hub_2_a_download_fills_the_standard_cache_then_offline_reads_it() {
     assert_eq!(offline.file(&repo_ref, "main", NAME).unwrap(), path);
     assert_eq!(offline.file(&repo_ref, COMMIT, NAME).unwrap(), path);
     let listing = offline.list(&repo_ref, "main").unwrap();
-    assert_eq!((listing.commit.as_str(), listing.files), (COMMIT, vec![NAME.to_string()]));
+    assert_eq!(
+        (listing.commit.as_str(), listing.files),
+        (COMMIT, vec![NAME.to_string()])
+    );
     assert_eq!(server.requests().len(), before);
     let err = offline.file(&repo_ref, "main", "README.md").unwrap_err();
     assert!(matches!(err, HubError::NotCached { .. }), "{err}");
-    let err = offline.list(&Repo::dataset("fake/other"), "main").unwrap_err();
+    let err = offline
+        .list(&Repo::dataset("fake/other"), "main")
+        .unwrap_err();
     assert!(err.to_string().contains("not in the cache"), "{err}");
 }
 
@@ -136,7 +151,9 @@ fn hub_2_a_download_fills_the_standard_cache_then_offline_reads_it() {
 fn hub_2_the_listing_names_the_commit_and_files() {
     let server = serve(repos());
     let tmp = tempfile::tempdir().unwrap();
-    let listing = hub(&server, tmp.path()).list(&Repo::dataset("fake/ds"), "main").unwrap();
+    let listing = hub(&server, tmp.path())
+        .list(&Repo::dataset("fake/ds"), "main")
+        .unwrap();
     assert_eq!(listing.commit, COMMIT);
     assert_eq!(listing.files, ["README.md", NAME]);
     assert_eq!(server.requests(), ["/api/datasets/fake/ds/revision/main"]);
@@ -167,13 +184,25 @@ fn hub_1_a_listing_with_an_unsafe_name_or_a_non_commit_is_refused() {
 // Checks: HUB-1
 #[test]
 fn hub_1_path_like_etags_and_commits_are_refused_before_the_disk() {
-    for etag in ["\"/tmp/owned\"", "\"../../../../owned\"", "\"a/b\"", "\"..\"", "W/\"x\\\\y\""] {
+    for etag in [
+        "\"/tmp/owned\"",
+        "\"../../../../owned\"",
+        "\"a/b\"",
+        "\"..\"",
+        "W/\"x\\\\y\"",
+    ] {
         refused(hostile(move |r| r.set("ETag", etag)), "ETag");
     }
     for commit in ["../../x", "/abs", "main"] {
-        refused(hostile(move |r| r.set("X-Repo-Commit", commit)), "X-Repo-Commit");
+        refused(
+            hostile(move |r| r.set("X-Repo-Commit", commit)),
+            "X-Repo-Commit",
+        );
     }
-    refused(hostile(|r| r.set("X-Linked-Etag", "\"../x\"")), "X-Linked-Etag");
+    refused(
+        hostile(|r| r.set("X-Linked-Etag", "\"../x\"")),
+        "X-Linked-Etag",
+    );
 }
 
 /// A Hub that redirects the file to a "CDN" path on the same server, as the
@@ -185,7 +214,11 @@ fn redirecting(cdn: impl Fn(Reply) -> Reply + Send + Sync + 'static) -> FakeHub 
         if let Some(rest) = req.path.strip_prefix("/cdn/") {
             let _ = rest;
             let bytes = body();
-            return cdn(Reply::new("200 OK", vec![("ETag".into(), "\"d41d8cd98f00b204-2\"".into())], bytes));
+            return cdn(Reply::new(
+                "200 OK",
+                vec![("ETag".into(), "\"d41d8cd98f00b204-2\"".into())],
+                bytes,
+            ));
         }
         if req.path.contains("/resolve/") {
             let bytes = body();
@@ -212,12 +245,18 @@ fn hub_1_every_response_of_a_redirect_chain_is_checked() {
     let server = redirecting(|r| r);
     let path = fetch(&server, tmp.path(), "main").unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), body());
-    let blob = tmp.path().join("datasets--fake--ds/blobs").join(sha256(&body()));
+    let blob = tmp
+        .path()
+        .join("datasets--fake--ds/blobs")
+        .join(sha256(&body()));
     assert!(blob.is_file(), "the blob is named by the linked ETag");
     assert!(server.requests().iter().any(|p| p.starts_with("/cdn/")));
     // The CDN's own headers are checked too, though they name no path.
     refused(redirecting(|r| r.set("ETag", "\"../../x\"")), "ETag");
-    refused(redirecting(|r| r.set("X-Repo-Commit", "../x")), "X-Repo-Commit");
+    refused(
+        redirecting(|r| r.set("X-Repo-Commit", "../x")),
+        "X-Repo-Commit",
+    );
     // And the CDN's size must agree with the Hub's X-Linked-Size.
     refused(
         redirecting(|mut r| {
@@ -239,7 +278,10 @@ fn hub_3_a_cut_body_with_content_length_is_not_cached() {
         }),
         "nothing was cached",
     );
-    assert!(err.contains("after 2 tries"), "a cut body is retried: {err}");
+    assert!(
+        err.contains("after 2 tries"),
+        "a cut body is retried: {err}"
+    );
 }
 
 // Checks: HUB-3
@@ -348,16 +390,19 @@ fn hub_4_a_server_that_never_answers_times_out_and_is_retried() {
 // Checks: HUB-4
 #[test]
 fn hub_4_a_5xx_is_retried_with_backoff_and_a_4xx_is_not() {
-    let repos = repos();
+    let files = repos();
     let server = serve_with(move |req, n| {
         if n == 0 {
             Reply::new("503 Service Unavailable", vec![], b"busy".to_vec())
         } else {
-            honest(req, &repos)
+            honest(req, &files)
         }
     });
     let tmp = tempfile::tempdir().unwrap();
-    assert_eq!(std::fs::read(fetch(&server, tmp.path(), "main").unwrap()).unwrap(), body());
+    assert_eq!(
+        std::fs::read(fetch(&server, tmp.path(), "main").unwrap()).unwrap(),
+        body()
+    );
     assert_eq!(server.requests().len(), 2);
     let server = serve(repos());
     let err = hub(&server, tmp.path())
@@ -380,13 +425,25 @@ fn hub_4_timeouts_and_retries_come_from_options_or_the_environment() {
         cache_dir: Some("unused".into()),
         ..Default::default()
     };
-    assert!(Hub::new(&bad).err().unwrap().to_string().contains("timeout"));
+    assert!(
+        Hub::new(&bad)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("timeout")
+    );
     let not_http = HubOptions {
         endpoint: Some("file:///etc".into()),
         cache_dir: Some("unused".into()),
         ..Default::default()
     };
-    assert!(Hub::new(&not_http).err().unwrap().to_string().contains("http"));
+    assert!(
+        Hub::new(&not_http)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("http")
+    );
 }
 
 // Checks: HUB-1

@@ -20,7 +20,9 @@ pub(super) fn check_threads(threads: Option<usize>) -> Result<usize> {
     };
     match threads {
         None => Ok(0),
-        Some(0) => Err(bad("0 threads cannot run; give 1 or more (or leave it out for all cores)".into())),
+        Some(0) => Err(bad(
+            "0 threads cannot run; give 1 or more (or leave it out for all cores)".into(),
+        )),
         Some(n) if n > MAX_THREADS => Err(bad(format!(
             "{n} is above the limit of {MAX_THREADS} (this machine has {} cores)",
             std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -77,7 +79,10 @@ pub(super) fn check_replaceable(
             .flatten()
             .chain(std::iter::once(pattern.clone()));
         if let Some(file) = matched.filter(|f| f.exists()).find(|f| inside(&root, f)) {
-            return Err(refuse(format!("it contains the source file {}", file.display())));
+            return Err(refuse(format!(
+                "it contains the source file {}",
+                file.display()
+            )));
         }
     }
     Ok(())

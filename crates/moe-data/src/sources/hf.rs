@@ -48,6 +48,7 @@ impl HubOptions {
 
 /// A Hub source resolved to one commit and its selected files, which are
 /// downloaded one at a time by [`ResolvedHub::fetch`].
+#[derive(Clone)]
 pub struct ResolvedHub {
     /// The 40-hex commit the files come from.
     pub commit: String,
@@ -69,10 +70,11 @@ impl std::fmt::Debug for ResolvedHub {
     }
 }
 
-fn hub_error(repo: &str, revision: &str) -> impl Fn(String) -> DataError {
+fn hub_error(repo: &str, revision: &str) -> impl Fn(String) -> DataError + use<> {
+    let (repo, revision) = (repo.to_string(), revision.to_string());
     move |reason| DataError::Hub {
-        repo: repo.to_string(),
-        revision: revision.to_string(),
+        repo: repo.clone(),
+        revision: revision.clone(),
         reason,
     }
 }

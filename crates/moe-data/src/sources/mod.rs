@@ -109,7 +109,7 @@ fn glob_files(pattern: &Path) -> Result<Vec<SourceFile>> {
     })?;
     let mut files = Vec::new();
     for path in paths {
-        let path = path.map_err(|e| DataError::io(e.path().to_path_buf(), e.into_error()))?;
+        let path = path.map_err(|e| DataError::io(e.path().to_path_buf(), e.into()))?;
         files.extend(readable_file(&path)?);
     }
     files.sort();
@@ -133,7 +133,9 @@ fn readable_file(path: &Path) -> Result<Option<PathBuf>> {
         Err(e) if std::fs::symlink_metadata(path).is_ok() => Err(DataError::Read {
             path: path.into(),
             row: None,
-            reason: format!("a symbolic link that cannot be followed (a loop, or a missing target): {e}"),
+            reason: format!(
+                "a symbolic link that cannot be followed (a loop, or a missing target): {e}"
+            ),
         }),
         Err(_) => Ok(None),
     }

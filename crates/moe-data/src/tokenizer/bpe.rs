@@ -293,7 +293,11 @@ mod tests {
             let mut out = Vec::new();
             tables.encode_piece(&piece, &mut out);
             let took = start.elapsed();
-            assert!(took.as_secs_f64() < 10.0, "{} bytes took {took:?}", piece.len());
+            assert!(
+                took.as_secs_f64() < 10.0,
+                "{} bytes took {took:?}",
+                piece.len()
+            );
             let decoded: Vec<u8> = out
                 .iter()
                 .flat_map(|&i| tables.decoder[i as usize].clone())

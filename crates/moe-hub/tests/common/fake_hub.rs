@@ -199,7 +199,9 @@ pub fn honest(req: &Request, repos: &Repos) -> Reply {
             body.into_bytes(),
         );
     }
-    let rest = path.strip_prefix("/datasets/").unwrap_or(&path[1.min(path.len())..]);
+    let rest = path
+        .strip_prefix("/datasets/")
+        .unwrap_or(&path[1.min(path.len())..]);
     let parts: Vec<&str> = rest.splitn(5, '/').collect();
     if parts.len() < 5 || parts[2] != "resolve" || (parts[3] != "main" && parts[3] != COMMIT) {
         return not_found;
