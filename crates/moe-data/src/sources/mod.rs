@@ -19,7 +19,7 @@ use crate::filter::{DropReason, check_suffix};
 use crate::format::{ArticleAssembler, Template, strip_calc_annotations, wikitext_detokenize};
 use readers::RowData;
 
-pub use hf::HubOptions;
+pub use hf::{HubOptions, NetOptions};
 
 /// One file of a resolved source.
 #[derive(Debug, Clone)]

@@ -120,3 +120,4 @@ pub fn small_parquet() -> Vec<u8> {
     writer.close().unwrap();
     bytes
 }
+pub mod fuzz;
