@@ -81,7 +81,7 @@ fn pick(
     }
     match std::env::var(var) {
         Ok(v) => match v.trim().parse::<f64>() {
-            Ok(x) if x.is_finite() && x >= 0.0 && x < 1e9 => Ok(unit(x)),
+            Ok(x) if (0.0..1e9).contains(&x) => Ok(unit(x)),
             _ => Err(HubError::Invalid(format!(
                 "{var} = {v:?} is not a number of {}",
                 if var.ends_with("_MS") {

@@ -120,4 +120,5 @@ pub fn small_parquet() -> Vec<u8> {
     writer.close().unwrap();
     bytes
 }
+pub mod audit_fixture;
 pub mod fuzz;
