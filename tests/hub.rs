@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use fake_hub::{COMMIT, FakeHub, Reply, honest, serve, serve_with};
+use fake_hub::{COMMIT, FakeHub, Reply, hostile_files, serve, serve_with};
 use sha2::{Digest, Sha256};
 
 fn jsonl(prefix: &str, n: usize) -> Vec<u8> {
@@ -335,15 +335,7 @@ fn hub_1_an_absolute_etag_overwrites_nothing() {
     let victim = tmp.path().join("victim.txt");
     std::fs::write(&victim, "precious").unwrap();
     let etag = format!("\"{}\"", victim.display());
-    let repos = fake_repos();
-    let hub = serve_with(move |req, _| {
-        let reply = honest(req, &repos);
-        if req.path.contains("/resolve/") {
-            reply.set("ETag", &etag)
-        } else {
-            reply
-        }
-    });
+    let hub = hostile_files(fake_repos(), move |r| r.set("ETag", &etag));
     std::fs::write(tmp.path().join("data.toml"), hf_config("fake/ds", "main")).unwrap();
     let out = prepare(tmp.path(), &hub, "out", &[]);
     assert!(!out.status.success());

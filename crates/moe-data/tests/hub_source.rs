@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::entries;
-use fake_hub::{FakeHub, Reply, honest, serve, serve_with};
+use fake_hub::{FakeHub, Reply, hostile_files, serve, serve_with};
 use moe_data::config::DataConfig;
 use moe_data::prepare::{PrepareOptions, prepare};
 use moe_data::sources::{HubOptions, NetOptions};
@@ -71,15 +71,7 @@ fn files(dir: &Path) -> usize {
 }
 
 fn hostile(f: impl Fn(Reply) -> Reply + Send + Sync + 'static) -> FakeHub {
-    let repos = repos();
-    serve_with(move |req, _| {
-        let reply = honest(req, &repos);
-        if req.path.contains("/resolve/") {
-            f(reply)
-        } else {
-            reply
-        }
-    })
+    hostile_files(repos(), f)
 }
 
 // Checks: SRC-4, HUB-2

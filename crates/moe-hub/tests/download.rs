@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fake_hub::{COMMIT, FakeHub, Reply, Repos, honest, serve, serve_with, sha256};
+use fake_hub::{COMMIT, FakeHub, Reply, Repos, honest, hostile_files, serve, serve_with, sha256};
 use moe_hub::{Hub, HubError, HubOptions, NetOptions, Repo};
 
 const NAME: &str = "data/train.jsonl";
@@ -74,15 +74,7 @@ fn tree(dir: &Path) -> Vec<String> {
 
 /// A server that answers file requests with `hostile(honest reply)`.
 fn hostile(f: impl Fn(Reply) -> Reply + Send + Sync + 'static) -> FakeHub {
-    let repos = repos();
-    serve_with(move |req, _| {
-        let reply = honest(req, &repos);
-        if req.path.contains("/resolve/") {
-            f(reply)
-        } else {
-            reply
-        }
-    })
+    hostile_files(repos(), f)
 }
 
 /// Runs a download from `server` into a fresh cache and checks it failed

@@ -161,6 +161,19 @@ fn handle(
     stream.flush()
 }
 
+/// The Hub over `repos`, its file answers (not its listings) passed
+/// through `f` to make them hostile.
+pub fn hostile_files(repos: Repos, f: impl Fn(Reply) -> Reply + Send + Sync + 'static) -> FakeHub {
+    serve_with(move |req, _| {
+        let reply = honest(req, &repos);
+        if req.path.contains("/resolve/") {
+            f(reply)
+        } else {
+            reply
+        }
+    })
+}
+
 /// The hex SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
