@@ -1,4 +1,4 @@
-//! Shared by `benches/tokenize.rs` and `tests/tokenizer_parity.rs`: the
+//! Shared by `benches/tokenize.rs` and `crates/moe-data/tests/tokenizer_parity.rs`: the
 //! embedded corpora as documents, and the peer GPT-2 encoders built from the
 //! same vocabulary as ours.
 //!

@@ -1,6 +1,6 @@
 //! The data audit on small prepared fixtures with planted problems
-//! (`common::audit_fixture`): document rebuilding and the Markdown report
-//! (snapshot) (AUDIT-*). The `moe data audit` command's JSON form, errors
+//! (`common::audit_fixture`): document rebuilding, planted duplicates and
+//! the Markdown report (snapshot) (AUDIT-*). The `moe data audit` command's JSON form, errors
 //! and determinism are tested at the workspace root (`tests/audit_cli.rs`).
 
 mod common;
@@ -172,4 +172,49 @@ fn audit_3_findings_are_ordered_and_every_recommendation_cites_one() {
             "{f:?}"
         );
     }
+}
+
+// Checks: AUDIT-11, AUDIT-12, AUDIT-13
+#[test]
+fn audit_11_planted_duplicates_are_dropped_and_near_duplicates_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = prepared_fixture(tmp.path(), "none");
+    let report = audit(&PreparedData::open(&out).unwrap(), &AuditOptions::default()).unwrap();
+    let groups = &report.measurements.duplicates.groups;
+    assert!(groups.iter().all(|g| g.exact == 0 && g.exact_leaked == 0));
+    let exact = report
+        .findings
+        .iter()
+        .find(|f| f.check == "exact_duplicates")
+        .unwrap();
+    assert_eq!(exact.severity, Severity::Info);
+    // Ten paragraphs one word apart: within a split they cluster, and each
+    // one in val has its near-copy in train.
+    let tok = Gpt2Tokenizer::embedded().unwrap();
+    let (docs, _) = rebuild(&PreparedData::open(&out).unwrap(), &tok).unwrap();
+    let count = |split: Split| {
+        docs.iter()
+            .filter(|d| d.is_complete() && d.split == split && d.text.contains("northern light"))
+            .count() as u64
+    };
+    let (t, v) = (count(Split::Train), count(Split::Val));
+    assert!(
+        t >= 1 && v >= 1,
+        "the seeded split put paragraphs on one side only: {t} {v}"
+    );
+    let g = |split: Split| {
+        groups
+            .iter()
+            .find(|g| g.domain == 2 && g.split == split)
+            .unwrap()
+    };
+    assert_eq!(g(Split::Train).near, t - 1);
+    assert_eq!(g(Split::Val).near, v - 1);
+    assert_eq!(g(Split::Val).near_leaked, v);
+    let leak = report
+        .findings
+        .iter()
+        .find(|f| f.check == "leakage" && f.domain.as_deref() == Some("prose"))
+        .unwrap();
+    assert!(leak.severity <= Severity::Medium, "{leak:?}");
 }
