@@ -265,3 +265,53 @@ fn list_files(root: &Path, dir: &Path, depth: usize, out: &mut Vec<String>) -> R
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Checks: HUB-2, SRC-12
+    #[test]
+    #[cfg(unix)]
+    fn hub_2_a_snapshot_that_loops_is_an_error_not_a_hang() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = HubCache::new(tmp.path().to_path_buf());
+        let repo = Repo::dataset("o/n");
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let snap = cache.snapshot_dir(&repo, commit);
+        std::fs::create_dir_all(snap.join("data")).unwrap();
+        std::fs::write(snap.join("data/a.jsonl"), "{}").unwrap();
+        assert_eq!(
+            cache.list_snapshot(&repo, commit).unwrap(),
+            ["data/a.jsonl"]
+        );
+        std::os::unix::fs::symlink("..", snap.join("data/up")).unwrap();
+        let err = cache.list_snapshot(&repo, commit).unwrap_err().to_string();
+        assert!(err.contains("symlink loop"), "{err}");
+    }
+
+    // Checks: HUB-2
+    #[test]
+    fn hub_2_a_ref_names_the_commit_and_a_commit_names_itself() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = HubCache::new(tmp.path().to_path_buf());
+        let repo = Repo::model("o/n");
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(cache.commit_of(&repo, "main").unwrap(), None);
+        assert_eq!(
+            cache.commit_of(&repo, commit).unwrap().as_deref(),
+            Some(commit)
+        );
+        cache.write_ref(&repo, "main", commit).unwrap();
+        cache.write_ref(&repo, commit, commit).unwrap();
+        assert!(!cache.repo_dir(&repo).join("refs").join(commit).exists());
+        assert_eq!(
+            cache.commit_of(&repo, "main").unwrap().as_deref(),
+            Some(commit)
+        );
+        std::fs::write(cache.repo_dir(&repo).join("refs/main"), "../../x").unwrap();
+        let err = cache.commit_of(&repo, "main").unwrap_err().to_string();
+        assert!(err.contains("not a 40-hex commit"), "{err}");
+        assert_eq!(repo.folder_name(), "models--o--n");
+    }
+}

@@ -274,4 +274,16 @@ mod tests {
             assert_eq!(whole_range(lie), None, "{lie}");
         }
     }
+
+    proptest::proptest! {
+        // Checks: HUB-3
+        #[test]
+        fn hub_3_any_accepted_range_is_the_whole_file(value in "(bytes )?[0-9*]{0,4}-?[0-9]{0,4}/?[0-9*]{0,4}|.{0,20}") {
+            if let Some(total) = whole_range(&value) {
+                let expected = if total == 0 { "bytes */0".to_string() } else { format!("bytes 0-{}/{total}", total - 1) };
+                let normal: String = value.split_whitespace().collect::<Vec<_>>().join(" ");
+                proptest::prop_assert_eq!(normal, expected);
+            }
+        }
+    }
 }
