@@ -379,6 +379,22 @@ fn hub_4_a_server_that_never_answers_times_out_and_is_retried() {
     }
 }
 
+// Checks: HUB-4, HUB-3
+#[test]
+fn hub_4_a_body_that_stalls_halfway_times_out_and_is_not_cached() {
+    let start = Instant::now();
+    let err = refused(
+        hostile(|mut r| {
+            r.cut_after = Some(r.body.len() / 2);
+            r.stall = Some(Duration::from_secs(5));
+            r
+        }),
+        "reading the body failed",
+    );
+    assert!(err.contains("after 2 tries"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(4), "{err}");
+}
+
 // Checks: HUB-4
 #[test]
 fn hub_4_a_5xx_is_retried_with_backoff_and_a_4xx_is_not() {

@@ -43,6 +43,8 @@ pub struct Reply {
     pub cut_after: Option<usize>,
     /// Accept and never answer (hold the connection this long).
     pub hang: Option<Duration>,
+    /// After the (cut) body, hold the connection this long before closing.
+    pub stall: Option<Duration>,
 }
 
 impl Reply {
@@ -55,6 +57,7 @@ impl Reply {
             body,
             cut_after: None,
             hang: None,
+            stall: None,
         }
     }
 
@@ -158,7 +161,11 @@ fn handle(
         None => &reply.body[..],
     };
     stream.write_all(body)?;
-    stream.flush()
+    stream.flush()?;
+    if let Some(wait) = reply.stall {
+        std::thread::sleep(wait);
+    }
+    Ok(())
 }
 
 /// The Hub over `repos`, its file answers (not its listings) passed
