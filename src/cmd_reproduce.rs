@@ -14,8 +14,9 @@ use moe_data::config::DataConfig;
 use moe_data::sources::HubOptions;
 use moe_train::RunConfig;
 
-use crate::backend::Device;
+use crate::backend::{Device, DeviceSlot};
 use crate::study::{StudyOptions, default_jobs, plan, run_study};
+use crate::sweep::{run_one, study_commands};
 
 /// Arguments of `moe reproduce`.
 #[derive(Args, Clone)]
@@ -41,14 +42,14 @@ pub struct ReproduceArgs {
     pub device: Device,
     /// Dense training throughput used for the estimate (tokens/s). Default: the
     /// original study's measured RTX 4090 figure.
-    #[arg(long, default_value_t = 25_700.0)]
+    #[arg(long, default_value_t = 25_700.0, value_parser = positive_rate)]
     pub dense_tok_per_s: f64,
     /// MoE training throughput used for the estimate (tokens/s). Default: the
     /// original study's measured RTX 4090 figure.
-    #[arg(long, default_value_t = 14_200.0)]
+    #[arg(long, default_value_t = 14_200.0, value_parser = positive_rate)]
     pub moe_tok_per_s: f64,
     /// Rental price of the GPU in USD per hour, for the estimate.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = non_negative_price)]
     pub usd_per_hour: f64,
     /// Print the estimate and exit.
     #[arg(long)]
@@ -68,11 +69,29 @@ pub struct ReproduceArgs {
     /// `--device cpu`, else 1. The outputs do not depend on it.
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Train on these devices, one run per device at a time, the rest
+    /// queued (`cuda:0,cuda:1`, `wgpu:0`, `cpu`; a device listed twice
+    /// takes two runs at once). Overrides --device and --jobs for training.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<DeviceSlot>,
+    /// Print the study as independent shell commands (data, one `moe train`
+    /// per run and seed, analyses, report) for a scheduler, and exit.
+    #[arg(long, conflicts_with = "only")]
+    pub list: bool,
+    /// Train only this run of the study (`RUN@SEED`, as --list names it);
+    /// the data must be prepared.
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 /// Runs `moe reproduce`.
 pub fn run(args: &ReproduceArgs) -> Result<()> {
     let start = Instant::now();
+    let jobs = args.jobs.unwrap_or(if args.device == Device::Cpu {
+        default_jobs()
+    } else {
+        1
+    });
     let opts = StudyOptions {
         data_config: args.data_config.clone(),
         configs: args
@@ -84,12 +103,12 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         seeds: args.seeds,
         max_steps: None,
         permutations: 1000,
-        device: args.device,
-        jobs: args.jobs.unwrap_or(if args.device == Device::Cpu {
-            default_jobs()
+        devices: if args.devices.is_empty() {
+            vec![DeviceSlot::default_of(args.device); jobs]
         } else {
-            1
-        }),
+            args.devices.clone()
+        },
+        jobs,
         hub: HubOptions {
             offline: args.offline,
             locked: args.locked,
@@ -97,6 +116,13 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         },
         progress: std::io::stderr().is_terminal(),
     };
+    if args.list {
+        print!("{}", study_commands(&opts)?);
+        return Ok(());
+    }
+    if let Some(only) = &args.only {
+        return run_one(&opts, only);
+    }
     // The estimate is of GPU time; a CPU study has its own wall time.
     if args.device != Device::Cpu || args.estimate_only {
         let data_config = DataConfig::load(&args.data_config)?;
@@ -148,4 +174,24 @@ pub fn estimate(configs: &[RunConfig], block_size: usize, args: &ReproduceArgs) 
         total_h * args.usd_per_hour
     );
     out
+}
+
+/// A throughput for the estimate: finite and above 0 (CLI-5).
+fn positive_rate(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!(
+            "{v} tokens/s: a rate must be a finite number above 0"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A price for the estimate: finite and at least 0 (CLI-5).
+fn non_negative_price(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) => Err(format!("${v}/h: a price must be a finite number ≥ 0")),
+        Err(e) => Err(e.to_string()),
+    }
 }

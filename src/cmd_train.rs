@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use moe_train::metrics::Event;
-use moe_train::{RunConfig, TrainOptions, TrainSummary};
+use moe_train::{Resume, RunConfig, TrainOptions, TrainSummary};
 
-use crate::backend::Device;
+use crate::backend::DeviceSlot;
 use crate::runs::train_on;
 
 /// Arguments of `moe train`.
@@ -26,15 +26,15 @@ pub struct TrainArgs {
     /// Continue from the last checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
-    /// Backend.
-    #[arg(long, value_enum, default_value_t = Device::Cpu)]
-    pub device: Device,
+    /// Backend and device: `cpu`, `cuda`, `cuda:N`, `wgpu`, `wgpu:N`.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSlot,
     /// Train with this seed instead of the config's `run.seed` (model init,
     /// batch order, router noise; written to the run's config.toml).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Stop after this many steps in total (the schedule still spans the config's steps).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_steps: Option<u64>,
 }
 
@@ -61,10 +61,14 @@ pub fn run_quiet(args: &TrainArgs, progress: bool) -> Result<TrainSummary> {
     let opts = TrainOptions {
         data: args.data.clone(),
         out: args.out.clone(),
-        resume: args.resume,
+        resume: if args.resume {
+            Resume::Checkpoint
+        } else {
+            Resume::No
+        },
         max_steps: args.max_steps,
         progress,
-        device_name: args.device.name().to_string(),
+        device_name: args.device.device.name().to_string(),
         device_memory: args.device.memory_probe(),
     };
     train_on(args.device, config, opts)

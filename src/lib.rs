@@ -17,3 +17,4 @@
 pub mod backend;
 pub mod runs;
 pub mod study;
+pub mod sweep;

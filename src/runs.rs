@@ -14,9 +14,9 @@ use moe_data::prepare::{PrepareOptions, prepare};
 use moe_data::prepared::PreparedData;
 use moe_data::sources::HubOptions;
 use moe_model::Precision;
-use moe_train::{RunConfig, RunDir, RunStatus, TrainOptions, TrainSummary};
+use moe_train::{DataIdentity, Resume, RunConfig, RunDir, RunStatus, TrainOptions, TrainSummary};
 
-use crate::backend::{Device, OnBackend, run_on};
+use crate::backend::{Device, DeviceSlot, OnBackend, run_on_slot};
 
 /// One run of a study.
 #[derive(Debug, Clone)]
@@ -70,35 +70,65 @@ pub fn seed_plans(
 /// its final model or stopped early by a collapse (a result of the study),
 /// or, for a quick run, reached `max_steps`; a run stopped by a non-finite
 /// loss is a failure, never complete.
-pub fn is_complete(plan: &RunPlan) -> Result<bool> {
-    Ok(match RunDir::new(&plan.out).status(&plan.config()?)? {
-        RunStatus::Complete { .. } | RunStatus::Stopped { .. } => true,
-        RunStatus::Partial {
-            checkpoint: Some(step),
-        } => plan.max_steps.is_some_and(|m| step >= m),
-        RunStatus::Partial { checkpoint: None } | RunStatus::Empty | RunStatus::OtherConfig => {
-            false
-        }
-    })
+pub fn is_complete(plan: &RunPlan, data: &DataIdentity) -> Result<bool> {
+    Ok(
+        match RunDir::new(&plan.out).status(&plan.config()?, data)? {
+            RunStatus::Complete { .. } | RunStatus::Stopped { .. } => true,
+            RunStatus::Partial {
+                checkpoint: Some(step),
+            } => plan.max_steps.is_some_and(|m| step >= m),
+            RunStatus::Partial { checkpoint: None }
+            | RunStatus::Empty
+            | RunStatus::OtherConfig
+            | RunStatus::OtherData { .. } => false,
+        },
+    )
 }
 
 /// Trains `plan` unless it is complete; resumes a run that was interrupted.
+///
+/// A run trained on other data than `data` (TRAIN-21) is moved aside to
+/// `<run>.other-data-<sha8>`, saying so, and trained anew.
 pub fn ensure_run(
     plan: &RunPlan,
-    data: &Path,
-    device: Device,
+    data: &PreparedData,
+    device: DeviceSlot,
     progress: bool,
 ) -> Result<Option<TrainSummary>> {
-    if is_complete(plan)? {
+    let identity = DataIdentity::of(data)?;
+    let run = RunDir::new(&plan.out);
+    if let RunStatus::OtherData { recorded } = run.status(&plan.config()?, &identity)? {
+        let short = recorded.get(..8).unwrap_or(&recorded);
+        let aside = PathBuf::from(format!("{}.other-data-{short}", plan.out.display()));
+        if aside.exists() {
+            anyhow::bail!(
+                "{}: trained on other data (manifest sha256 {recorded}) and {} is taken; remove one of them",
+                plan.out.display(),
+                aside.display()
+            );
+        }
+        std::fs::rename(&plan.out, &aside)
+            .with_context(|| format!("moving {} aside", plan.out.display()))?;
+        eprintln!(
+            "        {}: trained on other data (manifest sha256 {recorded}); moved to {} and trained anew",
+            plan.out.display(),
+            aside.display()
+        );
+    }
+    if is_complete(plan, &identity)? {
         return Ok(None);
     }
     let opts = TrainOptions {
-        data: data.to_path_buf(),
+        data: data.dir.clone(),
         out: plan.out.clone(),
-        resume: RunDir::new(&plan.out).has_run(),
+        resume: if run.has_run() {
+            Resume::IfAny
+        } else {
+            Resume::No
+        },
         max_steps: plan.max_steps,
         progress,
-        device_name: device.name().to_string(),
+        device_name: device.device.name().to_string(),
         device_memory: device.memory_probe(),
     };
     let summary = train_on(device, plan.config()?, opts)
@@ -112,14 +142,14 @@ pub fn ensure_run(
 }
 
 /// Trains one run on `device` (`moe train` and every study run).
-pub fn train_on(device: Device, config: RunConfig, opts: TrainOptions) -> Result<TrainSummary> {
-    if config.train.precision == Precision::Bf16 && device == Device::Wgpu {
+pub fn train_on(device: DeviceSlot, config: RunConfig, opts: TrainOptions) -> Result<TrainSummary> {
+    if config.train.precision == Precision::Bf16 && device.device == Device::Wgpu {
         anyhow::bail!(
             "{}: train.precision = \"bf16\" cannot run on wgpu (CubeCL's WGSL compiler has no bf16 type); use --device cuda, or cpu",
             config.run.name
         );
     }
-    run_on(device, Train { config, opts })
+    run_on_slot(device, Train { config, opts })
 }
 
 /// One training run as a backend-generic job.
@@ -137,12 +167,11 @@ impl OnBackend for Train {
 
 /// Analyses a run unless its saved analysis, with the same permutations,
 /// still describes it ([`moe_analysis::analyze::is_current`]).
-pub fn ensure_analysis(run_dir: &Path, data_dir: &Path, permutations: usize) -> Result<Analysis> {
-    let run = RunDir::new(run_dir);
+pub fn ensure_analysis(run: &RunDir, data: &PreparedData, permutations: usize) -> Result<Analysis> {
     let out = run.analysis_dir();
     if let Ok(cached) = read_json(&out.join(ANALYSIS_FILE))
         && cached.options.permutations == permutations
-        && is_current(&cached, &run)?
+        && is_current(&cached, run)?
     {
         return Ok(cached);
     }
@@ -150,8 +179,8 @@ pub fn ensure_analysis(run_dir: &Path, data_dir: &Path, permutations: usize) -> 
         permutations,
         ..AnalyzeOptions::default()
     };
-    moe_analysis::analyze(run_dir, data_dir, &out, &options)
-        .with_context(|| format!("analysing {}", run_dir.display()))
+    moe_analysis::analyze(run, data, &out, &options)
+        .with_context(|| format!("analysing {}", run.path().display()))
 }
 
 /// Prepares `config_path` into `dir` unless a copy made from the same inputs
@@ -177,17 +206,28 @@ pub fn ensure_data(config_path: &Path, dir: &Path, hub: HubOptions) -> Result<Pr
 }
 
 /// `f` over `items` on up to `jobs` threads (at least one), results in the
-/// order of `items`. Each run of a study is one thread: a CPU training step
-/// at the study's sizes keeps the cores only partly busy, so runs side by
-/// side finish sooner than one after the other (BENCHMARKS.md: the 3-seed
-/// demo in 2 min 58 s with 2 jobs, 3 min 26 s with 1). Results do not
-/// depend on `jobs` (every
-/// kernel is deterministic and runs share no state). After the first error
-/// no further item is started; that error is returned.
+/// order of `items` ([`parallel_map_on`] with `jobs` interchangeable
+/// workers). Each run of a study is one thread: a CPU training step at the
+/// study's sizes keeps the cores only partly busy, so runs side by side
+/// finish sooner than one after the other (BENCHMARKS.md). Results do not
+/// depend on `jobs` (every kernel is deterministic and runs share no state).
 pub fn parallel_map<T: Sync, R: Send>(
     items: &[T],
     jobs: usize,
     f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let workers = vec![(); jobs.max(1)];
+    parallel_map_on(items, &workers, |item, _| f(item))
+}
+
+/// `f(item, worker)` over `items`, one thread per worker (at most one item
+/// per worker at a time, the rest queued in order; a study's workers are
+/// its devices), results in the order of `items`. After the first error no
+/// further item is started; that error is returned.
+pub fn parallel_map_on<T: Sync, W: Sync, R: Send>(
+    items: &[T],
+    workers: &[W],
+    f: impl Fn(&T, &W) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -195,15 +235,17 @@ pub fn parallel_map<T: Sync, R: Send>(
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<R>>>> =
         Mutex::new((0..items.len()).map(|_| None).collect());
+    let used = workers.len().min(items.len().max(1));
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, items.len().max(1)) {
-            scope.spawn(|| {
+        for worker in &workers[..used] {
+            let (next, failed, results, f) = (&next, &failed, &results, &f);
+            scope.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     if i >= items.len() || failed.load(Ordering::SeqCst) {
                         break;
                     }
-                    let r = f(&items[i]);
+                    let r = f(&items[i], worker);
                     if r.is_err() {
                         failed.store(true, Ordering::SeqCst);
                     }
@@ -238,7 +280,7 @@ mod tests {
             out: tmp.path().join("run"),
             ..Default::default()
         };
-        let err = train_on(Device::Wgpu, config, opts)
+        let err = train_on(DeviceSlot::default_of(Device::Wgpu), config, opts)
             .unwrap_err()
             .to_string();
         assert!(err.contains("bf16") && err.contains("WGSL"), "{err}");

@@ -12,8 +12,10 @@ use moe_data::sources::HubOptions;
 use moe_train::RunDir;
 use moe_train::metrics::Event;
 
-use crate::backend::Device;
-use crate::runs::{RunPlan, ensure_analysis, ensure_data, ensure_run, parallel_map, seed_plans};
+use crate::backend::{Device, DeviceSlot};
+use crate::runs::{
+    RunPlan, ensure_analysis, ensure_data, ensure_run, parallel_map, parallel_map_on, seed_plans,
+};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -30,9 +32,11 @@ pub struct StudyOptions {
     pub max_steps: Option<u64>,
     /// Permutations (and bootstrap draws) of the specialization tests.
     pub permutations: usize,
-    /// Backend of the training runs (analysis runs on the CPU).
-    pub device: Device,
-    /// Runs (and analyses) side by side; the outputs do not depend on it.
+    /// The devices the runs train on, one run per entry at a time (the
+    /// rest queued; a device listed twice takes two runs side by side);
+    /// analysis runs on the CPU. The outputs do not depend on the placement.
+    pub devices: Vec<DeviceSlot>,
+    /// Analyses side by side; the outputs do not depend on it.
     pub jobs: usize,
     /// How data sources on the Hub are read.
     pub hub: HubOptions,
@@ -79,7 +83,7 @@ pub fn demo_options(out: &Path, seeds: usize, jobs: usize) -> StudyOptions {
         seeds,
         max_steps: None,
         permutations: 1000,
-        device: Device::Cpu,
+        devices: vec![DeviceSlot::default_of(Device::Cpu); jobs.max(1)],
         jobs,
         hub: HubOptions {
             offline: true,
@@ -102,6 +106,16 @@ pub fn plan(opts: &StudyOptions) -> Result<Vec<RunPlan>> {
             .file_stem()
             .with_context(|| format!("{}: no file name", config.display()))?;
         let out = opts.out.join(stem);
+        if plans
+            .iter()
+            .any(|p: &RunPlan| p.config.file_stem() == Some(stem))
+        {
+            anyhow::bail!(
+                "{}: listed twice (both would train into {})",
+                config.display(),
+                out.display()
+            );
+        }
         plans.extend(seed_plans(config, &out, opts.seeds, opts.max_steps)?);
     }
     Ok(plans)
@@ -112,15 +126,18 @@ pub fn run_study(opts: &StudyOptions, start: Instant) -> Result<Study> {
     let at = || format!("[{:>5.1}s]", start.elapsed().as_secs_f64());
     let plans = plan(opts)?;
     let data_dir = opts.out.join("data");
-    ensure_data(&opts.data_config, &data_dir, opts.hub.clone())
+    let data = ensure_data(&opts.data_config, &data_dir, opts.hub.clone())
         .with_context(|| format!("the data of {}", opts.data_config.display()))?;
     let jobs = opts.jobs.max(1);
+    if opts.devices.is_empty() {
+        anyhow::bail!("no device to train on");
+    }
     // Progress bars of runs side by side would overwrite each other.
-    let progress = opts.progress && jobs == 1;
-    let is_moe = parallel_map(&plans, jobs, |plan| {
+    let progress = opts.progress && opts.devices.len() == 1;
+    let is_moe = parallel_map_on(&plans, &opts.devices, |plan, &device| {
         let label = plan_label(plan);
-        eprintln!("{} {label}", at());
-        match ensure_run(plan, &data_dir, opts.device, progress)? {
+        eprintln!("{} {label} on {device}", at());
+        match ensure_run(plan, &data, device, progress)? {
             None => eprintln!(
                 "        {label}: reusing the finished run in {}",
                 plan.out.display()
@@ -142,7 +159,7 @@ pub fn run_study(opts: &StudyOptions, start: Instant) -> Result<Study> {
         .collect();
     let analyses = parallel_map(&moe_plans, jobs, |plan| {
         eprintln!("{} analyse {}", at(), plan_label(plan));
-        ensure_analysis(&plan.out, &data_dir, opts.permutations)
+        ensure_analysis(&RunDir::new(&plan.out), &data, opts.permutations)
     })?;
     eprintln!("{} report", at());
     let runs: Vec<PathBuf> = plans.iter().map(|p| p.out.clone()).collect();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use moe_data::sources::HubOptions;
-use moe_emergence::backend::Device;
+use moe_emergence::backend::{Device, DeviceSlot};
 use moe_emergence::runs::parallel_map;
 use moe_emergence::study::{StudyOptions, run_study};
 use moe_train::RunDir;
@@ -64,7 +64,7 @@ fn cli_4_runs_side_by_side_equal_runs_one_after_the_other() {
         seeds: 2,
         max_steps: None,
         permutations: 20,
-        device: Device::Cpu,
+        devices: vec![DeviceSlot::default_of(Device::Cpu); jobs],
         jobs,
         hub: HubOptions {
             offline: true,
@@ -122,4 +122,28 @@ fn cli_4_parallel_map_keeps_order_and_stops_at_the_first_error() {
         4,
         "nothing after the failed item starts"
     );
+}
+
+// Checks: TRAIN-22
+#[test]
+fn train_22_a_study_listing_a_run_twice_is_refused_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let moe = config(tmp.path(), "moe", true);
+    let options = StudyOptions {
+        data_config: tmp.path().join("unused.toml"),
+        configs: vec![moe.clone(), moe],
+        out: tmp.path().join("study"),
+        seeds: 1,
+        max_steps: None,
+        permutations: 20,
+        devices: vec![DeviceSlot::default_of(Device::Cpu); 2],
+        jobs: 2,
+        hub: HubOptions::default(),
+        progress: false,
+    };
+    let err = moe_emergence::study::plan(&options)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("listed twice"), "{err}");
+    assert!(!tmp.path().join("study").exists());
 }

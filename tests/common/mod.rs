@@ -1,14 +1,20 @@
-//! Helpers shared by the workspace tests: the data helpers of
-//! `crates/moe-data/tests/common` (one place), running the `moe` binary and
-//! tiny run configs.
-#![allow(dead_code)]
+//! Helpers of the binary's tests: running the `moe` binary, plus the
+//! workspace's shared test helpers (`moe-testkit`).
+#![allow(dead_code, unused_imports)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-#[path = "../../crates/moe-data/tests/common/mod.rs"]
-mod data;
-pub use data::*;
+pub use moe_testkit::{
+    local_config, small_parquet, small_prepared, small_prepared_at, tiny_run_toml, write_jsonl,
+};
+
+/// The audit fixture, shared with moe-data's audit tests.
+#[path = "../../crates/moe-data/tests/common/audit_fixture.rs"]
+pub mod audit_fixture;
+/// The fuzzers' building blocks, shared with moe-data's fuzz tests.
+#[path = "../../crates/moe-data/tests/common/fuzz.rs"]
+pub mod fuzz;
 
 /// Runs the `moe` binary with `args` in `dir`.
 pub fn moe(dir: &Path, args: &[&str]) -> Output {
@@ -19,21 +25,17 @@ pub fn moe(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// A tiny run config (width 16, 2 blocks; MoE block 1 of 4 experts when
-/// `moe`), 4 steps with eval and checkpoints every 2: the runs of the
-/// analysis and study tests.
-pub fn tiny_run_toml(name: &str, moe: bool) -> String {
-    let moe_section = if moe {
-        "[model.moe]\nlayers = [1]\nn_experts = 4\ntop_k = 1\n"
-    } else {
-        ""
-    };
-    let router = if moe {
-        "lb_coef = 0.01\nz_coef = 0.001\n"
-    } else {
-        ""
-    };
-    format!(
-        "[run]\nname = \"{name}\"\nseed = 3\n[model]\ninit = \"scratch\"\npreset = \"tiny\"\nupcycle_noise = 0.01\n[model.dims]\nd_model = 16\nn_layer = 2\nn_head = 2\nn_positions = 32\n{moe_section}[train]\nsteps = 4\nmicro_batch = 4\nlr = 3e-3\n{router}\n[eval]\nevery = 2\nmax_blocks = 4\n[log]\nevery = 1\n[checkpoint]\nevery = 2\nkeep = 2\n"
-    )
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Names of the entries of `dir`, sorted.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    names
 }
