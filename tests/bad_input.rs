@@ -175,7 +175,7 @@ fn filt_3_invalid_utf8_fails_with_row_under_fail_policy() {
     assert_fails(tmp.path(), &config, &["a.jsonl row 2", "invalid UTF-8"]);
 }
 
-// Checks: DATA-4, DATA-5
+// Checks: DATA-4, DATA-5, DATA-10
 #[test]
 fn data_4_existing_output_is_refused_without_force() {
     let tmp = tempfile::tempdir().unwrap();
@@ -197,25 +197,41 @@ fn data_4_existing_output_is_refused_without_force() {
         tmp.path().join("out/keep.txt").exists(),
         "existing output touched"
     );
-    let out = moe(
-        tmp.path(),
-        &[
+    let forced = |out: &str| {
+        let args = [
             "data",
             "prepare",
             "--config",
             "data.toml",
             "--out",
-            "out",
+            out,
             "--force",
-        ],
+        ];
+        moe(tmp.path(), &args)
+    };
+    // DATA-10: --force does not delete a directory that is not prepared data.
+    let out = forced("out");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("only a prepared-data directory"),
+        "{stderr}"
     );
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        tmp.path().join("out/keep.txt").exists(),
+        "existing output touched"
     );
+    // It replaces prepared data.
+    std::fs::remove_dir_all(tmp.path().join("out")).unwrap();
+    for _ in 0..2 {
+        let out = forced("out");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     assert!(tmp.path().join("out/manifest.json").exists());
-    assert!(!tmp.path().join("out/keep.txt").exists());
     // DATA-5: no temporary directory is left next to the output.
     assert_eq!(entries(tmp.path()), ["a.jsonl", "data.toml", "out"]);
 }

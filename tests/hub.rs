@@ -1,148 +1,22 @@
-//! SRC-4 … SRC-7, SRC-9, SRC-10: the real `hf-hub` download path against a
-//! fake dataset repo served on 127.0.0.1 (no network): resolve to a commit,
-//! download at that commit into `HF_HOME`, record commit and sha256, work
-//! offline from the cache, refuse unpinned revisions with `--locked`, refuse
-//! unsafe names and revisions, download file by file and stop at the target.
+//! SRC-4 … SRC-7, SRC-9, SRC-10, HUB-1, DATA-12: `moe data prepare` through
+//! `moe-hub` against the fake Hub on 127.0.0.1 (no network): resolve to a
+//! commit, download at that commit into `HF_HOME`, record commit and
+//! sha256, work offline from the cache, refuse unpinned revisions with
+//! `--locked`, refuse unsafe names, revisions and ETags, download file by
+//! file and stop at the target, and leave no temporary directory when
+//! killed by SIGINT/SIGTERM while waiting for the Hub.
 
 mod common;
+#[path = "../crates/moe-hub/tests/common/fake_hub.rs"]
+mod fake_hub;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use fake_hub::{COMMIT, FakeHub, Reply, hostile_files, serve, serve_with};
 use sha2::{Digest, Sha256};
-
-const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
-
-/// A fake Hub: repo id → (file name → bytes). Records every request path.
-struct FakeHub {
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-fn serve(repos: BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> FakeHub {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let log2 = log.clone();
-    std::thread::spawn(move || {
-        // Bounded: a test needs a few dozen requests at most.
-        for stream in listener.incoming().take(500) {
-            let Ok(stream) = stream else { continue };
-            let _ = handle(stream, &repos, &log2);
-        }
-    });
-    FakeHub { url, log }
-}
-
-fn handle(
-    mut stream: TcpStream,
-    repos: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
-    log: &Mutex<Vec<String>>,
-) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    let mut range = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line
-            .strip_prefix("Range: ")
-            .or_else(|| line.strip_prefix("range: "))
-        {
-            range = v.trim().strip_prefix("bytes=").map(str::to_string);
-        }
-    }
-    let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
-    log.lock().unwrap().push(path.clone());
-    let (status, headers, body) = route(&path, range.as_deref(), repos);
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head += &format!("{k}: {v}\r\n");
-    }
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(b"\r\n")?;
-    stream.write_all(&body)
-}
-
-type Response = (String, Vec<(String, String)>, Vec<u8>);
-
-fn route(
-    path: &str,
-    range: Option<&str>,
-    repos: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
-) -> Response {
-    let not_found = ("404 Not Found".to_string(), vec![], b"not found".to_vec());
-    if let Some(rest) = path.strip_prefix("/api/datasets/") {
-        let parts: Vec<&str> = rest.splitn(4, '/').collect();
-        let (repo, rev) = (
-            format!("{}/{}", parts[0], parts.get(1).unwrap_or(&"")),
-            parts.get(3).copied().unwrap_or(""),
-        );
-        let Some(files) = repos.get(&repo).filter(|_| rev == "main" || rev == COMMIT) else {
-            return not_found;
-        };
-        let mut siblings: Vec<_> = files
-            .keys()
-            .map(|f| serde_json::json!({ "rfilename": f }))
-            .collect();
-        if repo.ends_with("-reversed") {
-            siblings.reverse();
-        }
-        let body = serde_json::json!({ "sha": COMMIT, "siblings": siblings })
-            .to_string()
-            .into_bytes();
-        return (
-            "200 OK".into(),
-            vec![("Content-Type".into(), "application/json".into())],
-            body,
-        );
-    }
-    if let Some(rest) = path.strip_prefix("/datasets/") {
-        let parts: Vec<&str> = rest.splitn(5, '/').collect();
-        if parts.len() < 5 || parts[2] != "resolve" {
-            return not_found;
-        }
-        let repo = format!("{}/{}", parts[0], parts[1]);
-        let Some(bytes) = repos.get(&repo).and_then(|f| f.get(parts[4])) else {
-            return not_found;
-        };
-        let (start, end) = match range.and_then(|r| r.split_once('-')) {
-            Some((a, b)) => (
-                a.parse().unwrap_or(0),
-                b.parse().unwrap_or(bytes.len() - 1).min(bytes.len() - 1),
-            ),
-            None => (0, bytes.len() - 1),
-        };
-        let headers = vec![
-            (
-                "ETag".into(),
-                format!("\"{}\"", hex::encode(Sha256::digest(bytes))),
-            ),
-            ("X-Repo-Commit".into(), COMMIT.into()),
-            (
-                "Content-Range".into(),
-                format!("bytes {start}-{end}/{}", bytes.len()),
-            ),
-        ];
-        return (
-            "206 Partial Content".into(),
-            headers,
-            bytes[start..=end].to_vec(),
-        );
-    }
-    not_found
-}
 
 fn jsonl(prefix: &str, n: usize) -> Vec<u8> {
     (0..n)
@@ -151,7 +25,7 @@ fn jsonl(prefix: &str, n: usize) -> Vec<u8> {
         .into_bytes()
 }
 
-fn fake_repos() -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
+fn fake_repos() -> fake_hub::Repos {
     let mut ds = BTreeMap::new();
     ds.insert("data/train-00000.jsonl".to_string(), jsonl("first", 30));
     ds.insert("data/train-00001.jsonl".to_string(), jsonl("second", 30));
@@ -450,4 +324,73 @@ fn src_9_a_malicious_revision_is_an_error_before_any_request() {
     }
     assert!(hub.log.lock().unwrap().is_empty());
     assert_eq!(common::entries(tmp.path()), ["data.toml"]);
+}
+
+// Checks: HUB-1, DATA-3
+#[test]
+fn hub_1_an_absolute_etag_overwrites_nothing() {
+    // The reproduction of issue 23: `ETag: "/some/abs/path"` made prepare
+    // overwrite that file with the body and exit 0.
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let etag = format!("\"{}\"", victim.display());
+    let hub = hostile_files(fake_repos(), move |r| r.set("ETag", &etag));
+    std::fs::write(tmp.path().join("data.toml"), hf_config("fake/ds", "main")).unwrap();
+    let out = prepare(tmp.path(), &hub, "out", &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ETag") && stderr.contains("data/train-00000.jsonl"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(common::entries(tmp.path()), ["data.toml", "victim.txt"]);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+// Checks: DATA-12, HUB-5
+#[test]
+#[cfg(unix)]
+fn data_12_a_signal_while_waiting_for_the_hub_leaves_no_temp_dir() {
+    use std::os::unix::process::ExitStatusExt;
+    for signal in ["TERM", "INT"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let hub = serve_with(|_, _| Reply {
+            hang: Some(Duration::from_secs(60)),
+            ..Reply::new("200 OK", vec![], vec![])
+        });
+        std::fs::write(tmp.path().join("data.toml"), hf_config("fake/ds", "main")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_moe"))
+            .args(["data", "prepare", "--config", "data.toml", "--out", "out"])
+            .current_dir(tmp.path())
+            .env("HF_ENDPOINT", &hub.url)
+            .env("HF_HOME", tmp.path().join("hf-home"))
+            .env_remove("HF_HUB_OFFLINE")
+            .spawn()
+            .unwrap();
+        // Wait until prepare has its temporary directory and asks the Hub.
+        let started = std::time::Instant::now();
+        while hub.log.lock().unwrap().is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(30), "no request");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let temp = |dir: &Path| {
+            common::entries(dir)
+                .into_iter()
+                .filter(|e| e.starts_with(".out.tmp"))
+                .count()
+        };
+        assert_eq!(temp(tmp.path()), 1);
+        let killed = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        let expected = if signal == "TERM" { 15 } else { 2 };
+        assert_eq!(status.signal(), Some(expected), "{status:?}");
+        assert_eq!(temp(tmp.path()), 0, "{:?}", common::entries(tmp.path()));
+        assert!(!tmp.path().join("out").exists());
+    }
 }

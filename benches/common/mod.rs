@@ -1,4 +1,4 @@
-//! Shared by `benches/tokenize.rs` and `tests/tokenizer_parity.rs`: the
+//! Shared by `benches/tokenize.rs` and `crates/moe-data/tests/tokenizer_parity.rs`: the
 //! embedded corpora as documents, and the peer GPT-2 encoders built from the
 //! same vocabulary as ours.
 //!
@@ -27,12 +27,22 @@ impl Domain {
     }
 }
 
+/// The workspace's `assets/`, from the root package (the benches) or a
+/// crate (moe-data's tokenizer parity test).
+pub fn assets() -> std::path::PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|p| p.join("assets"))
+        .find(|p| p.join("gpt2").is_dir())
+        .unwrap_or_else(|| here.join("assets"))
+}
+
 /// The three embedded corpora (`assets/corpora/*/`), ~380-410 KB of text each.
 ///
 /// Code and prose documents are the `text` field; math documents are
 /// `question` + `answer` in the demo config's template.
 pub fn embedded_corpora() -> Vec<Domain> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/corpora");
+    let root = assets().join("corpora");
     ["code", "math", "prose"]
         .into_iter()
         .map(|name| {
@@ -144,7 +154,7 @@ pub fn hf_encode_into(
 pub fn hf023_gpt2() -> tokenizers_023::Tokenizer {
     use tokenizers_023::models::bpe::BPE;
     use tokenizers_023::{decoders, pre_tokenizers};
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/gpt2");
+    let dir = assets().join("gpt2");
     let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let bpe = BPE::from_file(&file("vocab.json"), &file("merges.txt"))
         .build()

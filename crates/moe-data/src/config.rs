@@ -251,6 +251,15 @@ impl DataConfig {
                 "pipeline.val_fraction must be above 0: evaluation needs a val split".into(),
             );
         }
+        if !(p.imbalance_warn_ratio.is_finite() && p.imbalance_warn_ratio >= 1.0) {
+            return Err(format!(
+                "pipeline.imbalance_warn_ratio = {} must be a number of at least 1",
+                p.imbalance_warn_ratio
+            ));
+        }
+        if p.tokens_per_domain == Some(0) {
+            return Err("pipeline.tokens_per_domain = 0 would read nothing; leave it out to read everything".into());
+        }
         if self.domains.is_empty() {
             return Err("no [[domains]]".into());
         }
@@ -269,6 +278,12 @@ impl DataConfig {
             if !names.insert(&domain.name) {
                 return Err(format!(
                     "domains[{d}].name = {:?} is used twice",
+                    domain.name
+                ));
+            }
+            if domain.tokens == Some(0) {
+                return Err(format!(
+                    "domains[{d}].tokens = 0 would read nothing from `{}`",
                     domain.name
                 ));
             }
@@ -304,15 +319,10 @@ impl SourceConfig {
                     return Err("kind = \"hf\" needs `files`".into());
                 }
                 if let Some(revision) = &self.revision {
-                    crate::sources::hf::validate_revision(revision)
-                        .map_err(|e| format!("revision: {e}"))?;
+                    moe_hub::validate_revision(revision).map_err(|e| format!("revision: {e}"))?;
                 }
                 for f in &self.files {
-                    if f.starts_with('/') || f.split('/').any(|c| c == ".." || c.is_empty()) {
-                        return Err(format!(
-                            "files: {f:?} is not a relative path inside the repo"
-                        ));
-                    }
+                    moe_hub::validate_remote_name(f).map_err(|e| format!("files: {e}"))?;
                 }
             }
         }

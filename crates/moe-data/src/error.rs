@@ -96,6 +96,23 @@ pub enum DataError {
         /// The output directory.
         path: PathBuf,
     },
+    /// `--force` was given for a directory that is not prepared data, or
+    /// that holds the config or a source file.
+    #[error("{path}: --force replaces only a prepared-data directory, and {reason}")]
+    NotReplaceable {
+        /// The output directory.
+        path: PathBuf,
+        /// Why it is not replaced.
+        reason: String,
+    },
+    /// An option of the run is out of range.
+    #[error("--{option}: {reason}")]
+    Option {
+        /// The option's name, as on the command line.
+        option: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// A Hugging Face Hub request failed.
     #[error("hub dataset {repo}@{revision}: {reason}")]
     Hub {

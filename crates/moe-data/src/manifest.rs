@@ -12,6 +12,7 @@ use crate::config::{Balance, DataConfig, MAX_BLOCK_SIZE};
 use crate::error::{DataError, Result};
 use crate::filter::DropCounts;
 use crate::split::Split;
+use crate::tokenizer::{EOS_ID, VOCAB_SIZE};
 
 /// Value of [`Manifest::format`].
 pub const MANIFEST_FORMAT: &str = "moe-emergence/prepared-data";
@@ -162,7 +163,8 @@ impl Manifest {
     /// config, `block_size` in `1..=MAX_BLOCK_SIZE` and equal to the config's,
     /// and per shard its file at `<split>/<domain>.bin` of a configured
     /// domain, at least one block (SPLIT-1), `tokens = blocks × block_size`
-    /// and no more blocks than before balancing.
+    /// and no more blocks than before balancing; GPT-2's vocabulary size and
+    /// EOS id; no shard listed twice (MAN-4).
     fn check(&self) -> std::result::Result<(), String> {
         if self.format != MANIFEST_FORMAT || self.format_version != MANIFEST_VERSION {
             return Err(format!(
@@ -180,8 +182,19 @@ impl Manifest {
                 self.config.pipeline.block_size
             ));
         }
+        let t = &self.tokenizer;
+        if t.vocab_size != VOCAB_SIZE || t.eos_id != EOS_ID {
+            return Err(format!(
+                "tokenizer.vocab_size = {} and eos_id = {} are not GPT-2's {VOCAB_SIZE} and {EOS_ID}",
+                t.vocab_size, t.eos_id
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
         for (i, s) in self.shards.iter().enumerate() {
             let at = |fact: String| format!("shards[{i}] ({}): {fact}", s.file);
+            if !seen.insert((s.split, s.domain.as_str())) {
+                return Err(at("listed twice".into()));
+            }
             let file = format!("{}/{}.bin", s.split, s.domain);
             if s.file != file {
                 return Err(at(format!("file should be {file:?}")));

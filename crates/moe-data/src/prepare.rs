@@ -28,13 +28,18 @@ use crate::pack::{FilePacker, PackedFile};
 use crate::sources::HubOptions;
 use crate::split::{Split, assign};
 use crate::tokenizer::{EOS_ID, Gpt2Tokenizer, TokenEncoder, VOCAB_SIZE};
+use moe_hub::TempPath;
+
+mod guard;
+pub use guard::MAX_THREADS;
+use guard::{check_replaceable, check_threads};
 
 /// Options of one prepare run (the config holds everything that shapes the output).
 #[derive(Debug, Clone, Default)]
 pub struct PrepareOptions {
     /// The prepared directory to create.
     pub out: PathBuf,
-    /// Worker threads (None = all cores). Never changes the output.
+    /// Worker threads (None = all cores; 1..=[`MAX_THREADS`]). Never changes the output.
     pub threads: Option<usize>,
     /// Replace `out` if it exists.
     pub force: bool,
@@ -58,21 +63,25 @@ pub fn prepare_with<E: TokenEncoder>(
     encoder: &E,
     tokenizer_hash: &str,
 ) -> Result<Manifest> {
-    if opts.out.exists() && !opts.force {
-        return Err(DataError::OutputExists {
-            path: opts.out.clone(),
-        });
-    }
+    let threads = check_threads(opts.threads)?;
     let base = config_path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    if std::fs::symlink_metadata(&opts.out).is_ok() {
+        if !opts.force {
+            return Err(DataError::OutputExists {
+                path: opts.out.clone(),
+            });
+        }
+        check_replaceable(&opts.out, config_path, config, &base)?;
+    }
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads.unwrap_or(0))
+        .num_threads(threads)
         .build()
         .map_err(|e| DataError::io(&opts.out, std::io::Error::other(e)))?;
-    let tmp = TempDir(temp_dir(&opts.out)?);
-    let work = tmp.0.join(".work");
+    let tmp = temp_dir(&opts.out)?;
+    let work = tmp.path().join(".work");
     std::fs::create_dir_all(&work).map_err(|e| DataError::io(&work, e))?;
     let bar = progress_bar(opts.progress, config);
     let scratch = ThreadScratch::new(&pool);
@@ -93,23 +102,10 @@ pub fn prepare_with<E: TokenEncoder>(
     }
     bar.finish_and_clear();
     let (shards, mut manifest) = assemble(config, domains, tokenizer_hash, &work)?;
-    write_into(&tmp.0, &shards, &mut manifest)?;
+    write_into(tmp.path(), &shards, &mut manifest)?;
     std::fs::remove_dir_all(&work).map_err(|e| DataError::io(&work, e))?;
-    replace_dir(&tmp.0, &opts.out, opts.force)?;
+    replace_dir(tmp, &opts.out, opts.force)?;
     Ok(manifest)
-}
-
-/// The temporary output directory; dropping it removes it, so that an
-/// error or a panic anywhere in the pipeline leaves nothing behind (DATA-5).
-/// After the rename into place there is nothing left to remove.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if self.0.exists() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 fn progress_bar(enabled: bool, config: &DataConfig) -> ProgressBar {
@@ -305,8 +301,11 @@ fn pack_domain(
         .collect()
 }
 
-/// A fresh temporary sibling of `out`.
-fn temp_dir(out: &Path) -> Result<PathBuf> {
+/// A fresh temporary sibling of `out`, removed when the guard drops (an
+/// error or a panic anywhere in the pipeline, DATA-5, DATA-8) or when the
+/// process gets SIGINT/SIGTERM (DATA-12). After the rename into place there
+/// is nothing left to remove.
+fn temp_dir(out: &Path) -> Result<TempPath> {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -320,7 +319,7 @@ fn temp_dir(out: &Path) -> Result<PathBuf> {
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| DataError::io(&tmp, e))?;
     }
-    Ok(tmp)
+    Ok(TempPath::new(tmp))
 }
 
 fn write_into(dir: &Path, shards: &[PendingShard], manifest: &mut Manifest) -> Result<()> {
@@ -340,18 +339,24 @@ fn write_into(dir: &Path, shards: &[PendingShard], manifest: &mut Manifest) -> R
     std::fs::write(&path, manifest.to_json()).map_err(|e| DataError::io(&path, e))
 }
 
-fn replace_dir(tmp: &Path, out: &Path, force: bool) -> Result<()> {
-    if out.exists() {
+fn replace_dir(tmp: TempPath, out: &Path, force: bool) -> Result<()> {
+    if std::fs::symlink_metadata(out).is_ok() {
         if !force {
             return Err(DataError::OutputExists {
                 path: out.to_path_buf(),
             });
         }
-        let old = tmp.with_extension("old");
+        let old = tmp.path().with_extension("old");
         std::fs::rename(out, &old).map_err(|e| DataError::io(out, e))?;
-        std::fs::rename(tmp, out).map_err(|e| DataError::io(out, e))?;
+        if let Err(e) = std::fs::rename(tmp.path(), out) {
+            let _ = std::fs::rename(&old, out);
+            return Err(DataError::io(out, e));
+        }
+        tmp.keep();
         std::fs::remove_dir_all(&old).map_err(|e| DataError::io(&old, e))
     } else {
-        std::fs::rename(tmp, out).map_err(|e| DataError::io(out, e))
+        std::fs::rename(tmp.path(), out).map_err(|e| DataError::io(out, e))?;
+        tmp.keep();
+        Ok(())
     }
 }

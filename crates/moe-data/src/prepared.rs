@@ -1,5 +1,6 @@
 //! Opening a prepared directory for training or analysis: the manifest plus
-//! shards verified against it (size, header, sha256, block multiple) (SHARD-3).
+//! shards verified against it (size, header, sha256, block size and
+//! multiple) (SHARD-3, MAN-4).
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +55,14 @@ impl PreparedData {
             return Err(bad(format!(
                 "sha256 {} differs from the manifest's {} (modified file?)",
                 shard.sha256, info.sha256
+            )));
+        }
+        if let Some(b) = shard.block_size
+            && b != self.block_size()
+        {
+            return Err(bad(format!(
+                "the header's block size {b} differs from the manifest's block_size {}",
+                self.block_size()
             )));
         }
         if shard.tokens.len() as u64 != info.tokens {

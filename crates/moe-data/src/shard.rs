@@ -4,7 +4,8 @@
 //!
 //! [`ShardWriter`] is the one writer (it streams: `prepare` writes a shard
 //! block by block); the reader checks magic, version and that the file size
-//! is `1024 + 2 × count`, and fails with the path and a hint.
+//! is `1024 + 2 × count`, and that every token is a GPT-2 id (SHARD-5), and
+//! fails with the path and a hint.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{DataError, Result};
+use crate::tokenizer::VOCAB_SIZE;
 
 /// llm.c's shard magic number.
 pub const MAGIC: i32 = 20240520;
@@ -186,10 +188,17 @@ pub fn decode_shard(path: &Path, bytes: &[u8]) -> Result<Shard> {
             bytes.len()
         )));
     }
-    let tokens = bytes[HEADER_BYTES..]
+    let tokens: Vec<u16> = bytes[HEADER_BYTES..]
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect();
+    if let Some(i) = tokens.iter().position(|&t| usize::from(t) >= VOCAB_SIZE) {
+        return Err(bad(format!(
+            "token {} at byte offset {} (token {i}) is outside the GPT-2 vocabulary 0..{VOCAB_SIZE}",
+            tokens[i],
+            HEADER_BYTES + 2 * i
+        )));
+    }
     let block_size = usize::try_from(slot(SLOT_BLOCK_SIZE))
         .ok()
         .filter(|&b| b > 0);

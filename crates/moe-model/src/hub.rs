@@ -8,8 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hf_hub::api::sync::ApiBuilder;
-use hf_hub::{Cache, Repo, RepoType};
+use moe_hub::{Hub, HubCache, HubOptions, Repo};
 
 use crate::error::{ModelError, Result};
 use crate::weights::{CONFIG_FILE, WEIGHTS_FILE};
@@ -21,48 +20,28 @@ pub const GPT2_REVISION: &str = "607a30d783dfa663caf39e06633721c8d4cfcd7e";
 
 /// The HF cache directory from the environment.
 pub fn hf_cache_dir() -> Result<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("HF_HUB_CACHE")
-        .or_else(|| var("HF_HOME").map(|h| h.join("hub")))
-        .or_else(|| var("HOME").map(|h| h.join(".cache").join("huggingface").join("hub")))
-        .ok_or_else(|| ModelError::Config("no HF cache: set HF_HOME or HOME".into()))
-}
-
-fn repo(repo_id: &str, revision: &str) -> Repo {
-    Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string())
-}
-
-/// True for a full 40-hex commit id.
-fn is_commit(revision: &str) -> bool {
-    revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
+    HubCache::from_env()
+        .map(|c| c.root().to_path_buf())
+        .map_err(|e| ModelError::Config(e.to_string()))
 }
 
 /// The snapshot directory of `repo_id@revision` in `cache` if it already holds
 /// `config.json` and `model.safetensors`; never touches the network.
 ///
-/// `refs/<revision>` names the commit when there is one (hf-hub writes it for
-/// commits too); a cache filled by Python's `huggingface_hub` has no ref for
-/// a commit, so a 40-hex revision falls back to `snapshots/<revision>/`
-/// (MODEL-12).
+/// `refs/<revision>` names the commit when there is one; a cache filled by
+/// Python's `huggingface_hub` has no ref for a commit, so a 40-hex revision
+/// falls back to `snapshots/<revision>/` (MODEL-12).
 pub fn cached_model_dir(cache: &Path, repo_id: &str, revision: &str) -> Option<PathBuf> {
-    let cached = Cache::new(cache.to_path_buf()).repo(repo(repo_id, revision));
-    let dir = match cached.get(CONFIG_FILE) {
-        Some(config) => config.parent()?.to_path_buf(),
-        None if is_commit(revision) => cache
-            .join(repo(repo_id, revision).folder_name())
-            .join("snapshots")
-            .join(revision),
-        None => return None,
-    };
+    moe_hub::validate_revision(revision).ok()?;
+    let cache = HubCache::new(cache.to_path_buf());
+    let commit = cache.commit_of(&Repo::model(repo_id), revision).ok()??;
+    let dir = cache.snapshot_dir(&Repo::model(repo_id), &commit);
     (dir.join(CONFIG_FILE).is_file() && dir.join(WEIGHTS_FILE).is_file()).then_some(dir)
 }
 
 /// A local model directory for `repo_id@revision`: from `cache` when present,
-/// else downloaded into it (unless `offline`).
+/// else downloaded into it (unless `offline`), each file verified by
+/// `moe-hub` before it is cached.
 pub fn fetch_model_dir(
     cache: &Path,
     repo_id: &str,
@@ -83,17 +62,18 @@ pub fn fetch_model_dir(
             cache.display()
         )));
     }
-    let mut builder = ApiBuilder::from_cache(Cache::new(cache.to_path_buf())).with_progress(true);
-    if let Some(endpoint) = std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty()) {
-        builder = builder.with_endpoint(endpoint);
-    }
-    let api = builder.build().map_err(|e| hub_err(e.to_string()))?;
-    let remote = api.repo(repo(repo_id, revision));
+    let hub = Hub::new(&HubOptions {
+        cache_dir: Some(cache.to_path_buf()),
+        progress: true,
+        ..Default::default()
+    })
+    .map_err(|e| hub_err(e.to_string()))?;
+    let repo = Repo::model(repo_id);
     let mut dir = None;
     for file in [CONFIG_FILE, WEIGHTS_FILE] {
-        let path = remote
-            .get(file)
-            .map_err(|e| hub_err(format!("{file}: {e}")))?;
+        let path = hub
+            .file(&repo, revision, file)
+            .map_err(|e| hub_err(e.to_string()))?;
         dir = path.parent().map(Path::to_path_buf);
     }
     dir.ok_or_else(|| hub_err("download returned no directory".into()))
@@ -101,7 +81,7 @@ pub fn fetch_model_dir(
 
 /// GPT-2 small at the pinned revision, honouring `HF_HUB_OFFLINE`.
 pub fn fetch_gpt2() -> Result<PathBuf> {
-    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
+    let offline = HubOptions::default().is_offline();
     fetch_model_dir(&hf_cache_dir()?, GPT2_REPO, GPT2_REVISION, offline)
 }
 

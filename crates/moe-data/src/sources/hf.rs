@@ -1,7 +1,5 @@
-//! Hugging Face Hub dataset sources, through `hf-hub` and the standard HF
-//! cache (SRC-4 … SRC-7). Over 400 lines: resolving, name validation, the
-//! offline cache layout and the lazy download are one protocol with one
-//! set of invariants, kept in one place.
+//! Hugging Face Hub dataset sources (SRC-4 … SRC-7, SRC-9, SRC-10), through
+//! `moe-hub` and the standard HF cache.
 //!
 //! Online, the revision is resolved to a commit once and the selected files
 //! are downloaded *at that commit*, so a branch moving mid-run cannot mix
@@ -9,17 +7,17 @@
 //! file when the collector is about to read it, in sorted name order, so
 //! nothing after the file that met the domain's target is downloaded
 //! (SRC-10). Offline, only the cache is read: `refs/<revision>` names the
-//! commit and `snapshots/<commit>/` holds the files. The revision and remote
-//! file names are validated before they touch the file system or a URL
-//! (SRC-7, SRC-9); nothing downloaded is run.
+//! commit and `snapshots/<commit>/` holds the files. Names, revisions and
+//! the server's headers are checked in `moe-hub` before they touch a path.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use hf_hub::api::sync::ApiBuilder;
-use hf_hub::{Cache, Repo, RepoType};
+use moe_hub::{Hub, Repo};
 
 use crate::config::SourceConfig;
 use crate::error::{DataError, Result};
+
+pub use moe_hub::NetOptions;
 
 /// How to reach the Hub.
 #[derive(Debug, Clone, Default)]
@@ -28,82 +26,56 @@ pub struct HubOptions {
     pub offline: bool,
     /// Refuse revisions that are not 40-hex commits.
     pub locked: bool,
-    /// Cache root (`…/hub`); default from `HF_HOME` or `~/.cache/huggingface/hub`.
+    /// Cache root (`…/hub`); default from `HF_HUB_CACHE`, `HF_HOME` or `~/.cache/huggingface/hub`.
     pub cache_dir: Option<PathBuf>,
     /// Hub URL; default from `HF_ENDPOINT` or `https://huggingface.co`.
     pub endpoint: Option<String>,
+    /// Timeouts and retries (default from the environment, see [`NetOptions`]).
+    pub net: NetOptions,
+}
+
+impl HubOptions {
+    fn client(&self) -> moe_hub::Result<Hub> {
+        Hub::new(&moe_hub::HubOptions {
+            offline: self.offline,
+            cache_dir: self.cache_dir.clone(),
+            endpoint: self.endpoint.clone(),
+            net: self.net.clone(),
+            progress: false,
+        })
+    }
 }
 
 /// A Hub source resolved to one commit and its selected files, which are
 /// downloaded one at a time by [`ResolvedHub::fetch`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ResolvedHub {
     /// The 40-hex commit the files come from.
     pub commit: String,
     /// Names in the repo of the selected files, sorted.
     pub names: Vec<String>,
-    repo_id: String,
+    repo: Repo,
     revision: String,
-    opts: HubOptions,
+    hub: Hub,
 }
 
-/// True for a full 40-hex commit id.
-pub fn is_commit(revision: &str) -> bool {
-    revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
+impl std::fmt::Debug for ResolvedHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedHub")
+            .field("repo", &self.repo.id)
+            .field("revision", &self.revision)
+            .field("commit", &self.commit)
+            .field("names", &self.names)
+            .finish()
+    }
 }
 
-/// Checks a revision before it is used in a URL or a cache path (SRC-9):
-/// what Git and the Hub allow in a ref, restricted to `A-Za-z0-9._-/` —
-/// components separated by `/`, none empty or starting with `.`, no `..`,
-/// not ending in `.lock`, at most 255 bytes. `main`, `v1.0`, `refs/pr/1`,
-/// `refs/convert/parquet` and 40-hex commits pass; `../../x` does not.
-pub fn validate_revision(revision: &str) -> std::result::Result<(), String> {
-    let bad = |why: &str| Err(format!("revision {revision:?} {why}"));
-    if revision.is_empty() || revision.len() > 255 {
-        return bad("must be 1 to 255 bytes");
-    }
-    if let Some(c) = revision
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "._-/".contains(*c)))
-    {
-        return bad(&format!(
-            "has {c:?}; a Hub ref uses only A-Z a-z 0-9 . _ - /"
-        ));
-    }
-    if revision.contains("..") {
-        return bad("contains `..`");
-    }
-    if revision
-        .split('/')
-        .any(|c| c.is_empty() || c.starts_with('.') || c.ends_with(".lock"))
-    {
-        return bad("has an empty component, one starting with `.`, or one ending in `.lock`");
-    }
-    Ok(())
-}
-
-/// Checks a remote file name before it is used as a path.
-fn validate_remote_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('/')
-        && !name.contains('\\')
-        && name
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..")
-}
-
-impl HubOptions {
-    fn cache(&self) -> Cache {
-        match &self.cache_dir {
-            Some(dir) => Cache::new(dir.clone()),
-            None => Cache::from_env(),
-        }
-    }
-
-    fn is_offline(&self) -> bool {
-        self.offline
-            || std::env::var("HF_HUB_OFFLINE")
-                .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+fn hub_error(repo: &str, revision: &str) -> impl Fn(String) -> DataError + use<> {
+    let (repo, revision) = (repo.to_string(), revision.to_string());
+    move |reason| DataError::Hub {
+        repo: repo.clone(),
+        revision: revision.clone(),
+        reason,
     }
 }
 
@@ -115,87 +87,53 @@ pub fn resolve(source: &SourceConfig, opts: &HubOptions) -> Result<ResolvedHub> 
         .revision
         .clone()
         .unwrap_or_else(|| "main".to_string());
-    let hub_err = |reason: String| DataError::Hub {
-        repo: repo_id.clone(),
-        revision: revision.clone(),
-        reason,
-    };
-    validate_revision(&revision).map_err(hub_err)?;
-    if opts.locked && !is_commit(&revision) {
-        return Err(hub_err(
-            "--locked needs `revision` to be a 40-hex commit".into(),
-        ));
+    let err = hub_error(&repo_id, &revision);
+    moe_hub::validate_revision(&revision).map_err(&err)?;
+    if opts.locked && !moe_hub::is_commit(&revision) {
+        return Err(err("--locked needs `revision` to be a 40-hex commit".into()));
     }
-    let (commit, available) = if opts.is_offline() {
-        offline_listing(&opts.cache(), &repo_id, &revision).map_err(hub_err)?
-    } else {
-        online_listing(opts, &repo_id, &revision).map_err(hub_err)?
-    };
-    if let Some(bad) = available.iter().find(|n| !validate_remote_name(n)) {
-        return Err(hub_err(format!(
-            "the repo lists an unsafe file name {bad:?}"
-        )));
-    }
-    let names = select_files(&source.files, &available).map_err(hub_err)?;
+    let hub = opts.client().map_err(|e| err(e.to_string()))?;
+    let repo = Repo::dataset(&repo_id);
+    let listing = hub
+        .list(&repo, &revision)
+        .map_err(|e| err(format!("listing files failed: {e}")))?;
+    let names = select_files(&source.files, &listing.files).map_err(&err)?;
     Ok(ResolvedHub {
-        commit,
+        commit: listing.commit,
         names,
-        repo_id,
+        repo,
         revision,
-        opts: opts.clone(),
+        hub,
     })
 }
 
 impl ResolvedHub {
     /// Where `name` lies in the cache once fetched.
     pub fn cache_path(&self, name: &str) -> PathBuf {
-        snapshot_dir(&self.opts.cache(), &self.repo_id, &self.commit).join(name)
+        self.hub
+            .cache()
+            .snapshot_dir(&self.repo, &self.commit)
+            .join(name)
     }
 
     /// The local file of `name` (one of [`Self::names`]): from the cache
-    /// when offline, else downloaded at the commit now.
+    /// when offline, else downloaded at the commit now (and the revision's
+    /// ref pointed at the commit, so `--offline` finds it later).
     pub fn fetch(&self, name: &str) -> Result<PathBuf> {
-        let hub_err = |reason: String| DataError::Hub {
-            repo: self.repo_id.clone(),
-            revision: self.revision.clone(),
-            reason,
-        };
+        let err = hub_error(&self.repo.id, &self.revision);
         if !self.names.iter().any(|n| n == name) {
-            return Err(hub_err(format!("{name} is not a selected file")));
+            return Err(err(format!("{name} is not a selected file")));
         }
-        if self.opts.is_offline() {
-            let path = self.cache_path(name);
-            return if path.is_file() {
-                Ok(path)
-            } else {
-                Err(hub_err(format!(
-                    "offline and {} is not in the cache",
-                    path.display()
-                )))
-            };
+        let path = self
+            .hub
+            .file(&self.repo, &self.commit, name)
+            .map_err(|e| err(e.to_string()))?;
+        if !self.hub.is_offline() {
+            self.hub
+                .cache()
+                .write_ref(&self.repo, &self.revision, &self.commit)
+                .map_err(|e| err(format!("writing the cache ref failed: {e}")))?;
         }
-        self.download(name).map_err(hub_err)
-    }
-
-    fn download(&self, name: &str) -> std::result::Result<PathBuf, String> {
-        let api = build_api(&self.opts)?;
-        let pinned = api.repo(Repo::with_revision(
-            self.repo_id.clone(),
-            RepoType::Dataset,
-            self.commit.clone(),
-        ));
-        let path = pinned
-            .get(name)
-            .map_err(|e| format!("downloading {name} failed: {e}"))?;
-        // Point the branch name at the commit too, so `--offline` finds it later.
-        let named = self.opts.cache().repo(Repo::with_revision(
-            self.repo_id.clone(),
-            RepoType::Dataset,
-            self.revision.clone(),
-        ));
-        named
-            .create_ref(&self.commit)
-            .map_err(|e| format!("writing the cache ref failed: {e}"))?;
         Ok(path)
     }
 }
@@ -223,135 +161,9 @@ fn select_files(
     Ok(chosen.into_iter().collect())
 }
 
-fn online_listing(
-    opts: &HubOptions,
-    repo_id: &str,
-    revision: &str,
-) -> std::result::Result<(String, Vec<String>), String> {
-    let api = build_api(opts)?;
-    let repo = Repo::with_revision(repo_id.to_string(), RepoType::Dataset, revision.to_string());
-    let info = api
-        .repo(repo)
-        .info()
-        .map_err(|e| format!("listing files failed: {e}"))?;
-    if !is_commit(&info.sha) {
-        return Err(format!("the Hub answered a non-commit sha {:?}", info.sha));
-    }
-    Ok((
-        info.sha,
-        info.siblings.into_iter().map(|s| s.rfilename).collect(),
-    ))
-}
-
-fn build_api(opts: &HubOptions) -> std::result::Result<hf_hub::api::sync::Api, String> {
-    let mut builder = match &opts.cache_dir {
-        Some(dir) => ApiBuilder::from_cache(Cache::new(dir.clone())),
-        None => ApiBuilder::from_env(),
-    };
-    if let Some(endpoint) = &opts.endpoint {
-        builder = builder.with_endpoint(endpoint.clone());
-    } else if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
-        builder = builder.with_endpoint(endpoint);
-    }
-    builder
-        .with_progress(false)
-        .build()
-        .map_err(|e| format!("client setup failed: {e}"))
-}
-
-fn repo_dir(cache: &Cache, repo_id: &str) -> PathBuf {
-    cache
-        .path()
-        .join(Repo::new(repo_id.to_string(), RepoType::Dataset).folder_name())
-}
-
-fn snapshot_dir(cache: &Cache, repo_id: &str, commit: &str) -> PathBuf {
-    repo_dir(cache, repo_id).join("snapshots").join(commit)
-}
-
-fn offline_listing(
-    cache: &Cache,
-    repo_id: &str,
-    revision: &str,
-) -> std::result::Result<(String, Vec<String>), String> {
-    let repo = repo_dir(cache, repo_id);
-    let ref_path = repo.join("refs").join(revision);
-    let commit = match std::fs::read_to_string(&ref_path) {
-        Ok(c) => c.trim().to_string(),
-        Err(_) if is_commit(revision) => revision.to_string(),
-        Err(_) => {
-            return Err(format!(
-                "offline and {} is not in the cache",
-                ref_path.display()
-            ));
-        }
-    };
-    if !is_commit(&commit) {
-        return Err(format!(
-            "{} holds {commit:?}, not a 40-hex commit",
-            ref_path.display()
-        ));
-    }
-    let snapshot = snapshot_dir(cache, repo_id, &commit);
-    if !snapshot.is_dir() {
-        return Err(format!(
-            "offline and {} is not in the cache",
-            snapshot.display()
-        ));
-    }
-    let mut names = Vec::new();
-    list_files(&snapshot, &snapshot, &mut names)
-        .map_err(|e| format!("{}: {e}", snapshot.display()))?;
-    Ok((commit, names))
-}
-
-fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            list_files(root, &path, out)?;
-        } else if let Ok(rel) = path.strip_prefix(root) {
-            out.push(rel.to_string_lossy().replace('\\', "/"));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn src_7_remote_names_are_validated() {
-        assert!(validate_remote_name("main/train-00000-of-00001.parquet"));
-        for bad in ["../x", "/etc/passwd", "a//b", "a/./b", "", "a\\b"] {
-            assert!(!validate_remote_name(bad), "{bad}");
-        }
-    }
-
-    // Checks: SRC-9
-    #[test]
-    fn src_9_revisions_are_validated() {
-        let commit = "0123456789abcdef0123456789abcdef01234567";
-        for good in [
-            "main",
-            "v1.0",
-            "refs/pr/1",
-            "refs/convert/parquet",
-            "my_branch-2",
-            commit,
-        ] {
-            assert_eq!(validate_revision(good), Ok(()), "{good}");
-        }
-        let long = "a".repeat(256);
-        for bad in [
-            "../../x", "..", "a/../b", "a..b", "/main", "main/", "a//b", ".hidden", "a/.b",
-            "x.lock", "a b", "a\\b", "a:b", "a~1", "a^", "a?", "a*", "a[", "a@{1}", "", "ma\nin",
-            "é", &long,
-        ] {
-            assert!(validate_revision(bad).is_err(), "{bad:?} passed");
-        }
-    }
 
     // Checks: SRC-9
     #[test]
@@ -389,12 +201,7 @@ mod tests {
         assert_eq!(resolve(&source, &opts).unwrap().names, ["a.jsonl"]);
     }
 
-    #[test]
-    fn src_5_locked_needs_commit() {
-        assert!(is_commit("0123456789abcdef0123456789abcdef01234567"));
-        assert!(!is_commit("main"));
-    }
-
+    // Checks: SRC-4
     #[test]
     fn src_4_globs_select_sorted_files() {
         let avail: Vec<String> = [

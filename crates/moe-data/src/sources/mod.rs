@@ -19,7 +19,7 @@ use crate::filter::{DropReason, check_suffix};
 use crate::format::{ArticleAssembler, Template, strip_calc_annotations, wikitext_detokenize};
 use readers::RowData;
 
-pub use hf::HubOptions;
+pub use hf::{HubOptions, NetOptions};
 
 /// One file of a resolved source.
 #[derive(Debug, Clone)]
@@ -89,21 +89,29 @@ pub fn resolve(source: &SourceConfig, base: &Path, hub: &HubOptions) -> Result<R
 
 fn glob_files(pattern: &Path) -> Result<Vec<SourceFile>> {
     let text = pattern.to_string_lossy().to_string();
-    if pattern.is_file() {
+    if let Some(file) = readable_file(pattern)? {
         return Ok(vec![SourceFile {
             name: text,
-            path: pattern.to_path_buf(),
+            path: file,
         }]);
+    }
+    if pattern.is_dir() {
+        return Err(DataError::Read {
+            path: pattern.into(),
+            row: None,
+            reason: "is a directory; give a file or a glob such as dir/*.jsonl".into(),
+        });
     }
     let paths = glob::glob(&text).map_err(|e| DataError::Read {
         path: pattern.into(),
         row: None,
         reason: e.to_string(),
     })?;
-    let mut files: Vec<PathBuf> = paths
-        .filter_map(|p| p.ok())
-        .filter(|p| p.is_file())
-        .collect();
+    let mut files = Vec::new();
+    for path in paths {
+        let path = path.map_err(|e| DataError::io(e.path().to_path_buf(), e.into()))?;
+        files.extend(readable_file(&path)?);
+    }
     files.sort();
     if files.is_empty() {
         return Err(DataError::NoFiles { pattern: text });
@@ -115,6 +123,22 @@ fn glob_files(pattern: &Path) -> Result<Vec<SourceFile>> {
             path: p,
         })
         .collect())
+}
+
+/// `path` if it is a file (through links); None for a directory or
+/// nothing; an error for a link that loops or points nowhere (SRC-12).
+fn readable_file(path: &Path) -> Result<Option<PathBuf>> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(meta.is_file().then(|| path.to_path_buf())),
+        Err(e) if std::fs::symlink_metadata(path).is_ok() => Err(DataError::Read {
+            path: path.into(),
+            row: None,
+            reason: format!(
+                "a symbolic link that cannot be followed (a loop, or a missing target): {e}"
+            ),
+        }),
+        Err(_) => Ok(None),
+    }
 }
 
 /// A row's outcome before tokenization.

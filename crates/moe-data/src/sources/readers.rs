@@ -53,10 +53,30 @@ pub fn for_each_row(
     }
 }
 
-fn read_text(path: &Path, mut file: File, visit: &mut Visitor<'_>) -> Result<()> {
+/// The longest row (a jsonl line, a text file) read (SRC-11): far above any
+/// document worth keeping (the seed configs keep up to 10 000 characters),
+/// and low enough that one runaway line fails before it costs gigabytes.
+pub const MAX_ROW_BYTES: u64 = 64 << 20;
+
+fn too_long(path: &Path, row: u64) -> DataError {
+    DataError::Read {
+        path: path.to_path_buf(),
+        row: Some(row),
+        reason: format!(
+            "the row is longer than {} MiB, the most a row may hold (a file with no line breaks?)",
+            MAX_ROW_BYTES >> 20
+        ),
+    }
+}
+
+fn read_text(path: &Path, file: File, visit: &mut Visitor<'_>) -> Result<()> {
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
+    file.take(MAX_ROW_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| DataError::io(path, e))?;
+    if bytes.len() as u64 > MAX_ROW_BYTES {
+        return Err(too_long(path, 1));
+    }
     let data = match String::from_utf8(bytes) {
         Ok(text) => RowData::Values(vec![text]),
         Err(_) => RowData::InvalidUtf8,
@@ -75,7 +95,8 @@ fn read_jsonl(
     loop {
         line.clear();
         row += 1;
-        let n = reader
+        let n = (&mut reader)
+            .take(MAX_ROW_BYTES + 1)
             .read_until(b'\n', &mut line)
             .map_err(|e| DataError::Read {
                 path: path.to_path_buf(),
@@ -84,6 +105,9 @@ fn read_jsonl(
             })?;
         if n == 0 {
             return Ok(());
+        }
+        if n as u64 > MAX_ROW_BYTES {
+            return Err(too_long(path, row));
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -104,8 +128,14 @@ fn json_fields(path: &Path, row: u64, text: &str, fields: &[String]) -> Result<V
         row: Some(row),
         reason,
     };
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| read_err(format!("invalid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        read_err(match lone_surrogate(text) {
+            Some((escape, column)) => format!(
+                "invalid JSON: the escape {escape} at column {column} is a lone UTF-16 surrogate, which is no Unicode character (serde_json: {e})"
+            ),
+            None => format!("invalid JSON: {e}"),
+        })
+    })?;
     let Value::Object(map) = value else {
         return Err(read_err("expected a JSON object".into()));
     };
@@ -127,6 +157,34 @@ fn json_fields(path: &Path, row: u64, text: &str, fields: &[String]) -> Result<V
             }),
         })
         .collect()
+}
+
+/// The first `\uD800`…`\uDFFF` escape of `text` not part of a high-low
+/// pair, with its 1-based column (SRC-12).
+fn lone_surrogate(text: &str) -> Option<(String, usize)> {
+    let bytes = text.as_bytes();
+    let unit = |at: usize| -> Option<u16> {
+        let hex = bytes.get(at + 2..at + 6)?;
+        (bytes.get(at..at + 2)? == b"\\u")
+            .then(|| u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok())?
+    };
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match unit(i) {
+            Some(high @ 0xD800..=0xDBFF) => match unit(i + 6) {
+                Some(0xDC00..=0xDFFF) => i += 12,
+                _ => return Some((format!("\\u{high:04X}"), i + 1)),
+            },
+            Some(low @ 0xDC00..=0xDFFF) => return Some((format!("\\u{low:04X}"), i + 1)),
+            Some(_) => i += 6,
+            None => i += 2,
+        }
+    }
+    None
 }
 
 fn json_kind(v: &Value) -> &'static str {

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::fuzz::{apply_edits, edits, mutate_toml, no_panic, repo_file};
+
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -24,108 +26,11 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::Value;
 
-/// One byte-level edit: (position, byte, kind).
-type Edit = (Index, u8, u8);
-
-fn edits() -> impl Strategy<Value = Vec<Edit>> {
-    proptest::collection::vec((any::<Index>(), any::<u8>(), 0u8..4), 1..6)
-}
-
-fn apply_edits(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
-    for (at, byte, kind) in edits {
-        if bytes.is_empty() {
-            bytes.push(*byte);
-            continue;
-        }
-        let i = at.index(bytes.len());
-        match kind {
-            0 => bytes[i] ^= byte.max(&1),
-            1 => bytes.insert(i, *byte),
-            2 => {
-                bytes.remove(i);
-            }
-            _ => bytes.truncate(i),
-        }
-    }
-    bytes
-}
-
-/// Odd values for a TOML line's right-hand side or a JSON leaf.
-const ODD_TOML: &[&str] = &[
-    "0",
-    "-1",
-    "1",
-    "1025",
-    "18446744073709551615",
-    "9223372036854775807",
-    "1e309",
-    "nan",
-    "-inf",
-    "0.9999999",
-    "\"\"",
-    "\"../../x\"",
-    "\"{\"",
-    "\"}{\"",
-    "\"{{}}\"",
-    "[]",
-    "[\"\"]",
-    "{}",
-    "true",
-    "\"mixed\"",
-    "\"none\"",
-];
-
-/// Replaces the value of the `line`-th `key = value` line with `ODD_TOML[value]`.
-fn mutate_toml(text: &str, line: Index, value: Index) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    let assignments: Vec<usize> = (0..lines.len())
-        .filter(|&i| lines[i].contains(" = "))
-        .collect();
-    if assignments.is_empty() {
-        return text.to_string();
-    }
-    let target = assignments[line.index(assignments.len())];
-    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-    let key = lines[target].split(" = ").next().unwrap_or("");
-    out[target] = format!("{key} = {}", ODD_TOML[value.index(ODD_TOML.len())]);
-    out.join("\n")
-}
-
-fn repo_file(rel: &str) -> String {
-    std::fs::read_to_string(common::repo_root().join(rel)).unwrap()
-}
-
 fn data_configs() -> Vec<String> {
     ["demo", "seed", "v3"]
         .iter()
         .map(|n| repo_file(&format!("configs/data/{n}.toml")))
         .collect()
-}
-
-fn run_configs() -> Vec<String> {
-    [
-        "dense",
-        "moe",
-        "moe-no-lb",
-        "dense-matched",
-        "dense-tiny",
-        "moe-tiny",
-    ]
-    .iter()
-    .map(|n| repo_file(&format!("configs/runs/{n}.toml")))
-    .collect()
-}
-
-/// Runs `f`, failing the case (instead of the whole test) on a panic.
-fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, TestCaseError> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        TestCaseError::fail(format!("{what} panicked: {msg}"))
-    })
 }
 
 /// The files of a small prepared directory (3 domains, block size 8), made once.
@@ -265,29 +170,6 @@ proptest! {
         std::fs::write(&path, &bytes).unwrap();
         if let Err(e) = no_panic("DataConfig::load", || DataConfig::load(&path))? {
             prop_assert!(e.to_string().contains("data.toml"), "{e}");
-        }
-    }
-
-    // Checks: DATA-9
-    #[test]
-    fn data_9_run_config_loader_never_panics(
-        which in any::<Index>(), edits in edits(), line in any::<Index>(),
-        value in any::<Index>(), random in proptest::collection::vec(any::<u8>(), 0..400),
-        kind in 0u8..3,
-    ) {
-        let configs = run_configs();
-        let base = configs[which.index(configs.len())].clone();
-        let text = match kind {
-            0 => String::from_utf8_lossy(&random).to_string(),
-            1 => String::from_utf8_lossy(&apply_edits(base.into_bytes(), &edits)).to_string(),
-            _ => mutate_toml(&base, line, value),
-        };
-        let path = Path::new("run.toml");
-        match no_panic("RunConfig::parse", || moe_train::RunConfig::parse(&text, path))? {
-            Ok(config) => {
-                let _ = no_panic("RunConfig::model_config", || config.model_config())?;
-            }
-            Err(e) => prop_assert!(e.to_string().contains("run.toml"), "{e}"),
         }
     }
 

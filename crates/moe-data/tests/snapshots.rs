@@ -17,7 +17,7 @@ use serde_json::json;
 
 fn snapshot_settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"));
+    s.set_snapshot_path(common::repo_root().join("snapshots"));
     s.set_prepend_module_to_snapshot(false);
     s
 }

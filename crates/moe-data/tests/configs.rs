@@ -1,11 +1,14 @@
-//! DATA-1: every checked-in data config parses and validates.
+//! DATA-1, TOK-5: every checked-in data config parses and validates, and
+//! every source caps its documents with `max_chars`.
+
+mod common;
 
 use moe_data::config::{DataConfig, SourceKind};
 
-// Checks: DATA-1
+// Checks: DATA-1, TOK-5
 #[test]
 fn data_1_checked_in_configs_are_valid() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/data");
+    let dir = common::repo_root().join("configs/data");
     let mut seen = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -19,6 +22,15 @@ fn data_1_checked_in_configs_are_valid() {
                     .collect::<Vec<_>>(),
                 ["code", "math", "prose"]
             );
+            // TOK-5: a bounded piece length starts with a bounded document.
+            for source in config.domains.iter().flat_map(|d| &d.sources) {
+                assert!(
+                    source.max_chars.is_some(),
+                    "{}: {} has no max_chars",
+                    path.display(),
+                    source.label()
+                );
+            }
             seen.push(path.file_stem().unwrap().to_string_lossy().to_string());
         }
     }

@@ -3,7 +3,7 @@
 //! `tokenizers` built from the shipped `vocab.json` + `merges.txt` (a second,
 //! independent pre-tokenizer and merge loop).
 
-#[path = "../benches/common/mod.rs"]
+#[path = "../../../benches/common/mod.rs"]
 mod common;
 
 use moe_data::tokenizer::{EOS_ID, Gpt2Tokenizer, pieces};
@@ -54,7 +54,7 @@ fn tok_1_mixed_corpus_ids_equal_reference() {
 #[test]
 fn tok_1_embedded_corpora_ids_equal_reference() {
     // The demo corpora: ~1 MB of real code, math and prose.
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/corpora");
+    let root = common::assets().join("corpora");
     for domain in ["code", "math", "prose"] {
         for entry in std::fs::read_dir(root.join(domain)).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
