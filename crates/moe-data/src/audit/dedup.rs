@@ -1,7 +1,6 @@
 //! Duplicates, near-duplicates and split leakage among complete documents
-//! (AUDIT-11 … AUDIT-13). Over 400 lines because MinHash, the LSH bands,
-//! the union-find of clusters and the tally share one document index; split
-//! apart they would pass it around without making any piece readable alone.
+//! (AUDIT-11 … AUDIT-13). MinHash, the LSH bands, the union-find of
+//! clusters and the tally share one document index, so they live together.
 //!
 //! Exact duplicates are identical token sequences; `prepare` drops them
 //! before splitting (FILT-4), so the audit expects none and says so.
