@@ -20,7 +20,8 @@ use moe_train::{RunConfig, RunDir, TrainOptions, train};
 static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
 
 /// A planted document: it must show as text (ATLAS-4).
-const PLANTED: &str = "</script><img src=x onerror=\"document.title='pwned'\"> The keeper wrote home.";
+const PLANTED: &str =
+    "</script><img src=x onerror=\"document.title='pwned'\"> The keeper wrote home.";
 
 fn small_data(dir: &Path) -> PathBuf {
     common::small_prepared_at(
@@ -126,15 +127,25 @@ fn atlas_1_one_offline_page_of_tiny_runs() {
     assert_eq!(spans, 3 * chosen.len() * 63);
     // ATLAS-4: the planted document is escaped everywhere.
     assert!(!page.contains("<img"));
-    assert_eq!(page.matches("</script>").count(), 3, "only the page's own scripts end");
+    assert_eq!(
+        page.matches("</script>").count(),
+        3,
+        "only the page's own scripts end"
+    );
     // ATLAS-3: the overview's sentences are the report's, unchanged.
     let report = report(&f.runs, &f.out.parent().unwrap().join("md")).unwrap();
     let runs = atlas_runs(&f);
     let sentences = headline::sentences(&runs);
     assert!(sentences.iter().any(|s| s.contains("over 2 seeds")));
-    assert!(sentences.iter().any(|s| s.starts_with("The contrast of ")), "{sentences:?}");
+    assert!(
+        sentences.iter().any(|s| s.starts_with("The contrast of ")),
+        "{sentences:?}"
+    );
     for s in &sentences {
-        assert!(report.markdown.contains(&format!("- {s}")), "not in the report: {s}");
+        assert!(
+            report.markdown.contains(&format!("- {s}")),
+            "not in the report: {s}"
+        );
         assert!(page.contains(&html(s)), "not on the page: {s}");
     }
     assert_eq!(page.matches("<table class=\"heat\">").count(), 3 * 2);
@@ -162,7 +173,8 @@ fn atlas_2_excerpt_routing_is_the_analysis_routing() {
     let f = fixture();
     let data = moe_data::prepared::PreparedData::open(&f.data).unwrap();
     let run = RunDir::new(&f.runs[1]);
-    let analysis = moe_analysis::analyze::read_json(&run.analysis_dir().join("analysis.json")).unwrap();
+    let analysis =
+        moe_analysis::analyze::read_json(&run.analysis_dir().join("analysis.json")).unwrap();
     let (val, vocab) = run.val_blocks(&data, 0).unwrap();
     let chosen = excerpts::choose(&val, 2, 9);
     assert_eq!(chosen, excerpts::choose(&val, 2, 9), "seeded");
@@ -170,8 +182,11 @@ fn atlas_2_excerpt_routing_is_the_analysis_routing() {
     assert_eq!(routed.shown, 20);
     // The whole val set, routed as `moe analyze` routes it.
     let (dir, _) = run.trained_model(4).unwrap();
-    let (_, model) = moe_model::load_model_dir::<moe_model::CpuBackend>(&dir, &Default::default()).unwrap();
-    let full = moe_analysis::route_val::collect(&model, &val, 8, vocab.as_ref(), &Default::default()).unwrap();
+    let (_, model) =
+        moe_model::load_model_dir::<moe_model::CpuBackend>(&dir, &Default::default()).unwrap();
+    let full =
+        moe_analysis::route_val::collect(&model, &val, 8, vocab.as_ref(), &Default::default())
+            .unwrap();
     let seq = val.block_size - 1;
     for (k, c) in chosen.iter().enumerate() {
         let blocks_before: usize = val.domains[..c.domain]
@@ -238,7 +253,9 @@ fn browser_self_test(page: &Path, spans: usize, planted: bool) {
             std::env::var("MOE_REQUIRE_BROWSER").as_deref() != Ok("1"),
             "MOE_REQUIRE_BROWSER=1 but no chromium on PATH (apt-get install chromium)"
         );
-        eprintln!("SKIPPED the browser half of this test: no chromium on PATH (apt-get install chromium)");
+        eprintln!(
+            "SKIPPED the browser half of this test: no chromium on PATH (apt-get install chromium)"
+        );
         return;
     };
     let profile = tempfile::tempdir().unwrap();
@@ -258,19 +275,45 @@ fn browser_self_test(page: &Path, spans: usize, planted: bool) {
         .output()
         .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(dom.contains("<pre id=\"atlas-errors\"></pre>"), "script errors recorded");
+    assert!(
+        out.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dom.contains("<pre id=\"atlas-errors\"></pre>"),
+        "script errors recorded"
+    );
     assert!(!dom.contains("<title>pwned"));
-    let start = dom.find("<pre id=\"selftest\" hidden=\"\">").expect("no self-test element");
+    let start = dom
+        .find("<pre id=\"selftest\" hidden=\"\">")
+        .expect("no self-test element");
     let rest = &dom[start..];
     let text = &rest[rest.find('>').unwrap() + 1..rest.find("</pre>").unwrap()];
-    let text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&");
-    let result: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let text = text
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    let result: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    eprintln!("{}: {result}", page.display());
+    if let Some(keep) = std::env::var_os("MOE_ATLAS_KEEP") {
+        std::fs::copy(page, keep).unwrap();
+    }
     assert_eq!(result["errors"], serde_json::json!([]), "{result}");
     assert_eq!(result["spans"], spans, "{result}");
     assert_eq!(result["images"], 0, "{result}");
     assert!(result["layers"].as_u64().unwrap() >= 2, "{result}");
-    assert!(result["changed"].as_u64().unwrap() > 0, "another layer changed no colour: {result}");
+    assert!(
+        result["changed"].as_u64().unwrap() > 0,
+        "another layer changed no colour: {result}"
+    );
+    let tip = result["tip"].as_str().unwrap_or_default();
+    assert!(
+        tip.contains("token id") && tip.contains("expert") && tip.contains("entropy"),
+        "{result}"
+    );
     if planted {
         assert_eq!(result["planted_script_as_text"], true, "{result}");
         assert_eq!(result["planted_img_as_text"], true, "{result}");

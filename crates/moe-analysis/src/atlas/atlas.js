@@ -26,7 +26,7 @@
     $("col-a").appendChild(pick(a));
     if (b !== a) $("col-b").appendChild(pick(b));
     document.querySelector(".columns").classList.toggle("single", b === a);
-    for (const h of all(".by-run")) h.hidden = h.dataset.run !== a;
+    for (const h of all(".by-run")) h.hidden = h.dataset.run !== a && h.dataset.run !== b;
   }
 
   // The hover and focus card.
@@ -102,14 +102,18 @@
       changed = colours().filter((c, i) => c !== before[i]).length;
     }
     if ($("step")) { $("step").value = "0"; $("step").dispatchEvent(new Event("input")); }
+    const tip = spans.length ? (spans[0].focus(), $("tip").hidden ? "" : $("tip").textContent) : "";
+    // The planted document's tags, written as \u003c so the page's own
+    // source holds neither.
     const text = all(".tokens").map((p) => p.textContent).join("\n");
     $("selftest").textContent = JSON.stringify({
       spans: spans.length,
       layers: options.length,
       changed: changed,
-      planted_script_as_text: text.includes("<\/script>"),
-      planted_img_as_text: text.includes("<img"),
+      planted_script_as_text: text.includes("\u003c/script>"),
+      planted_img_as_text: text.includes("\u003cimg"),
       images: document.images.length,
+      tip: tip,
       errors: window.atlasErrors,
     });
   }

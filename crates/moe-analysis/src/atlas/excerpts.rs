@@ -7,10 +7,10 @@ use std::ops::Range;
 use std::path::Path;
 
 use moe_data::prepared::PreparedData;
+use moe_data::seeded::rng_for;
 use moe_model::{CpuBackend, load_model_dir};
 use moe_train::RunDir;
 use moe_train::eval::ValBlocks;
-use moe_data::seeded::rng_for;
 
 use crate::error::{AnalysisError, Result};
 use crate::route_val::collect;
@@ -34,7 +34,8 @@ pub fn choose(val: &ValBlocks, per_domain: usize, seed: u64) -> Vec<Choice> {
     for (domain, (name, tokens)) in val.domains.iter().enumerate() {
         let mut rng = rng_for(seed, &format!("atlas/{name}"));
         let blocks = tokens.len() / val.block_size.max(1);
-        let mut picked = rand::seq::index::sample(&mut rng, blocks, per_domain.min(blocks)).into_vec();
+        let mut picked =
+            rand::seq::index::sample(&mut rng, blocks, per_domain.min(blocks)).into_vec();
         picked.sort_unstable();
         out.extend(picked.into_iter().map(|block| Choice { domain, block }));
     }
@@ -96,7 +97,10 @@ pub fn route(
 ) -> Result<Routed> {
     let config = run.config()?;
     let Some((dir, step)) = run.trained_model(config.train.steps) else {
-        return Err(AnalysisError::run(run.path(), "no final/ and no checkpoints/step-*/"));
+        return Err(AnalysisError::run(
+            run.path(),
+            "no final/ and no checkpoints/step-*/",
+        ));
     };
     if analysis.run.checkpoint_step != Some(step) {
         return Err(AnalysisError::run(

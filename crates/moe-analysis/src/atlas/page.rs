@@ -108,12 +108,13 @@ fn overview(runs: &[AtlasRun], headline: &[String]) -> String {
     if headline.is_empty() {
         s += "<p>No claim: no run has an analysis with an interval.</p>\n";
     } else {
-        s += "<ul class=\"claims\">\n";
+        s += "<p>The report's claims, each generated from the numbers it cites:</p>\n<ul class=\"claims\">\n";
         for c in headline {
             let _ = writeln!(s, "<li>{}</li>", html(c));
         }
         s += "</ul>\n";
     }
+    s += "<p>Expert × domain heatmaps of the two runs chosen in the token section below.</p>\n";
     for (i, r) in runs.iter().enumerate().filter(|(_, r)| r.routed.is_some()) {
         let a = &r.run.analysis;
         let _ = writeln!(s, "<div class=\"by-run heatmaps\" data-run=\"{i}\">");
@@ -127,13 +128,21 @@ fn overview(runs: &[AtlasRun], headline: &[String]) -> String {
 
 /// A heatmap as a table: experts in rows, domains in columns.
 fn heatmap(map: &Heatmap) -> String {
-    let mut s = format!("<table class=\"heat\"><caption>{}</caption><tr><th></th>", html(&map.title));
+    let mut s = format!(
+        "<table class=\"heat\"><caption>{}</caption><tr><th></th>",
+        html(&map.title)
+    );
     for c in &map.cols {
         let _ = write!(s, "<th>{}</th>", html(c));
     }
     s += "</tr>\n";
     for (row, label) in map.rows.iter().enumerate() {
-        let _ = write!(s, "<tr><th><span class=\"chip {}\"></span>{}</th>", expert_class(row), html(label));
+        let _ = write!(
+            s,
+            "<tr><th><span class=\"chip {}\"></span>{}</th>",
+            expert_class(row),
+            html(label)
+        );
         for col in &map.values {
             let v = col.get(row).copied().unwrap_or(0.0);
             let bg = sequential(v);
@@ -155,7 +164,7 @@ fn heatmap(map: &Heatmap) -> String {
 fn training(runs: &[AtlasRun]) -> String {
     let steps = all_steps(runs);
     let mut s = String::from(
-        "<section id=\"training\"><h2>Routing over training</h2>\n<p>Each bar is one MoE layer's share of the training batch's tokens per expert (top-1), as <code>metrics.jsonl</code> logged it at the chosen step; runs of one configuration (seeds) sit together, so a collapse shows as one colour taking over.</p>\n",
+        "<section id=\"training\"><h2>Routing over training</h2>\n<p>Each bar splits one MoE layer's top-1 choices over the logged step's training tokens by expert, as <code>metrics.jsonl</code> records them, at each run's last log at or before the chosen step; every run has its row, so a collapse shows as one colour taking over.</p>\n",
     );
     let Some(&last) = steps.last() else {
         return s + "<p>No run logged routing.</p></section>\n";
@@ -170,8 +179,16 @@ fn training(runs: &[AtlasRun]) -> String {
     for (i, r) in runs.iter().enumerate() {
         let h = &r.run.analysis.history;
         for (slot, l) in h.layers.iter().enumerate() {
-            let label = if slot == 0 { html(r.run.name()) } else { String::new() };
-            let _ = write!(s, "<tr><th>{label}</th><td>block {}</td><td><div class=\"bar\" data-run=\"{i}\" data-slot=\"{slot}\">", l.layer);
+            let label = if slot == 0 {
+                html(r.run.name())
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                s,
+                "<tr><th>{label}</th><td>block {}</td><td><div class=\"bar\" data-run=\"{i}\" data-slot=\"{slot}\">",
+                l.layer
+            );
             for (e, share) in l.shares.last().into_iter().flatten().enumerate() {
                 let _ = write!(
                     s,
@@ -180,8 +197,16 @@ fn training(runs: &[AtlasRun]) -> String {
                     100.0 * share
                 );
             }
-            let caption = bar_caption(l.steps.last().copied(), l.max_share.last().copied(), h.stop.as_ref().map(|s| s.step));
-            let _ = writeln!(s, "</div></td><td class=\"cap\" data-run=\"{i}\" data-slot=\"{slot}\">{}</td></tr>", html(&caption));
+            let caption = bar_caption(
+                l.steps.last().copied(),
+                l.max_share.last().copied(),
+                h.stop.as_ref().map(|s| s.step),
+            );
+            let _ = writeln!(
+                s,
+                "</div></td><td class=\"cap\" data-run=\"{i}\" data-slot=\"{slot}\">{}</td></tr>",
+                html(&caption)
+            );
         }
     }
     s + "</table></section>\n"
@@ -202,7 +227,14 @@ fn bar_caption(step: Option<u64>, max_share: Option<f64>, stop: Option<u64>) -> 
 fn all_steps(runs: &[AtlasRun]) -> Vec<u64> {
     let mut steps: Vec<u64> = runs
         .iter()
-        .flat_map(|r| r.run.analysis.history.layers.iter().flat_map(|l| l.steps.iter().copied()))
+        .flat_map(|r| {
+            r.run
+                .analysis
+                .history
+                .layers
+                .iter()
+                .flat_map(|l| l.steps.iter().copied())
+        })
         .collect();
     steps.sort_unstable();
     steps.dedup();

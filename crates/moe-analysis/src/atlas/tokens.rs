@@ -38,10 +38,18 @@ pub fn section(runs: &[AtlasRun], tokenizer: &Gpt2Tokenizer) -> String {
     s += "</select></label>";
     let b_default = contrast_run(&routed);
     for (id, default) in [("run-a", routed[0].0), ("run-b", b_default)] {
-        let _ = write!(s, " <label>{} <select id=\"{id}\">", if id == "run-a" { "left" } else { "right" });
+        let _ = write!(
+            s,
+            " <label>{} <select id=\"{id}\">",
+            if id == "run-a" { "left" } else { "right" }
+        );
         for (i, r, _) in &routed {
             let sel = if *i == default { " selected" } else { "" };
-            let _ = write!(s, "<option value=\"{i}\"{sel}>{}</option>", html(r.run.name()));
+            let _ = write!(
+                s,
+                "<option value=\"{i}\"{sel}>{}</option>",
+                html(r.run.name())
+            );
         }
         s += "</select></label>";
     }
