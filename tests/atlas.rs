@@ -218,7 +218,13 @@ fn atlas_1_bad_run_dir_names_it_and_writes_nothing() {
     let bogus = tmp.path().join("not-a-run");
     std::fs::create_dir_all(&bogus).unwrap();
     let out = tmp.path().join("atlas.html");
-    let err = atlas(&[bogus.clone()], &data, &out, &AtlasOptions::default()).unwrap_err();
+    let err = atlas(
+        std::slice::from_ref(&bogus),
+        &data,
+        &out,
+        &AtlasOptions::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("not-a-run"), "{err}");
     assert!(!out.exists() && !tmp.path().join("atlas.html.tmp").exists());
 }
