@@ -1,6 +1,6 @@
 //! `moe atlas` (ATLAS-1 … ATLAS-7): the routing atlas, one self-contained
-//! HTML page (CSS, JS and SVG inline, no network) where a reader sees the
-//! experts at work.
+//! HTML page (CSS and JS inline, figures as HTML; nothing loaded from the
+//! network) where a reader sees the experts at work.
 //!
 //! [`atlas()`] reads each run through [`RunDir`] (its `analysis.json` and
 //! `metrics.jsonl`, as [`crate::report::load_run`] reads them for the
@@ -16,17 +16,19 @@
 //!   `metrics.jsonl`, under one step slider, every run in a row so a
 //!   collapse shows as one colour taking over.
 //!
-//! The page is built by [`page`] with one escape for text and attributes
-//! and one for JSON in a `<script>` ([`escape`]). The causal figures
-//! (removal, keep-k) are not in `analysis.json` yet; once they are, they
-//! become one more section in [`page::render`]'s list.
+//! The page is built as strings by `page` (header, overview, training) and
+//! `tokens` (the coloured text) with one escape for text and attributes and
+//! one for JSON in a `<script>` ([`escape`]); `atlas.css` and `atlas.js` are
+//! inlined. The causal figures (removal, keep-k) are not in `analysis.json`
+//! yet; once they are, they become one more section in `page::render`'s
+//! list.
 
 pub mod escape;
 pub mod excerpts;
 pub mod headline;
-pub mod page;
+mod page;
 pub mod palette;
-pub mod tokens;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 

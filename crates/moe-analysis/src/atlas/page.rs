@@ -89,7 +89,7 @@ fn expert_css() -> String {
 }
 
 /// The class of `expert`'s colour.
-pub fn expert_class(expert: usize) -> String {
+pub(super) fn expert_class(expert: usize) -> String {
     format!("e{}", expert % DISTINCT)
 }
 
