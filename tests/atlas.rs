@@ -3,7 +3,8 @@
 //! domains, one of them holding a planted `</script><img onerror>`
 //! document; opened in headless Chromium when one is installed (and
 //! required when `MOE_REQUIRE_BROWSER=1`, as `.ci/run` sets), and the
-//! committed demo atlas.
+//! committed demo atlas. `MOE_ATLAS_KEEP=<file>` copies each page the
+//! browser opened there, to look at by hand.
 
 mod common;
 
@@ -149,6 +150,22 @@ fn atlas_1_one_offline_page_of_tiny_runs() {
         assert!(page.contains(&html(s)), "not on the page: {s}");
     }
     assert_eq!(page.matches("<table class=\"heat\">").count(), 3 * 2);
+    // `moe atlas` writes the same page and prints its path.
+    let cli_out = f.out.with_file_name("cli.html");
+    let mut args: Vec<String> = vec!["atlas".into()];
+    args.extend(f.runs.iter().map(|r| r.display().to_string()));
+    args.extend(["--data".into(), f.data.display().to_string()]);
+    args.extend(["--out".into(), cli_out.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = common::moe(f.out.parent().unwrap(), &args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(stdout.trim_end(), format!("atlas: {}", cli_out.display()));
+    assert!(std::fs::read_to_string(&cli_out).unwrap() == page);
     browser_self_test(&f.out, spans, true);
 }
 
@@ -227,6 +244,18 @@ fn atlas_1_bad_run_dir_names_it_and_writes_nothing() {
     .unwrap_err();
     assert!(err.to_string().contains("not-a-run"), "{err}");
     assert!(!out.exists() && !tmp.path().join("atlas.html.tmp").exists());
+    let args = [
+        "atlas",
+        bogus.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let run = common::moe(tmp.path(), &args);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("not-a-run"));
+    assert!(!out.exists());
 }
 
 // Checks: ATLAS-6, ATLAS-7
