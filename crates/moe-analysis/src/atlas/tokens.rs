@@ -13,6 +13,7 @@ use super::AtlasRun;
 use super::escape::html;
 use super::excerpts::Routed;
 use super::page::expert_class;
+use super::palette::DISTINCT;
 use crate::report::claims::pct;
 use crate::schema::Analysis;
 
@@ -148,6 +149,12 @@ fn legends(a: &Analysis) -> String {
                 expert_class(e),
                 pct(load),
                 shares.join(", ")
+            );
+        }
+        if l.n_experts > DISTINCT {
+            let _ = write!(
+                s,
+                "<li>Colours repeat past {DISTINCT} experts: expert e has the colour of e mod {DISTINCT}; the hover card names each token's expert.</li>"
             );
         }
         s += "</ul>\n";
