@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use moe_analysis::{AnalyzeOptions, analyze, report};
+use moe_data::prepared::PreparedData;
+use moe_train::RunDir;
 
 /// Arguments of `moe analyze`.
 #[derive(Args, Clone, Debug)]
@@ -52,7 +54,7 @@ pub fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| moe_train::RunDir::new(&args.run).analysis_dir());
+        .unwrap_or_else(|| RunDir::new(&args.run).analysis_dir());
     let options = AnalyzeOptions {
         checkpoint: args.checkpoint.clone(),
         permutations: args.permutations,
@@ -61,7 +63,8 @@ pub fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
         code_domain: args.code_domain.clone(),
         ..AnalyzeOptions::default()
     };
-    let a = analyze(&args.run, &args.data, &out, &options)
+    let data = PreparedData::open(&args.data)?;
+    let a = analyze(&RunDir::new(&args.run), &data, &out, &options)
         .with_context(|| format!("analysing {}", args.run.display()))?;
     eprintln!(
         "{}: {} val tokens, checkpoint {}, step-0 router: {}",

@@ -24,7 +24,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
     /// Stop each run after this many steps (a quick check of the pipeline).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_steps: Option<u64>,
     /// Permutations (and bootstrap draws) of the specialization tests.
     #[arg(long, default_value_t = 1000)]

@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Int, Tensor, TensorData};
 use moe_model::{
-    CpuBackend, ForwardOptions, Gpt2, HostRoutingRecord, ModelConfig, MoeConfig, PRESETS,
-    ParamCounts,
+    CpuBackend, ForwardOptions, Gpt2, HostLayerRouting, ModelConfig, ModelSource, MoeConfig,
+    PRESETS, ParamCounts,
 };
-use moe_train::init::{ModelSource, upcycled};
 
 /// Model subcommands.
 #[derive(clap::Subcommand)]
@@ -136,8 +135,10 @@ impl ModelArgs {
             .with_context(|| format!("loading {}", self.model))?;
         let had_moe = config.moe.is_some();
         self.apply_moe(&mut config)?;
-        let requested = config.moe.as_ref().filter(|_| !had_moe);
-        let model = upcycled(model, requested, self.upcycle_noise, self.seed);
+        let model = match config.moe.as_ref().filter(|_| !had_moe) {
+            Some(moe) => model.upcycle(moe, self.upcycle_noise, self.seed),
+            None => model,
+        };
         Ok((config, model))
     }
 }
@@ -239,7 +240,7 @@ fn logits(args: &ModelArgs, tokens: &str, out: &Path, routing: Option<&Path>) ->
     moe_model::weights::write_atomic(out, &npy_f32(&values, [n, vocab]))?;
     println!("wrote {} ({n} × {vocab} float32)", out.display());
     if let Some(path) = routing {
-        let records: Vec<HostRoutingRecord> = output.routing.iter().map(|r| r.to_host()).collect();
+        let records: Vec<HostLayerRouting> = output.routing.iter().map(|r| r.to_host()).collect();
         moe_model::weights::write_atomic(path, &serde_json::to_vec_pretty(&records)?)?;
         println!("wrote {} ({} MoE layers)", path.display(), records.len());
     }
@@ -314,7 +315,7 @@ mod tests {
             "{header}"
         );
         assert_eq!(bytes.len(), 10 + header_len + 4 * 5 * 96);
-        let records: Vec<HostRoutingRecord> =
+        let records: Vec<HostLayerRouting> =
             serde_json::from_slice(&std::fs::read(&routing).unwrap()).unwrap();
         assert_eq!(records.len(), 2);
         assert!(

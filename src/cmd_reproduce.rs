@@ -41,14 +41,14 @@ pub struct ReproduceArgs {
     pub device: Device,
     /// Dense training throughput used for the estimate (tokens/s). Default: the
     /// original study's measured RTX 4090 figure.
-    #[arg(long, default_value_t = 25_700.0)]
+    #[arg(long, default_value_t = 25_700.0, value_parser = positive_rate)]
     pub dense_tok_per_s: f64,
     /// MoE training throughput used for the estimate (tokens/s). Default: the
     /// original study's measured RTX 4090 figure.
-    #[arg(long, default_value_t = 14_200.0)]
+    #[arg(long, default_value_t = 14_200.0, value_parser = positive_rate)]
     pub moe_tok_per_s: f64,
     /// Rental price of the GPU in USD per hour, for the estimate.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = non_negative_price)]
     pub usd_per_hour: f64,
     /// Print the estimate and exit.
     #[arg(long)]
@@ -148,4 +148,24 @@ pub fn estimate(configs: &[RunConfig], block_size: usize, args: &ReproduceArgs) 
         total_h * args.usd_per_hour
     );
     out
+}
+
+/// A throughput for the estimate: finite and above 0 (CLI-5).
+fn positive_rate(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!(
+            "{v} tokens/s: a rate must be a finite number above 0"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A price for the estimate: finite and at least 0 (CLI-5).
+fn non_negative_price(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) => Err(format!("${v}/h: a price must be a finite number ≥ 0")),
+        Err(e) => Err(e.to_string()),
+    }
 }

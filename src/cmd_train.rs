@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use moe_train::metrics::Event;
-use moe_train::{RunConfig, TrainOptions, TrainSummary};
+use moe_train::{Resume, RunConfig, TrainOptions, TrainSummary};
 
 use crate::backend::Device;
 use crate::runs::train_on;
@@ -34,7 +34,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Stop after this many steps in total (the schedule still spans the config's steps).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_steps: Option<u64>,
 }
 
@@ -61,7 +61,11 @@ pub fn run_quiet(args: &TrainArgs, progress: bool) -> Result<TrainSummary> {
     let opts = TrainOptions {
         data: args.data.clone(),
         out: args.out.clone(),
-        resume: args.resume,
+        resume: if args.resume {
+            Resume::Checkpoint
+        } else {
+            Resume::No
+        },
         max_steps: args.max_steps,
         progress,
         device_name: args.device.name().to_string(),

@@ -70,7 +70,25 @@ fn main() {
         Some(Command::Gpu(cmd)) => cmd_gpu::run(cmd),
     };
     if let Err(err) = result {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", error_line(&err));
         std::process::exit(1);
     }
+}
+
+/// `err` and its causes on one line, outermost first, each said once: a
+/// library error that already prints its source (`{path}: {source}`) is
+/// not followed by that source again (CLI-5).
+fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

@@ -14,7 +14,7 @@ use moe_data::prepare::{PrepareOptions, prepare};
 use moe_data::prepared::PreparedData;
 use moe_data::sources::HubOptions;
 use moe_model::Precision;
-use moe_train::{RunConfig, RunDir, RunStatus, TrainOptions, TrainSummary};
+use moe_train::{DataIdentity, Resume, RunConfig, RunDir, RunStatus, TrainOptions, TrainSummary};
 
 use crate::backend::{Device, OnBackend, run_on};
 
@@ -70,32 +70,62 @@ pub fn seed_plans(
 /// its final model or stopped early by a collapse (a result of the study),
 /// or, for a quick run, reached `max_steps`; a run stopped by a non-finite
 /// loss is a failure, never complete.
-pub fn is_complete(plan: &RunPlan) -> Result<bool> {
-    Ok(match RunDir::new(&plan.out).status(&plan.config()?)? {
-        RunStatus::Complete { .. } | RunStatus::Stopped { .. } => true,
-        RunStatus::Partial {
-            checkpoint: Some(step),
-        } => plan.max_steps.is_some_and(|m| step >= m),
-        RunStatus::Partial { checkpoint: None } | RunStatus::Empty | RunStatus::OtherConfig => {
-            false
-        }
-    })
+pub fn is_complete(plan: &RunPlan, data: &DataIdentity) -> Result<bool> {
+    Ok(
+        match RunDir::new(&plan.out).status(&plan.config()?, data)? {
+            RunStatus::Complete { .. } | RunStatus::Stopped { .. } => true,
+            RunStatus::Partial {
+                checkpoint: Some(step),
+            } => plan.max_steps.is_some_and(|m| step >= m),
+            RunStatus::Partial { checkpoint: None }
+            | RunStatus::Empty
+            | RunStatus::OtherConfig
+            | RunStatus::OtherData { .. } => false,
+        },
+    )
 }
 
 /// Trains `plan` unless it is complete; resumes a run that was interrupted.
+///
+/// A run trained on other data than `data` (TRAIN-21) is moved aside to
+/// `<run>.other-data-<sha8>`, saying so, and trained anew.
 pub fn ensure_run(
     plan: &RunPlan,
-    data: &Path,
+    data: &PreparedData,
     device: Device,
     progress: bool,
 ) -> Result<Option<TrainSummary>> {
-    if is_complete(plan)? {
+    let identity = DataIdentity::of(data)?;
+    let run = RunDir::new(&plan.out);
+    if let RunStatus::OtherData { recorded } = run.status(&plan.config()?, &identity)? {
+        let short = recorded.get(..8).unwrap_or(&recorded);
+        let aside = PathBuf::from(format!("{}.other-data-{short}", plan.out.display()));
+        if aside.exists() {
+            anyhow::bail!(
+                "{}: trained on other data (manifest sha256 {recorded}) and {} is taken; remove one of them",
+                plan.out.display(),
+                aside.display()
+            );
+        }
+        std::fs::rename(&plan.out, &aside)
+            .with_context(|| format!("moving {} aside", plan.out.display()))?;
+        eprintln!(
+            "        {}: trained on other data (manifest sha256 {recorded}); moved to {} and trained anew",
+            plan.out.display(),
+            aside.display()
+        );
+    }
+    if is_complete(plan, &identity)? {
         return Ok(None);
     }
     let opts = TrainOptions {
-        data: data.to_path_buf(),
+        data: data.dir.clone(),
         out: plan.out.clone(),
-        resume: RunDir::new(&plan.out).has_run(),
+        resume: if run.has_run() {
+            Resume::IfAny
+        } else {
+            Resume::No
+        },
         max_steps: plan.max_steps,
         progress,
         device_name: device.name().to_string(),
@@ -137,12 +167,11 @@ impl OnBackend for Train {
 
 /// Analyses a run unless its saved analysis, with the same permutations,
 /// still describes it ([`moe_analysis::analyze::is_current`]).
-pub fn ensure_analysis(run_dir: &Path, data_dir: &Path, permutations: usize) -> Result<Analysis> {
-    let run = RunDir::new(run_dir);
+pub fn ensure_analysis(run: &RunDir, data: &PreparedData, permutations: usize) -> Result<Analysis> {
     let out = run.analysis_dir();
     if let Ok(cached) = read_json(&out.join(ANALYSIS_FILE))
         && cached.options.permutations == permutations
-        && is_current(&cached, &run)?
+        && is_current(&cached, run)?
     {
         return Ok(cached);
     }
@@ -150,8 +179,8 @@ pub fn ensure_analysis(run_dir: &Path, data_dir: &Path, permutations: usize) -> 
         permutations,
         ..AnalyzeOptions::default()
     };
-    moe_analysis::analyze(run_dir, data_dir, &out, &options)
-        .with_context(|| format!("analysing {}", run_dir.display()))
+    moe_analysis::analyze(run, data, &out, &options)
+        .with_context(|| format!("analysing {}", run.path().display()))
 }
 
 /// Prepares `config_path` into `dir` unless a copy made from the same inputs

@@ -107,6 +107,16 @@ pub fn plan(opts: &StudyOptions) -> Result<Vec<RunPlan>> {
             .file_stem()
             .with_context(|| format!("{}: no file name", config.display()))?;
         let out = opts.out.join(stem);
+        if plans
+            .iter()
+            .any(|p: &RunPlan| p.config.file_stem() == Some(stem))
+        {
+            anyhow::bail!(
+                "{}: listed twice (both would train into {})",
+                config.display(),
+                out.display()
+            );
+        }
         plans.extend(seed_plans(config, &out, opts.seeds, opts.max_steps)?);
     }
     Ok(plans)
@@ -117,7 +127,7 @@ pub fn run_study(opts: &StudyOptions, start: Instant) -> Result<Study> {
     let at = || format!("[{:>5.1}s]", start.elapsed().as_secs_f64());
     let plans = plan(opts)?;
     let data_dir = opts.out.join("data");
-    ensure_data(&opts.data_config, &data_dir, opts.hub.clone())
+    let data = ensure_data(&opts.data_config, &data_dir, opts.hub.clone())
         .with_context(|| format!("the data of {}", opts.data_config.display()))?;
     let jobs = opts.jobs.max(1);
     // Progress bars of runs side by side would overwrite each other.
@@ -125,7 +135,7 @@ pub fn run_study(opts: &StudyOptions, start: Instant) -> Result<Study> {
     let is_moe = parallel_map(&plans, jobs, |plan| {
         let label = plan_label(plan);
         eprintln!("{} {label}", at());
-        match ensure_run(plan, &data_dir, opts.device, progress)? {
+        match ensure_run(plan, &data, opts.device, progress)? {
             None => eprintln!(
                 "        {label}: reusing the finished run in {}",
                 plan.out.display()
@@ -147,7 +157,7 @@ pub fn run_study(opts: &StudyOptions, start: Instant) -> Result<Study> {
         .collect();
     let analyses = parallel_map(&moe_plans, jobs, |plan| {
         eprintln!("{} analyse {}", at(), plan_label(plan));
-        ensure_analysis(&plan.out, &data_dir, opts.permutations)
+        ensure_analysis(&RunDir::new(&plan.out), &data, opts.permutations)
     })?;
     eprintln!("{} report", at());
     let runs: Vec<PathBuf> = plans.iter().map(|p| p.out.clone()).collect();

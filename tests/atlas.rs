@@ -14,7 +14,9 @@ use std::process::Command;
 use moe_analysis::atlas::escape::html;
 use moe_analysis::atlas::{AtlasOptions, atlas, excerpts, headline};
 use moe_analysis::{AnalyzeOptions, analyze, report};
-use moe_train::{RunConfig, RunDir, TrainOptions, train};
+use moe_data::prepared::PreparedData;
+use moe_data::split::Split;
+use moe_train::{Blocks, RunConfig, RunDir, TrainOptions, train};
 
 // mimalloc that keeps freed memory (crates/moe-alloc).
 #[global_allocator]
@@ -25,7 +27,7 @@ const PLANTED: &str =
     "</script><img src=x onerror=\"document.title='pwned'\"> The keeper wrote home.";
 
 fn small_data(dir: &Path) -> PathBuf {
-    common::small_prepared_at(
+    moe_testkit::small_prepared_at(
         dir,
         &[
             ("code", "def f(x):\n    # add one\n    return x + 1\n"),
@@ -40,7 +42,7 @@ fn small_data(dir: &Path) -> PathBuf {
 
 /// A tiny run with MoE blocks 0 and 1 (4 experts), or dense.
 fn train_run(dir: &Path, data: &Path, name: &str, seed: u64, kind: &str) -> PathBuf {
-    let text = common::tiny_run_toml(name, kind != "dense")
+    let text = moe_testkit::tiny_run_toml(name, kind != "dense")
         .replace("layers = [1]", "layers = [0, 1]")
         .replace("n_positions = 32", "n_positions = 64")
         .replace("seed = 3", &format!("seed = {seed}"))
@@ -72,7 +74,9 @@ fn train_run(dir: &Path, data: &Path, name: &str, seed: u64, kind: &str) -> Path
             control_draws: 2,
             ..AnalyzeOptions::default()
         };
-        analyze(&out, data, &RunDir::new(&out).analysis_dir(), &options).unwrap();
+        let run = RunDir::new(&out);
+        let data = PreparedData::open(data).unwrap();
+        analyze(&run, &data, &run.analysis_dir(), &options).unwrap();
     }
     out
 }
@@ -118,11 +122,7 @@ fn atlas_1_one_offline_page_of_tiny_runs() {
     // ATLAS-6: one span per shown token of each MoE run (3 of them).
     let spans = page.matches("<span class=\"t ").count();
     assert_eq!(spans, summary.token_spans);
-    let val = moe_train::eval::ValBlocks::load(
-        &moe_data::prepared::PreparedData::open(&f.data).unwrap(),
-        0,
-    )
-    .unwrap();
+    let val = Blocks::load(&PreparedData::open(&f.data).unwrap(), Split::Val, 0).unwrap();
     let chosen = excerpts::choose(&val, options.excerpts_per_domain, options.seed);
     assert!(!chosen.is_empty());
     assert_eq!(spans, 3 * chosen.len() * 63);
@@ -177,7 +177,7 @@ fn atlas_runs(f: &Fixture) -> Vec<moe_analysis::atlas::AtlasRun> {
         .iter()
         .map(|d| moe_analysis::report::load_run(d, dir).unwrap())
         .collect();
-    moe_analysis::report::seeds::label_seeds(&mut reports);
+    moe_analysis::report::across_seeds::label_seeds(&mut reports);
     reports
         .into_iter()
         .map(|run| moe_analysis::atlas::AtlasRun { run, routed: None })
@@ -188,7 +188,7 @@ fn atlas_runs(f: &Fixture) -> Vec<moe_analysis::atlas::AtlasRun> {
 #[test]
 fn atlas_2_excerpt_routing_is_the_analysis_routing() {
     let f = fixture();
-    let data = moe_data::prepared::PreparedData::open(&f.data).unwrap();
+    let data = PreparedData::open(&f.data).unwrap();
     let run = RunDir::new(&f.runs[1]);
     let analysis =
         moe_analysis::analyze::read_json(&run.analysis_dir().join("analysis.json")).unwrap();
@@ -206,10 +206,7 @@ fn atlas_2_excerpt_routing_is_the_analysis_routing() {
             .unwrap();
     let seq = val.block_size - 1;
     for (k, c) in chosen.iter().enumerate() {
-        let blocks_before: usize = val.domains[..c.domain]
-            .iter()
-            .map(|(_, t)| t.len() / val.block_size)
-            .sum();
+        let blocks_before: usize = (0..c.domain).map(|d| val.n_blocks(d)).sum();
         let start = (blocks_before + c.block) * seq;
         for (i, row) in routed.rows(k).enumerate() {
             assert_eq!(routed.table.token[row], full.token[start + i]);

@@ -23,16 +23,17 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use moe_emergence::backend::Device;
-use moe_model::dispatch::{DispatchPlan, capacity, dispatch_combine};
-use moe_model::init::NormalRng;
-use moe_model::mlp::Mlp;
+use moe_model::NormalRng;
+use moe_model::model::Mlp;
+use moe_model::moe::{DispatchPlan, capacity, dispatch_combine};
 use moe_model::{
     CpuAutodiff, ForwardOptions, Gpt2, ModelConfig, MoeConfig, RouterNoise, WgpuAutodiff,
 };
-use moe_train::accumulate::step_gradients;
 use moe_train::clip::clip_global_norm;
 use moe_train::config::TrainSection;
 use moe_train::metrics::{Event, read_events};
+use moe_train::sampler::MicroBatch;
+use moe_train::step::step_gradients;
 use moe_train::{RunConfig, TrainOptions, train};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
@@ -71,43 +72,16 @@ fn ints<B: Backend, const D: usize>(t: Tensor<B, D, Int>) -> Vec<i64> {
     t.into_data().convert::<i64>().to_vec().unwrap()
 }
 
-/// Every float parameter's gradient (flattened) with its module path, in visit order.
-struct CollectGrads<'a, B: AutodiffBackend> {
-    grads: &'a GradientsParams,
-    path: Vec<String>,
-    out: Vec<(String, Vec<f32>)>,
-    _b: std::marker::PhantomData<B>,
-}
-
-impl<B: AutodiffBackend> ModuleVisitor<B> for CollectGrads<'_, B> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let grad = self
-            .grads
-            .get::<B::InnerBackend, D>(param.id)
-            .map(values)
-            .unwrap_or_default();
-        self.out.push((self.path.join("."), grad));
-    }
-}
-
+/// Every float parameter's gradient (flattened; empty when it got none)
+/// with its module path, in visit order.
 fn collect_grads<B: AutodiffBackend>(
     model: &Gpt2<B>,
     grads: &GradientsParams,
 ) -> Vec<(String, Vec<f32>)> {
-    let mut v = CollectGrads::<B> {
-        grads,
-        path: Vec::new(),
-        out: Vec::new(),
-        _b: std::marker::PhantomData,
-    };
-    burn::module::Module::visit(model, &mut v);
-    v.out
+    moe_testkit::param_grads(model, grads)
+        .into_iter()
+        .map(|g| (g.path.clone(), g.values().to_vec()))
+        .collect()
 }
 
 /// The `micro` preset (vocab 96, 2 blocks of width 32), MoE in both blocks with 8 experts.
@@ -163,8 +137,7 @@ fn outcome<B: AutodiffBackend>(
     let tokens =
         Tensor::<B, 2, Int>::from_data(TensorData::new(inputs, [n_rows, block - 1]), &device);
     let options = ForwardOptions {
-        router_noise_std: noise.std,
-        router_noise_seed: noise.seed,
+        router_noise: noise,
         ..ForwardOptions::default()
     };
     let out = model.forward(tokens, &options);
@@ -180,8 +153,7 @@ fn outcome<B: AutodiffBackend>(
     let (grads, stats) = step_gradients(
         &model,
         &train_section(),
-        &[rows.to_vec()],
-        block,
+        &[MicroBatch::from_tokens(rows.to_vec(), block)],
         noise,
         &device,
     );
@@ -576,8 +548,10 @@ fn memory_growth_on<B: AutodiffBackend>(
         let (mut grads, stats) = step_gradients(
             &model,
             &train,
-            &[rows[..4 * block].to_vec(), rows[4 * block..].to_vec()],
-            block,
+            &[
+                MicroBatch::from_tokens(rows[..4 * block].to_vec(), block),
+                MicroBatch::from_tokens(rows[4 * block..].to_vec(), block),
+            ],
             noise,
             &device,
         );

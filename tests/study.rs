@@ -126,3 +126,27 @@ fn cli_4_parallel_map_keeps_order_and_stops_at_the_first_error() {
         "nothing after the failed item starts"
     );
 }
+
+// Checks: TRAIN-22
+#[test]
+fn train_22_a_study_listing_a_run_twice_is_refused_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let moe = config(tmp.path(), "moe", true);
+    let options = StudyOptions {
+        data_config: tmp.path().join("unused.toml"),
+        configs: vec![moe.clone(), moe],
+        out: tmp.path().join("study"),
+        seeds: 1,
+        max_steps: None,
+        permutations: 20,
+        device: Device::Cpu,
+        jobs: 2,
+        hub: HubOptions::default(),
+        progress: false,
+    };
+    let err = moe_emergence::study::plan(&options)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("listed twice"), "{err}");
+    assert!(!tmp.path().join("study").exists());
+}

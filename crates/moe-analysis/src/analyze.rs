@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 use moe_data::prepared::PreparedData;
 use moe_data::tokenizer::Gpt2Tokenizer;
 use moe_model::{CpuBackend, Gpt2, ModelConfig, load_model_dir};
+use moe_train::Blocks;
 use moe_train::config::Init;
-use moe_train::eval::ValBlocks;
 use moe_train::vocab::VocabMap;
-use moe_train::{RunConfig, RunDir};
+use moe_train::{DataIdentity, RunConfig, RunDir};
 
 use crate::code_types::{PythonLexer, TokenClass};
 use crate::error::{AnalysisError, Result};
 use crate::layer::{Context, Draws, analyze_layer};
 use crate::route_val::collect;
 use crate::schema::{Analysis, BaselineInfo, OptionsRecord, RunInfo, SCHEMA_VERSION, ValInfo};
-use crate::table::RoutingTable;
+use crate::token_routes::TokenRoutes;
 
 /// The file `moe analyze` writes into its output directory.
 pub const ANALYSIS_FILE: &str = "analysis.json";
@@ -64,26 +64,27 @@ impl Default for AnalyzeOptions {
     }
 }
 
-/// Analyses `run_dir` on the val shards of `data_dir`, writing
+/// Analyses the run in `dir` on the val shards of `data`, writing
 /// `<out>/analysis.json` and `<out>/figures/`; returns what it wrote.
 pub fn analyze(
-    run_dir: &Path,
-    data_dir: &Path,
+    dir: &RunDir,
+    data: &PreparedData,
     out: &Path,
     options: &AnalyzeOptions,
 ) -> Result<Analysis> {
-    let dir = RunDir::new(run_dir);
     let config = dir.config()?;
+    dir.check_data(&DataIdentity::of(data)?)?;
     let history = crate::history::history(&dir.events()?, &config.collapse);
-    let (ckpt, ckpt_step) = resolve_checkpoint(&dir, options, &config)?;
+    let (ckpt, ckpt_step) = resolve_checkpoint(dir, options, &config)?;
     let device = Default::default();
     let (model_config, model) = load_model_dir::<CpuBackend>(&ckpt, &device)?;
-    let (val, vocab) = dir.val_blocks(&PreparedData::open(data_dir)?, options.max_blocks)?;
+    check_architecture(&config, &model_config, &ckpt)?;
+    let (val, vocab) = dir.val_blocks(data, options.max_blocks)?;
     let table = collect(&model, &val, options.batch, vocab.as_ref(), &device)?;
     let (baseline, baseline_table) = if table.layers.is_empty() {
         (none("dense model: no router"), None)
     } else {
-        baseline(&dir, &config, &model_config, &val, options, vocab.as_ref())?
+        baseline(dir, &config, &model_config, &val, options, vocab.as_ref())?
     };
     let tokenizer = Gpt2Tokenizer::embedded()
         .map_err(|e| AnalysisError::run(Path::new("gpt2 tokenizer"), e.to_string()))?;
@@ -108,7 +109,7 @@ pub fn analyze(
         .collect();
     let mut analysis = Analysis {
         schema_version: SCHEMA_VERSION,
-        run: RunInfo::from_config(&config, run_dir, ckpt.display().to_string(), ckpt_step),
+        run: RunInfo::from_config(&config, dir.path(), ckpt.display().to_string(), ckpt_step),
         options: OptionsRecord {
             seed: options.seed,
             permutations: options.permutations,
@@ -175,7 +176,7 @@ fn resolve_checkpoint(
     config: &RunConfig,
 ) -> Result<(PathBuf, Option<u64>)> {
     if let Some(dir) = &options.checkpoint {
-        return Ok((dir.clone(), step_of(dir)));
+        return Ok((dir.clone(), RunDir::checkpoint_step(dir)));
     }
     match run.trained_model(config.train.steps) {
         Some((dir, step)) => Ok((dir, Some(step))),
@@ -186,12 +187,47 @@ fn resolve_checkpoint(
     }
 }
 
-fn step_of(dir: &Path) -> Option<u64> {
-    dir.file_name()?
-        .to_str()?
-        .strip_prefix("step-")?
-        .parse()
-        .ok()
+/// Refuses a checkpoint whose architecture is not the run's (ANA-22): the
+/// blocks, width and heads, and the MoE layers, experts and top-k
+/// (vocabularies may differ: a compact one is the run's too).
+fn check_architecture(config: &RunConfig, found: &ModelConfig, ckpt: &Path) -> Result<()> {
+    let expected = config
+        .model_config()
+        .map_err(|e| AnalysisError::run(ckpt, e))?;
+    let shape = |c: &ModelConfig| {
+        let g = &c.gpt2;
+        let moe = c
+            .moe
+            .as_ref()
+            .map(|m| (m.layers.clone(), m.n_experts, m.top_k));
+        (g.n_layer, g.d_model, g.n_head, moe)
+    };
+    if shape(&expected) == shape(found) {
+        return Ok(());
+    }
+    let describe = |c: &ModelConfig| {
+        let g = &c.gpt2;
+        let moe = match &c.moe {
+            Some(m) => format!(
+                "MoE blocks {:?}, {} experts, top-{}",
+                m.layers, m.n_experts, m.top_k
+            ),
+            None => "dense".to_string(),
+        };
+        format!(
+            "{} blocks of width {}, {} heads, {moe}",
+            g.n_layer, g.d_model, g.n_head
+        )
+    };
+    Err(AnalysisError::run(
+        ckpt,
+        format!(
+            "not a checkpoint of run `{}`: it has {}, the run {}",
+            config.run.name,
+            describe(found),
+            describe(&expected)
+        ),
+    ))
 }
 
 fn none(note: &str) -> BaselineInfo {
@@ -210,10 +246,10 @@ fn baseline(
     run: &RunDir,
     config: &RunConfig,
     model_config: &ModelConfig,
-    val: &ValBlocks,
+    val: &Blocks,
     options: &AnalyzeOptions,
     vocab: Option<&VocabMap>,
-) -> Result<(BaselineInfo, Option<RoutingTable>)> {
+) -> Result<(BaselineInfo, Option<TokenRoutes>)> {
     let device = Default::default();
     let local = config.model.init == Init::Scratch
         || config.model.hf_dir.as_ref().is_some_and(|d| d.exists());
@@ -226,7 +262,7 @@ fn baseline(
         };
         (info, model)
     } else if local {
-        let model = moe_train::init::initial_model::<CpuBackend>(config, model_config, &device)?;
+        let model = moe_train::initial_model::<CpuBackend>(config, model_config, &device)?;
         let info = BaselineInfo {
             source: "rebuilt initial model".into(),
             step: Some(0),
@@ -256,7 +292,7 @@ fn baseline(
 
 /// Python token classes of the code domain's tokens, aligned with `table`.
 fn code_classes(
-    table: &RoutingTable,
+    table: &TokenRoutes,
     docs: &[std::ops::Range<usize>],
     code_domain: &str,
     tokenizer: &Gpt2Tokenizer,

@@ -4,7 +4,7 @@
 //! the report says so.
 
 use crate::schema::Confidence;
-use crate::table::LayerRoutes;
+use crate::token_routes::LayerRoutes;
 
 /// A router whose mean entropy is at least this fraction of `ln E` is
 /// called near-uniform.

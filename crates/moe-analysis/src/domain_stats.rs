@@ -5,10 +5,10 @@ use std::ops::Range;
 
 use crate::nmi::entropy;
 use crate::schema::{Consistency, DomainRouting};
-use crate::table::{LayerRoutes, RoutingTable};
+use crate::token_routes::{LayerRoutes, TokenRoutes};
 
 /// Mean router entropy, usage entropy H(E | D = d) and mean gate per domain.
-pub fn domain_routing(table: &RoutingTable, routes: &LayerRoutes) -> Vec<DomainRouting> {
+pub fn domain_routing(table: &TokenRoutes, routes: &LayerRoutes) -> Vec<DomainRouting> {
     let n_d = table.domains.len();
     let mut usage = vec![vec![0u64; routes.n_experts]; n_d];
     let mut ent = vec![0.0f64; n_d];

@@ -83,7 +83,7 @@ pub fn history(events: &[Event], collapse: &CollapseSection) -> History {
 fn push_routing(
     layers: &mut BTreeMap<usize, LayerHistory>,
     step: u64,
-    routing: &[moe_train::metrics::LayerRouting],
+    routing: &[moe_train::metrics::RoutingSummary],
 ) {
     for r in routing {
         let h = layers.entry(r.layer).or_insert_with(|| LayerHistory {

@@ -15,7 +15,7 @@ use crate::load_balance::load_stats;
 use crate::nmi::{mutual_information_of, row_shares, transpose};
 use crate::nulls::{DocRouting, permutation_test, random_router};
 use crate::schema::{LayerAnalysis, Specialization, TokenTypes};
-use crate::table::RoutingTable;
+use crate::token_routes::TokenRoutes;
 
 /// How many draws each null and control takes, and the seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,18 +43,18 @@ pub struct Context<'a> {
 }
 
 /// The expert × domain NMI of layer slot `slot` of `table`.
-pub fn layer_nmi(table: &RoutingTable, slot: usize) -> f64 {
+pub fn layer_nmi(table: &TokenRoutes, slot: usize) -> f64 {
     mutual_information_of(&table.counts(slot)).nmi()
 }
 
 /// Analyses layer slot `slot`; `baseline` holds the step-0 router's routing
 /// of the same tokens.
 pub fn analyze_layer(
-    table: &RoutingTable,
+    table: &TokenRoutes,
     slot: usize,
     ctx: &Context<'_>,
     draws: &Draws,
-    baseline: Option<&RoutingTable>,
+    baseline: Option<&TokenRoutes>,
 ) -> LayerAnalysis {
     let routes = &table.layers[slot];
     let (n_e, n_d) = (routes.n_experts, table.domains.len());

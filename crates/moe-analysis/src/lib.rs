@@ -4,7 +4,7 @@
 //! comparing runs side by side.
 //!
 //! - [`analyze()`] runs a run's final (or given) checkpoint over the val shards
-//!   ([`route_val`] → [`table::RoutingTable`]), rebuilds its step-0 router, and
+//!   ([`route_val`] → [`token_routes::TokenRoutes`]), rebuilds its step-0 router, and
 //!   computes per MoE layer ([`layer`]): the expert × domain matrix, NMI
 //!   ([`nmi`]) with a document-level permutation test and a random-router
 //!   null ([`nulls`]), the token-identity control ([`control`]), load
@@ -20,16 +20,15 @@
 //! ```no_run
 //! use std::path::Path;
 //! use moe_analysis::{AnalyzeOptions, analyze, report};
+//! use moe_data::prepared::PreparedData;
+//! use moe_train::RunDir;
 //!
-//! let a = analyze(
-//!     Path::new("runs/moe"),
-//!     Path::new("data/seed"),
-//!     Path::new("runs/moe/analysis"),
-//!     &AnalyzeOptions::default(),
-//! )?;
+//! let run = RunDir::new("runs/moe");
+//! let data = PreparedData::open(Path::new("data/seed"))?;
+//! let a = analyze(&run, &data, &run.analysis_dir(), &AnalyzeOptions::default())?;
 //! println!("block {} NMI {:.3}", a.layers[0].layer, a.layers[0].specialization.nmi);
 //! report(&[Path::new("runs/dense").into(), Path::new("runs/moe").into()], Path::new("report"))?;
-//! # Ok::<(), moe_analysis::AnalysisError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
 
@@ -43,6 +42,7 @@ pub mod domain_stats;
 pub mod error;
 pub mod figures;
 pub mod history;
+pub mod intervals;
 pub mod layer;
 pub mod load_balance;
 pub mod nmi;
@@ -50,8 +50,7 @@ pub mod nulls;
 pub mod report;
 pub mod route_val;
 pub mod schema;
-pub mod seeds;
-pub mod table;
+pub mod token_routes;
 pub mod top_tokens;
 
 pub use analyze::{AnalyzeOptions, analyze};

@@ -1,4 +1,4 @@
-//! Running a model over val blocks into a [`RoutingTable`] (ANA-1).
+//! Running a model over val blocks into a [`TokenRoutes`] (ANA-1).
 //!
 //! Each block is routed as the trainer's eval routes it: its first
 //! `block_size − 1` tokens are the input (the last token is only a target),
@@ -11,21 +11,21 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use moe_model::{ForwardOptions, Gpt2};
-use moe_train::eval::ValBlocks;
+use moe_train::Blocks;
 use moe_train::vocab::VocabMap;
 
 use crate::error::{AnalysisError, Result};
-use crate::table::RoutingTable;
+use crate::token_routes::TokenRoutes;
 
 /// Routes every block of `val` through `model`, `batch` blocks at a time.
 /// Errors when a token is missing from `vocab` or the model is too short.
 pub fn collect<B: Backend>(
     model: &Gpt2<B>,
-    val: &ValBlocks,
+    val: &Blocks,
     batch: usize,
     vocab: Option<&VocabMap>,
     device: &B::Device,
-) -> Result<RoutingTable> {
+) -> Result<TokenRoutes> {
     let seq = val.block_size.saturating_sub(1);
     if seq == 0 || seq > model.n_positions() {
         return Err(AnalysisError::run(
@@ -37,10 +37,11 @@ pub fn collect<B: Backend>(
             ),
         ));
     }
-    let names: Vec<String> = val.domains.iter().map(|(d, _)| d.clone()).collect();
+    let names: Vec<String> = val.domains.iter().map(|d| d.name.clone()).collect();
     let forward = vocab.map(VocabMap::forward_table);
-    let mut table: Option<RoutingTable> = None;
-    for (d, (name, tokens)) in val.domains.iter().enumerate() {
+    let mut table: Option<TokenRoutes> = None;
+    for (d, domain) in val.domains.iter().enumerate() {
+        let (name, tokens) = (&domain.name, &domain.tokens);
         for chunk in tokens.chunks(batch.max(1) * val.block_size) {
             let blocks: Vec<&[u16]> = chunk.chunks_exact(val.block_size).collect();
             let mut ids = Vec::with_capacity(blocks.len() * seq);
@@ -68,7 +69,7 @@ pub fn collect<B: Backend>(
                     .iter()
                     .map(|r| (r.layer, r.tokens_per_expert.len()))
                     .collect();
-                RoutingTable::new(names.clone(), &layers)
+                TokenRoutes::new(names.clone(), &layers)
             });
             for block in &blocks {
                 let gpt2: Vec<u32> = block[..seq].iter().map(|&x| x as u32).collect();
@@ -82,5 +83,5 @@ pub fn collect<B: Backend>(
             }
         }
     }
-    Ok(table.unwrap_or_else(|| RoutingTable::new(names, &[])))
+    Ok(table.unwrap_or_else(|| TokenRoutes::new(names, &[])))
 }

@@ -9,11 +9,10 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use moe_model::dispatch::{DispatchPlan, dispatch_combine};
-use moe_model::init::NormalRng;
-use moe_model::losses::{expert_counts, load_balance_loss, z_loss};
-use moe_model::router::{Router, RouterNoise};
-use moe_model::{CpuAutodiff, CpuBackend};
+use moe_model::moe::{
+    DispatchPlan, Router, RouterNoise, dispatch_combine, expert_counts, load_balance_loss, z_loss,
+};
+use moe_model::{CpuAutodiff, CpuBackend, NormalRng, Stream};
 
 // mimalloc that keeps freed memory: large tensors are not page-faulted in
 // again on every step (crates/moe-alloc).
@@ -42,7 +41,7 @@ fn bench_router(c: &mut Criterion) {
         group.throughput(Throughput::Elements(tokens as u64));
         group.bench_with_input(BenchmarkId::from_parameter(tokens), &x, |b, x| {
             b.iter(|| {
-                let r = router.route(x.clone(), 1, RouterNoise::default(), 0);
+                let r = router.route(x.clone(), 1, RouterNoise::default(), Stream::RouterNoise(0));
                 let top1 = r.expert_idx.clone().reshape([tokens]);
                 let f = expert_counts(top1, N_EXPERTS) / tokens as f64;
                 let p = r.probs.clone().mean_dim(0).reshape([N_EXPERTS]);

@@ -14,8 +14,8 @@ mod common;
 use burn::tensor::{Int, Tensor, TensorData};
 use common::step_models::{self, BATCH, SEQ};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use moe_model::dispatch::{DispatchPlan, dispatch_combine};
-use moe_model::init::NormalRng;
+use moe_model::NormalRng;
+use moe_model::moe::{DispatchPlan, dispatch_combine};
 
 // mimalloc that keeps freed memory: large tensors are not page-faulted in
 // again on every step (crates/moe-alloc).

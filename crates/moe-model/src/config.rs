@@ -143,6 +143,12 @@ impl MoeConfig {
                 self.top_k, self.n_experts
             )));
         }
+        if self.layers.is_empty() {
+            return Err(ModelError::Config(
+                "an MoE config needs at least one layer (drop [model.moe] for a dense model)"
+                    .into(),
+            ));
+        }
         if let Some(bad) = self.layers.iter().find(|&&l| l >= n_layer) {
             return Err(ModelError::Config(format!(
                 "MoE layer {bad} does not exist (model has {n_layer} blocks)"

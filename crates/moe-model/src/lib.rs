@@ -6,14 +6,20 @@
 //! - Any block's MLP can be an [`MoeLayer`]: an f32 router with optional
 //!   annealed logit noise, top-1 with the straight-through gate or renormalized
 //!   top-k, optional capacity, grouped sort-by-expert dispatch, Switch
-//!   load-balancing and z-loss, and a [`RoutingRecord`] per layer returned from
+//!   load-balancing and z-loss, and a [`LayerRouting`] per layer returned from
 //!   every forward pass.
 //! - [`Gpt2::upcycle`] turns a dense model into an MoE model whose experts are
 //!   copies of the dense MLPs: at zero noise it computes the same logits.
 //! - Checkpoints are safetensors with HF GPT-2 names ([`save_model_dir`]); a
 //!   dense one loads in `transformers` unchanged.
 //!
-//! Specs: `specs/model.md` (MODEL-*) and `specs/moe.md` (MOE-*).
+//! - [`ModelSource`] names where a run's model comes from (scratch, an HF
+//!   directory, the Hub's `gpt2`).
+//!
+//! Where to read: [`model`] is the GPT-2 model top to bottom, [`moe`] the
+//! MoE layer top to bottom, `ops/` the hot ops, each a generic version
+//! beside its CPU kernel. Specs: `specs/model.md` (MODEL-*) and
+//! `specs/moe.md` (MOE-*).
 //!
 //! ```no_run
 //! use moe_model::{CpuBackend, ForwardOptions, Gpt2, ModelConfig, MoeConfig};
@@ -29,50 +35,40 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod attention;
-pub mod block;
-pub mod config;
-pub mod dispatch;
-pub mod error;
-pub mod gelu;
-pub mod hf_config;
-pub(crate) mod host;
-pub mod hub;
-pub mod init;
-pub mod lm_loss;
-pub mod losses;
-pub mod mlp;
+mod config;
+mod error;
+mod hf_config;
+mod hub;
+mod init;
 pub mod model;
 pub mod moe;
-pub mod norm;
-pub mod params;
-pub mod precision;
-pub mod router;
-pub mod routing;
+mod ops;
+mod params;
+mod precision;
+mod seeds;
+mod source;
 pub mod weights;
 
 pub use config::{Gpt2Config, ModelConfig, MoeConfig, PRESETS};
 pub use error::{ModelError, Result};
-pub use lm_loss::{LmLoss, lm_head_cross_entropy};
-pub use losses::{LbAccumulator, LbScope, load_balance_loss, logsumexp, z_loss};
-pub use model::{AuxLosses, ForwardOptions, Gpt2, LmOutput, ModelOutput};
-pub use moe::MoeLayer;
+pub use hf_config::HfGpt2Config;
+pub use model::{ForwardOptions, Gpt2, LmOutput, ModelOutput};
+pub use moe::{
+    HostLayerRouting, LayerRouting, LbAccumulator, LbScope, MoeLayer, RouterNoise, noise_std_at,
+};
+pub use ops::LmLoss;
 pub use params::ParamCounts;
 pub use precision::Precision;
-pub use router::{RouterNoise, noise_std_at};
-pub use routing::{HostRoutingRecord, RoutingRecord};
+pub use seeds::{NormalRng, Stream, router_noise_seed};
+pub use source::ModelSource;
 pub use weights::{load_model_dir, save_model_dir};
 
 /// Burn's pure-Rust CPU backend (the default; no GPU needed).
 pub type CpuBackend = burn::backend::Flex;
 /// The CPU backend with automatic differentiation, for training on the CPU.
 pub type CpuAutodiff = burn::backend::Autodiff<CpuBackend>;
-// The GPU backends are Burn's CubeCL backend *without* burn-fusion (BACK-6):
-// with fusion, host memory of an MoE run grew by 88-140 kB per step on wgpu
-// (dense stayed flat), without it it stays flat. Expert group sizes change
-// every step, so fusion sees a new stream of operations each step; that it
-// keeps state per stream is our reading, not traced in Burn's code; see
-// BENCHMARKS.md ("CubeCL proxy").
+// The GPU backends are Burn's CubeCL backend without burn-fusion, under
+// which an MoE run's host memory grew every step (BACK-6; BENCHMARKS.md).
 
 /// Burn's CUDA backend (CubeCL, no fusion; f32 unless `F` says otherwise),
 /// with `--features cuda`; the driver loads at run time.

@@ -1,32 +1,32 @@
-//! GPT-2 (`GPT2LMHeadModel`) with optional MoE blocks: embeddings, blocks,
-//! final LayerNorm, LM head tied to the token embedding (MODEL-3).
+//! GPT-2 (`GPT2LMHeadModel`, MODEL-3) with optional MoE blocks, top to
+//! bottom: the forward options and outputs, [`Gpt2`] (embeddings, blocks,
+//! final LayerNorm, LM head tied to the token embedding), [`Block`]
+//! (pre-LayerNorm: `x + attn(ln_1(x))`, then `x + ffn(ln_2(x))`, the
+//! feed-forward part dense or [`MoeLayer`], MOE-1), [`Attention`] and
+//! [`Mlp`]. The ops they call are in [`crate::ops`], the MoE layer in
+//! [`crate::moe`].
 
 use burn::module::Module;
-use burn::nn::Embedding;
+use burn::nn::{Embedding, Linear};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
-use crate::attention::Attention;
-use crate::block::{Block, FeedForward};
 use crate::config::{ModelConfig, MoeConfig};
-use crate::init::{self, NormalRng};
-use crate::lm_loss::{LmLoss, lm_head_cross_entropy};
-use crate::losses::mean_of;
-use crate::mlp::Mlp;
-use crate::moe::MoeLayer;
-use crate::norm::LayerNorm;
+use crate::init;
+use crate::moe::{LayerRouting, MoeLayer, RouterNoise, mean_of};
+use crate::ops::{LmLoss, causal_self_attention, gelu_new, linear_rows, lm_head_cross_entropy};
+
+pub use crate::ops::LayerNorm;
 use crate::precision::Precision;
-use crate::router::RouterNoise;
-use crate::routing::RoutingRecord;
+use crate::seeds::{NormalRng, Stream};
 
 /// Per-call inputs besides the tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ForwardOptions {
-    /// Std of the Gaussian noise added to router logits for routing decisions
-    /// (0 = none; use [`noise_std_at`](crate::router::noise_std_at) to anneal).
-    pub router_noise_std: f64,
-    /// Seed of the router noise draws (the trainer derives one per step).
-    pub router_noise_seed: u64,
+    /// Router logit noise for routing decisions (std 0 = none; the trainer
+    /// anneals the std with [`noise_std_at`](crate::moe::noise_std_at) and
+    /// derives the seed per step).
+    pub router_noise: RouterNoise,
     /// The dtype of the blocks' matmuls and activations (MODEL-19).
     pub precision: Precision,
 }
@@ -46,7 +46,7 @@ pub struct ModelOutput<B: Backend> {
     /// Next-token logits. `[batch, seq, vocab]`
     pub logits: Tensor<B, 3>,
     /// One record per MoE block, in block order (empty for a dense model).
-    pub routing: Vec<RoutingRecord<B>>,
+    pub routing: Vec<LayerRouting<B>>,
     /// Averaged router losses; `None` for a dense model.
     pub aux: Option<AuxLosses<B>>,
 }
@@ -57,7 +57,7 @@ pub struct LmOutput<B: Backend> {
     /// Per-token cross-entropies `[batch * seq]` (row-major) and their mean.
     pub loss: LmLoss<B>,
     /// One record per MoE block, in block order (empty for a dense model).
-    pub routing: Vec<RoutingRecord<B>>,
+    pub routing: Vec<LayerRouting<B>>,
     /// Averaged router losses; `None` for a dense model.
     pub aux: Option<AuxLosses<B>>,
 }
@@ -82,12 +82,12 @@ impl<B: Backend> Gpt2<B> {
     pub fn init(config: &ModelConfig, seed: u64, device: &B::Device) -> Self {
         let g = &config.gpt2;
         let proj_std = 0.02 / (2.0 * g.n_layer as f64).sqrt();
-        let mut rng = NormalRng::new(seed, 0);
+        let mut rng = NormalRng::for_stream(seed, Stream::Embeddings);
         let wte = init::embedding(&mut rng, g.vocab_size, g.d_model, 0.02, device);
         let wpe = init::embedding(&mut rng, g.n_positions, g.d_model, 0.01, device);
         let h = (0..g.n_layer)
             .map(|i| {
-                let mut rng = NormalRng::new(seed, 1 + i as u64);
+                let mut rng = NormalRng::for_stream(seed, Stream::Block(i));
                 let mlp = match config.moe_for_layer(i) {
                     Some(moe) => FeedForward::Moe(MoeLayer::init(
                         &mut rng, moe, i, g.d_model, g.d_ff, proj_std, device,
@@ -192,7 +192,7 @@ impl<B: Backend> Gpt2<B> {
         &self,
         tokens: Tensor<B, 2, Int>,
         options: &ForwardOptions,
-    ) -> (Tensor<B, 3>, Vec<RoutingRecord<B>>) {
+    ) -> (Tensor<B, 3>, Vec<LayerRouting<B>>) {
         let (x, routing) = self.trunk(tokens, options, self.h.len());
         (self.ln_f.forward(x), routing)
     }
@@ -207,7 +207,7 @@ impl<B: Backend> Gpt2<B> {
         &self,
         tokens: Tensor<B, 2, Int>,
         options: &ForwardOptions,
-    ) -> Vec<RoutingRecord<B>> {
+    ) -> Vec<LayerRouting<B>> {
         let last_moe = self
             .h
             .iter()
@@ -222,7 +222,7 @@ impl<B: Backend> Gpt2<B> {
         tokens: Tensor<B, 2, Int>,
         options: &ForwardOptions,
         n_blocks: usize,
-    ) -> (Tensor<B, 3>, Vec<RoutingRecord<B>>) {
+    ) -> (Tensor<B, 3>, Vec<LayerRouting<B>>) {
         let [batch, seq] = tokens.dims();
         let device = tokens.device();
         let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device)
@@ -231,14 +231,7 @@ impl<B: Backend> Gpt2<B> {
         let mut x = self.wte.forward(tokens) + self.wpe.forward(positions); // [batch, seq, d_model]
         let mut routing = Vec::new();
         for block in &self.h[..n_blocks] {
-            let (y, record) = block.forward(
-                x,
-                RouterNoise {
-                    std: options.router_noise_std,
-                    seed: options.router_noise_seed,
-                },
-                options.precision,
-            );
+            let (y, record) = block.forward(x, options.router_noise, options.precision);
             x = y;
             routing.extend(record);
         }
@@ -247,8 +240,144 @@ impl<B: Backend> Gpt2<B> {
 }
 
 /// Averages the per-layer router losses (MOE-10).
-pub fn aux_losses<B: Backend>(routing: &[RoutingRecord<B>]) -> Option<AuxLosses<B>> {
+pub fn aux_losses<B: Backend>(routing: &[LayerRouting<B>]) -> Option<AuxLosses<B>> {
     let lb = mean_of(routing.iter().map(|r| r.lb_loss.clone()).collect())?;
     let z = mean_of(routing.iter().map(|r| r.z_loss.clone()).collect())?;
     Some(AuxLosses { lb, z })
+}
+
+/// The feed-forward half of a block.
+#[derive(Module, Debug)]
+pub enum FeedForward<B: Backend> {
+    /// GPT-2's MLP.
+    Dense(Mlp<B>),
+    /// A Mixture-of-Experts layer.
+    Moe(MoeLayer<B>),
+}
+
+/// A GPT-2 block (HF `GPT2Block`).
+#[derive(Module, Debug)]
+pub struct Block<B: Backend> {
+    /// LayerNorm before attention.
+    pub ln_1: LayerNorm<B>,
+    /// Causal self-attention.
+    pub attn: Attention<B>,
+    /// LayerNorm before the feed-forward part.
+    pub ln_2: LayerNorm<B>,
+    /// Dense MLP or MoE layer.
+    pub mlp: FeedForward<B>,
+}
+
+impl<B: Backend> Block<B> {
+    /// Applies the block; an MoE block also returns its routing record.
+    /// Attention and the feed-forward part run in `precision`'s dtype, the
+    /// residual stream and the LayerNorms in `x`'s (MODEL-19).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        noise: RouterNoise,
+        precision: Precision,
+    ) -> (Tensor<B, 3>, Option<LayerRouting<B>>) {
+        let stream = x.dtype();
+        let a = self
+            .attn
+            .forward(precision.compute(self.ln_1.forward(x.clone()))); // [batch, seq, d_model]
+        let x = x + a.cast(stream); // [batch, seq, d_model]
+        let h = self.ln_2.forward(x.clone()); // [batch, seq, d_model]
+        match &self.mlp {
+            FeedForward::Dense(mlp) => (x + mlp.forward(precision.compute(h)).cast(stream), None),
+            FeedForward::Moe(moe) => {
+                let [batch, seq, d_model] = h.dims();
+                let flat = h.reshape([batch * seq, d_model]); // [tokens, d_model]
+                let (y, record) = moe.forward(flat, noise, precision);
+                (x + y.reshape([batch, seq, d_model]), Some(record))
+            }
+        }
+    }
+}
+
+/// GPT-2 self-attention.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// `[d_model, 3 * d_model]`: q, k, v side by side (HF `c_attn`).
+    pub c_attn: Linear<B>,
+    /// `[d_model, d_model]` (HF `c_proj`).
+    pub c_proj: Linear<B>,
+    /// Number of heads.
+    pub n_head: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    /// GPT-2 initialisation (see [`Mlp::init`]).
+    pub fn init(
+        rng: &mut NormalRng,
+        d_model: usize,
+        n_head: usize,
+        proj_std: f64,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            c_attn: init::linear(rng, d_model, 3 * d_model, 0.02, true, device),
+            c_proj: init::linear(rng, d_model, d_model, proj_std, true, device),
+            n_head,
+        }
+    }
+
+    /// Causal self-attention over the sequence.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [batch, seq, d_model] = x.dims();
+        let qkv = linear_rows(&self.c_attn, x.reshape([batch * seq, d_model])); // [batch·seq, 3·d_model]
+        let y = causal_self_attention(qkv, batch, self.n_head); // [batch·seq, d_model]
+        linear_rows(&self.c_proj, y).reshape([batch, seq, d_model])
+    }
+}
+
+/// Two linear maps around a tanh-approximated GELU (`gelu_new` in HF, fused:
+/// MODEL-13).
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// `[d_model, d_ff]` (HF `c_fc`, Conv1D layout `[in, out]`).
+    pub c_fc: Linear<B>,
+    /// `[d_ff, d_model]` (HF `c_proj`).
+    pub c_proj: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// GPT-2 initialisation: N(0, 0.02²) for `c_fc`, `proj_std` for `c_proj`, zero biases.
+    pub fn init(
+        rng: &mut NormalRng,
+        d_model: usize,
+        d_ff: usize,
+        proj_std: f64,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            c_fc: init::linear(rng, d_model, d_ff, 0.02, true, device),
+            c_proj: init::linear(rng, d_ff, d_model, proj_std, true, device),
+        }
+    }
+
+    /// Applies the MLP to the last dimension.
+    ///
+    /// # Shapes
+    /// - `x`: `[..., d_model]` → `[..., d_model]`
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let h = linear_rows(&self.c_fc, x); // [..., d_ff]
+        linear_rows(&self.c_proj, gelu_new(h)) // [..., d_model]
+    }
+
+    /// A copy with fresh parameter ids, each weight plus N(0, noise_std²) from
+    /// `rng` (no noise is drawn when `noise_std == 0`), detached from any graph.
+    pub fn perturbed_copy(&self, rng: &mut NormalRng, noise_std: f64) -> Self {
+        Self {
+            c_fc: init::perturb_linear(&self.c_fc, rng, noise_std),
+            c_proj: init::perturb_linear(&self.c_proj, rng, noise_std),
+        }
+    }
 }

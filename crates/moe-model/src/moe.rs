@@ -1,21 +1,50 @@
-//! The MoE layer that replaces a block's MLP: router, experts, grouped dispatch,
-//! per-layer losses and the routing record (MOE-1 … MOE-11).
+//! The Mixture-of-Experts layer that replaces a block's MLP (MOE-1 … MOE-12),
+//! in the order a forward pass runs it:
 //!
-//! Experts are [`Mlp`]s, so upcycling copies the dense MLP into each (MOE-12).
+//! 1. **Router** — logits `z = x·W` in f32 whatever the model's dtype
+//!    (MOE-2); routing decisions on `z + ε`, `ε ~ N(0, σ²)` drawn on the host
+//!    from a seeded stream, σ annealed by [`noise_std_at`], while the clean
+//!    `softmax(z)` feeds the losses and logs (MOE-3). Top-1 gates are
+//!    `1 + (p_e − stopgrad(p_e))`: exactly 1 forward, the gradient of
+//!    `p_e` (Switch with a straight-through estimator, MOE-4); top-k > 1
+//!    renormalises the k probabilities (MOE-5). Probabilities are a softmax
+//!    over all experts, never over the chosen ones only (that would make
+//!    the top-1 gate a constant with zero gradient).
+//! 2. **Dispatch** (MOE-7) — each assignment `a = t·top_k + j` (token `t`,
+//!    choice `j`) gets the unique key `expert·A + (j·T + t)`; one `argsort`
+//!    orders them by expert, first choices before second, then by token: a
+//!    total order, so nothing depends on sort stability or thread count.
+//!    Each expert runs once on its contiguous group; with a capacity `C`
+//!    only the first `C` of each expert are kept (MOE-6). Only the group
+//!    sizes travel to the host. The combine is a gather by the inverse
+//!    permutation and a fixed-order sum over the choices: no scatter-add.
+//! 3. **Losses** — Switch load balancing `N·Σ_i f_i·P_i` (f the top-1
+//!    share, a constant for the gradient; P the mean clean probability)
+//!    and the ST-MoE z-loss `mean_t(logsumexp(z_t)²)` (MOE-8, MOE-9), per
+//!    layer, averaged over layers; over a whole optimizer step with
+//!    [`LbAccumulator`] (global-batch balancing, MOE-10).
+//! 4. **Record** — a [`LayerRouting`] per layer returned with the output
+//!    (MOE-11), never collected through globals.
+//!
+//! Experts are the dense [`Mlp`], so upcycling copies the dense MLP into
+//! each (MOE-12) and an upcycled model at zero noise equals its parent.
+//!
+//! Papers: Switch Transformer <https://arxiv.org/abs/2101.03961>, ST-MoE
+//! <https://arxiv.org/abs/2202.08906>, global-batch balancing (Qiu et al.
+//! 2025) <https://arxiv.org/abs/2501.11873>.
 
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::nn::Linear;
+use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
+use burn::tensor::{FloatDType, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 
 use crate::config::MoeConfig;
-use crate::dispatch::{DispatchPlan, capacity, dispatch_combine};
-use crate::init::NormalRng;
-use crate::losses::{entropy, expert_counts, load_balance_loss, z_loss};
-use crate::mlp::Mlp;
+use crate::init;
+use crate::model::Mlp;
 use crate::precision::Precision;
-use crate::router::Router;
-use crate::router::RouterNoise;
-use crate::routing::RoutingRecord;
+use crate::seeds::{NormalRng, Stream};
 
 /// Standard deviation of a fresh router's weights (GPT-2's initializer range).
 pub const ROUTER_INIT_STD: f64 = 0.02;
@@ -64,8 +93,7 @@ impl<B: Backend> MoeLayer<B> {
     ) -> Self {
         let [d_model, _] = dense.c_fc.weight.dims();
         let device = dense.c_fc.weight.device();
-        let stream = |e: u64| ((layer as u64) << 32) | e;
-        let mut router_rng = NormalRng::new(seed, stream(u32::MAX as u64));
+        let mut router_rng = NormalRng::for_stream(seed, Stream::UpcycledRouter(layer));
         let router = Router::init(
             &mut router_rng,
             d_model,
@@ -74,7 +102,10 @@ impl<B: Backend> MoeLayer<B> {
             &device,
         );
         let experts = (0..cfg.n_experts)
-            .map(|e| dense.perturbed_copy(&mut NormalRng::new(seed, stream(e as u64)), noise_std))
+            .map(|expert| {
+                let mut rng = NormalRng::for_stream(seed, Stream::UpcycledExpert { layer, expert });
+                dense.perturbed_copy(&mut rng, noise_std)
+            })
             .collect();
         Self::from_parts(router, experts, cfg, layer)
     }
@@ -112,12 +143,15 @@ impl<B: Backend> MoeLayer<B> {
         x: Tensor<B, 2>,
         noise: impl Into<RouterNoise>,
         precision: Precision,
-    ) -> (Tensor<B, 2>, RoutingRecord<B>) {
+    ) -> (Tensor<B, 2>, LayerRouting<B>) {
         let [n_tokens, _] = x.dims();
         let n_experts = self.n_experts();
-        let routing = self
-            .router
-            .route(x.clone(), self.top_k, noise.into(), self.layer as u64);
+        let routing = self.router.route(
+            x.clone(),
+            self.top_k,
+            noise.into(),
+            Stream::RouterNoise(self.layer),
+        );
         let cap = self
             .capacity_factor
             .map(|cf| capacity(n_tokens, self.top_k, n_experts, cf));
@@ -135,7 +169,7 @@ impl<B: Backend> MoeLayer<B> {
             .reshape([n_tokens]); // [tokens]
         let f = expert_counts(top1, n_experts) / (n_tokens as f64); // [n_experts]
         let p_mean = routing.probs.clone().mean_dim(0).reshape([n_experts]); // [n_experts]
-        let record = RoutingRecord {
+        let record = LayerRouting {
             layer: self.layer,
             entropy: entropy(routing.logits.clone(), routing.probs.clone()).detach(),
             lb_loss: load_balance_loss(f.clone(), p_mean.clone()),
@@ -149,5 +183,582 @@ impl<B: Backend> MoeLayer<B> {
             n_tokens,
         };
         (y, record)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Router
+// ---------------------------------------------------------------------------
+
+/// The router of one MoE layer.
+#[derive(Module, Debug)]
+pub struct Router<B: Backend> {
+    /// `[d_model, n_experts]`, no bias (saved as `h.{i}.mlp.router.weight`).
+    pub linear: Linear<B>,
+}
+
+/// Router logit noise for one forward pass: its std and the seed of its draws.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RouterNoise {
+    /// Std of the Gaussian noise (0 = none).
+    pub std: f64,
+    /// Seed of the host-side noise stream.
+    pub seed: u64,
+}
+
+impl From<f64> for RouterNoise {
+    /// Noise of std `std` with seed 0.
+    fn from(std: f64) -> Self {
+        Self { std, seed: 0 }
+    }
+}
+
+/// What the router decided for a batch of tokens.
+#[derive(Debug, Clone)]
+pub struct RouterChoice<B: Backend> {
+    /// Clean router logits, f32. `[tokens, n_experts]`
+    pub logits: Tensor<B, 2>,
+    /// Clean probabilities `softmax(logits)`. `[tokens, n_experts]`
+    pub probs: Tensor<B, 2>,
+    /// Chosen experts, best first. `[tokens, top_k]`
+    pub expert_idx: Tensor<B, 2, Int>,
+    /// Routing probability of each chosen expert (from the noisy logits when
+    /// noise is on), detached. `[tokens, top_k]`
+    pub gate_prob: Tensor<B, 2>,
+    /// Combine weights (straight-through for top-1, renormalized for top-k). `[tokens, top_k]`
+    pub gate: Tensor<B, 2>,
+}
+
+impl<B: Backend> Router<B> {
+    /// N(0, std²) initialisation of the router weight.
+    pub fn init(
+        rng: &mut NormalRng,
+        d_model: usize,
+        n_experts: usize,
+        std: f64,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            linear: init::linear(rng, d_model, n_experts, std, false, device),
+        }
+    }
+
+    /// Number of experts routed over.
+    pub fn n_experts(&self) -> usize {
+        self.linear.weight.dims()[1]
+    }
+
+    /// Clean router logits in f32.
+    ///
+    /// # Shapes
+    /// - `x`: `[tokens, d_model]` → `[tokens, n_experts]`
+    pub fn logits(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let x = x.cast(FloatDType::F32); // [tokens, d_model]
+        let w = self.linear.weight.val().cast(FloatDType::F32); // [d_model, n_experts]
+        x.matmul(w)
+    }
+
+    /// Routes each token to `top_k` experts. With `noise.std > 0` the logit
+    /// noise is drawn on the host from a ChaCha8 stream of (`noise.seed`,
+    /// `stream`), never from the backend's global RNG, so concurrent models
+    /// cannot disturb each other and a seed gives the same noise on every
+    /// backend (MOE-3).
+    ///
+    /// # Shapes
+    /// - `x`: `[tokens, d_model]`
+    pub fn route(
+        &self,
+        x: Tensor<B, 2>,
+        top_k: usize,
+        noise: RouterNoise,
+        stream: Stream,
+    ) -> RouterChoice<B> {
+        let logits = self.logits(x); // [tokens, n_experts]
+        let noise = (noise.std > 0.0).then(|| {
+            let [tokens, n_experts] = logits.dims();
+            let values =
+                NormalRng::for_stream(noise.seed, stream).samples(tokens * n_experts, noise.std);
+            Tensor::<B, 2>::from_data(
+                TensorData::new(values, [tokens, n_experts]),
+                &logits.device(),
+            )
+        });
+        route_logits(logits, noise, top_k)
+    }
+}
+
+/// Routing from given logits and optional additive noise (the pure core of
+/// [`Router::route`], also used by the tests).
+///
+/// # Shapes
+/// - `logits`, `noise`: `[tokens, n_experts]`
+pub fn route_logits<B: Backend>(
+    logits: Tensor<B, 2>,
+    noise: Option<Tensor<B, 2>>,
+    top_k: usize,
+) -> RouterChoice<B> {
+    let probs = softmax(logits.clone(), 1); // [tokens, n_experts]
+    let routing_probs = match noise {
+        Some(noise) => softmax(logits.clone() + noise, 1),
+        None => probs.clone(),
+    };
+    // Indices from detached values; the gather below carries the gradient.
+    let (_, expert_idx) = routing_probs.clone().detach().topk_with_indices(top_k, 1); // [tokens, top_k]
+    let chosen = routing_probs.gather(1, expert_idx.clone()); // [tokens, top_k]
+    let gate_prob = chosen.clone().detach();
+    let gate = if top_k == 1 {
+        // (p − stopgrad(p)) is exactly 0 in the forward pass, so the gate is exactly 1.
+        (chosen.clone() - chosen.detach()) + 1.0
+    } else {
+        chosen.clone() / chosen.sum_dim(1) // [tokens, top_k]
+    };
+    RouterChoice {
+        logits,
+        probs,
+        expert_idx,
+        gate_prob,
+        gate,
+    }
+}
+
+/// Router noise std at `step` of `total_steps`: `std0` falling linearly to 0 at
+/// `anneal_fraction * total_steps`, 0 afterwards (MOE-3).
+pub fn noise_std_at(step: u64, total_steps: u64, std0: f64, anneal_fraction: f64) -> f64 {
+    let end = anneal_fraction * total_steps as f64;
+    if end <= 0.0 || step as f64 >= end {
+        return 0.0;
+    }
+    std0 * (1.0 - step as f64 / end)
+}
+
+// ---------------------------------------------------------------------------
+// 2. Dispatch
+// ---------------------------------------------------------------------------
+
+/// How a batch of assignments is grouped by expert.
+#[derive(Debug, Clone)]
+pub struct DispatchPlan<B: Backend> {
+    /// Assignment ids `t * top_k + j` in dispatch order. `[A]`
+    pub order: Tensor<B, 1, Int>,
+    /// Dispatch position of each assignment (inverse of `order`). `[A]`
+    pub inverse: Tensor<B, 1, Int>,
+    /// Assignments per expert, before capacity. `[n_experts]`
+    pub counts: Vec<usize>,
+    /// Assignments per expert that are processed (`min(count, capacity)`). `[n_experts]`
+    pub kept: Vec<usize>,
+    /// Tokens in the batch.
+    pub n_tokens: usize,
+    /// Choices per token.
+    pub top_k: usize,
+}
+
+/// How many entries of `idx` equal each of `0..n` (Burn has no `bincount`).
+///
+/// # Shapes
+/// - `idx`: `[len]` → `[n]`
+pub fn bincount<B: Backend>(idx: Tensor<B, 1, Int>, n: usize) -> Tensor<B, 1, Int> {
+    let [len] = idx.dims();
+    if n == 1 {
+        // one_hot needs at least two classes; with one, everything is class 0.
+        return Tensor::full([1], len as i64, &idx.device());
+    }
+    idx.one_hot::<2>(n) // [len, n]
+        .sum_dim(0) // [1, n]
+        .reshape([n])
+}
+
+/// Expert capacity for a batch: `ceil(factor * tokens * top_k / n_experts)`.
+pub fn capacity(n_tokens: usize, top_k: usize, n_experts: usize, factor: f64) -> usize {
+    (factor * (n_tokens * top_k) as f64 / n_experts as f64).ceil() as usize
+}
+
+impl<B: Backend> DispatchPlan<B> {
+    /// Plans the dispatch of `expert_idx` (values in `0..n_experts`), keeping at
+    /// most `capacity` assignments per expert when given.
+    ///
+    /// # Shapes
+    /// - `expert_idx`: `[tokens, top_k]`
+    pub fn new(expert_idx: Tensor<B, 2, Int>, n_experts: usize, capacity: Option<usize>) -> Self {
+        let [n_tokens, top_k] = expert_idx.dims();
+        let n_assign = n_tokens * top_k;
+        let device = expert_idx.device();
+        let experts = expert_idx.reshape([n_assign]); // [A]
+        let token = Tensor::<B, 1, Int>::arange(0..n_tokens as i64, &device)
+            .reshape([n_tokens, 1])
+            .repeat_dim(1, top_k)
+            .reshape([n_assign]); // [A]
+        let choice = Tensor::<B, 1, Int>::arange(0..top_k as i64, &device)
+            .reshape([1, top_k])
+            .repeat_dim(0, n_tokens)
+            .reshape([n_assign]); // [A]
+        let priority = choice * (n_tokens as i64) + token; // [A], unique per assignment
+        let key = experts.clone() * (n_assign as i64) + priority; // [A], unique
+        let order = key.argsort(0); // [A]
+        let inverse = order.clone().argsort(0); // [A]
+        let counts: Vec<usize> = bincount(experts, n_experts)
+            .into_data()
+            .iter::<i64>()
+            .map(|c| c as usize)
+            .collect();
+        let kept = counts
+            .iter()
+            .map(|&c| capacity.map_or(c, |cap| c.min(cap)))
+            .collect();
+        Self {
+            order,
+            inverse,
+            counts,
+            kept,
+            n_tokens,
+            top_k,
+        }
+    }
+
+    /// Assignments dropped by the capacity limit.
+    pub fn dropped(&self) -> usize {
+        self.counts.iter().zip(&self.kept).map(|(c, k)| c - k).sum()
+    }
+}
+
+/// Runs `expert(e, x_e)` once per expert on its group of rows and combines the
+/// results weighted by `gate`: `y[t] = Σ_j gate[t, j] · expert_{idx[t, j]}(x[t])`,
+/// with dropped assignments contributing 0.
+///
+/// # Shapes
+/// - `x`: `[tokens, d_model]`, `gate`: `[tokens, top_k]` → `[tokens, d_model]`
+/// - `expert` maps `[rows, d_model]` → `[rows, d_model]`, in `gate`'s dtype
+///   (`x` may be in another: mixed precision, MODEL-19)
+pub fn dispatch_combine<B, F>(
+    x: Tensor<B, 2>,
+    gate: Tensor<B, 2>,
+    plan: &DispatchPlan<B>,
+    mut expert: F,
+) -> Tensor<B, 2>
+where
+    B: Backend,
+    F: FnMut(usize, Tensor<B, 2>) -> Tensor<B, 2>,
+{
+    let [n_tokens, d_model] = x.dims();
+    let top_k = plan.top_k;
+    let n_assign = n_tokens * top_k;
+    let x_assign = if top_k == 1 {
+        x // [A = tokens, d_model]: no copy needed
+    } else {
+        x.unsqueeze_dim::<3>(1) // [tokens, 1, d_model]
+            .repeat_dim(1, top_k) // [tokens, top_k, d_model]
+            .reshape([n_assign, d_model]) // [A, d_model]
+    };
+    let x_sorted = x_assign.select(0, plan.order.clone()); // [A, d_model], grouped by expert
+    let mut pieces = Vec::with_capacity(2 * plan.counts.len());
+    let mut start = 0;
+    for (e, (&count, &kept)) in plan.counts.iter().zip(&plan.kept).enumerate() {
+        if kept > 0 {
+            let group = x_sorted.clone().narrow(0, start, kept); // [kept, d_model]
+            pieces.push(expert(e, group));
+        }
+        if count > kept {
+            let zeros = (&x_sorted.device(), gate.dtype());
+            pieces.push(Tensor::zeros([count - kept, d_model], zeros));
+        }
+        start += count;
+    }
+    let y_sorted = Tensor::cat(pieces, 0); // [A, d_model]
+    let y_assign = y_sorted.select(0, plan.inverse.clone()); // [A, d_model], assignment order
+    let weighted = y_assign * gate.reshape([n_assign, 1]); // [A, d_model]
+    if top_k == 1 {
+        return weighted; // [tokens, d_model]
+    }
+    weighted
+        .reshape([n_tokens, top_k, d_model])
+        .sum_dim(1) // [tokens, 1, d_model]
+        .reshape([n_tokens, d_model])
+}
+
+// ---------------------------------------------------------------------------
+// 3. Losses
+// ---------------------------------------------------------------------------
+
+/// Over which tokens the load-balancing statistics are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LbScope {
+    /// Each micro-batch on its own.
+    #[default]
+    Micro,
+    /// All micro-batches of an optimizer step (the global batch).
+    Step,
+}
+
+/// `log Σ_j exp(z[t, j])`, shifted by the row maximum so it never overflows.
+///
+/// # Shapes
+/// - `z`: `[tokens, n]` → `[tokens]`
+pub fn logsumexp<B: Backend>(z: Tensor<B, 2>) -> Tensor<B, 1> {
+    let [tokens, _] = z.dims();
+    let max = z.clone().max_dim(1).detach(); // [tokens, 1]; shift is gradient-free
+    let sum = (z - max.clone()).exp().sum_dim(1); // [tokens, 1]
+    (sum.log() + max).reshape([tokens])
+}
+
+/// ST-MoE z-loss `mean(logsumexp(z)²)`. `[tokens, n_experts]` → `[1]`
+pub fn z_loss<B: Backend>(logits: Tensor<B, 2>) -> Tensor<B, 1> {
+    logsumexp(logits).powi_scalar(2).mean()
+}
+
+/// Switch load-balancing loss `N · Σ_i f_i · P_i`. `f`, `p`: `[n_experts]` → `[1]`
+pub fn load_balance_loss<B: Backend>(f: Tensor<B, 1>, p: Tensor<B, 1>) -> Tensor<B, 1> {
+    let [n_experts] = f.dims();
+    (f.detach() * p).sum() * (n_experts as f64)
+}
+
+/// Tokens per expert as floats (a detached count). `[tokens]` → `[n_experts]`
+pub fn expert_counts<B: Backend>(top1: Tensor<B, 1, Int>, n_experts: usize) -> Tensor<B, 1> {
+    bincount(top1, n_experts).float()
+}
+
+/// Entropy of each row of `softmax(z)` in nats: `logsumexp(z) − Σ p·z`.
+///
+/// # Shapes
+/// - `logits`, `probs`: `[tokens, n]` → `[tokens]`
+pub fn entropy<B: Backend>(logits: Tensor<B, 2>, probs: Tensor<B, 2>) -> Tensor<B, 1> {
+    let [tokens, _] = logits.dims();
+    let expected = (probs * logits.clone()).sum_dim(1).reshape([tokens]); // [tokens]
+    logsumexp(logits) - expected
+}
+
+/// Running sums of f and P for one layer, on the host.
+#[derive(Debug, Clone)]
+struct LayerSums {
+    counts: Vec<f64>,   // [n_experts], top-1 token counts
+    prob_sum: Vec<f64>, // [n_experts], Σ_t p_t
+    tokens: usize,
+}
+
+/// Sums routing statistics over the micro-batches of one optimizer step, for
+/// `lb_scope = "step"` (global-batch balancing, MOE-10).
+///
+/// The trainer pushes the records of a gradient-free routing pass over every
+/// micro-batch of the step first, so that f is the whole step's; then each
+/// micro-batch's [`LbAccumulator::micro_loss`] `N Σ_i f_i P_{m,i}` uses that
+/// f with the micro-batch's own differentiable P. With equal micro-batches
+/// the mean of the micro losses equals the step's loss `N Σ f_i P_i`, and so
+/// do its accumulated gradients (P is linear in the micro-batches' P).
+#[derive(Debug, Clone, Default)]
+pub struct LbAccumulator {
+    layers: Vec<LayerSums>,
+}
+
+impl LbAccumulator {
+    /// An empty accumulator (start one per optimizer step).
+    pub fn new() -> Self {
+        Self { layers: Vec::new() }
+    }
+
+    /// Adds a micro-batch's routing records (one per MoE layer, same order
+    /// each time); copies f and P to the host.
+    pub fn push<B: Backend>(&mut self, records: &[LayerRouting<B>]) {
+        for (i, r) in records.iter().enumerate() {
+            let n = r.n_tokens as f64;
+            let counts: Vec<f64> = host(&r.f).into_iter().map(|f| f * n).collect();
+            let prob_sum: Vec<f64> = host(&r.p_mean).into_iter().map(|p| p * n).collect();
+            match self.layers.get_mut(i) {
+                Some(s) => {
+                    add_into(&mut s.counts, &counts);
+                    add_into(&mut s.prob_sum, &prob_sum);
+                    s.tokens += r.n_tokens;
+                }
+                None => self.layers.push(LayerSums {
+                    counts,
+                    prob_sum,
+                    tokens: r.n_tokens,
+                }),
+            }
+        }
+    }
+
+    /// f of layer `i` over everything pushed so far.
+    pub fn f(&self, i: usize) -> Option<Vec<f64>> {
+        let s = self.layers.get(i)?;
+        let n = s.tokens.max(1) as f64;
+        Some(s.counts.iter().map(|c| c / n).collect())
+    }
+
+    /// P of layer `i` over everything pushed so far.
+    pub fn p(&self, i: usize) -> Option<Vec<f64>> {
+        let s = self.layers.get(i)?;
+        let n = s.tokens.max(1) as f64;
+        Some(s.prob_sum.iter().map(|c| c / n).collect())
+    }
+
+    /// The load-balancing loss `N Σ f_i P_i` of everything pushed, averaged
+    /// over layers.
+    pub fn value(&self) -> Option<f64> {
+        let per_layer: Vec<f64> = (0..self.layers.len())
+            .filter_map(|i| {
+                let (f, p) = (self.f(i)?, self.p(i)?);
+                Some(f.len() as f64 * f.iter().zip(&p).map(|(f, p)| f * p).sum::<f64>())
+            })
+            .collect();
+        (!per_layer.is_empty()).then(|| per_layer.iter().sum::<f64>() / per_layer.len() as f64)
+    }
+
+    /// The differentiable loss of one micro-batch, `N Σ_i f_i P_{m,i}` with
+    /// f accumulated here and P the micro-batch's own, averaged over layers. `[1]`
+    pub fn micro_loss<B: Backend>(&self, records: &[LayerRouting<B>]) -> Option<Tensor<B, 1>> {
+        let per_layer = records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let f: Vec<f32> = self.f(i)?.into_iter().map(|v| v as f32).collect();
+                let f = Tensor::<B, 1>::from_floats(f.as_slice(), &r.p_mean.device());
+                Some(load_balance_loss(f, r.p_mean.clone()))
+            })
+            .collect::<Vec<_>>();
+        mean_of(per_layer)
+    }
+}
+
+fn host<B: Backend>(t: &Tensor<B, 1>) -> Vec<f64> {
+    t.to_data().iter::<f32>().map(f64::from).collect()
+}
+
+fn add_into(acc: &mut [f64], x: &[f64]) {
+    for (a, b) in acc.iter_mut().zip(x) {
+        *a += b;
+    }
+}
+
+/// Mean of `[1]` tensors; `None` for an empty list.
+pub fn mean_of<B: Backend>(values: Vec<Tensor<B, 1>>) -> Option<Tensor<B, 1>> {
+    let n = values.len();
+    (n > 0).then(|| Tensor::cat(values, 0).sum() / (n as f64))
+}
+
+// ---------------------------------------------------------------------------
+// 4. The routing record
+// ---------------------------------------------------------------------------
+
+/// What one MoE layer did with one batch.
+#[derive(Debug, Clone)]
+pub struct LayerRouting<B: Backend> {
+    /// Block index of the layer.
+    pub layer: usize,
+    /// Chosen experts, best first. `[tokens, top_k]`
+    pub expert_idx: Tensor<B, 2, Int>,
+    /// Router probability of each chosen expert (detached). `[tokens, top_k]`
+    pub gate_prob: Tensor<B, 2>,
+    /// Entropy of the clean router distribution, nats (detached). `[tokens]`
+    pub entropy: Tensor<B, 1>,
+    /// f: fraction of tokens whose top-1 is each expert (detached). `[n_experts]`
+    pub f: Tensor<B, 1>,
+    /// P: mean clean router probability of each expert (differentiable). `[n_experts]`
+    pub p_mean: Tensor<B, 1>,
+    /// Load-balancing loss of this layer, `N Σ f P`. `[1]`
+    pub lb_loss: Tensor<B, 1>,
+    /// z-loss of this layer. `[1]`
+    pub z_loss: Tensor<B, 1>,
+    /// Assignments per expert before capacity (all `top_k` choices).
+    pub tokens_per_expert: Vec<usize>,
+    /// Assignments dropped by the capacity limit (0 when dropless).
+    pub dropped: usize,
+    /// Tokens routed (batch × sequence).
+    pub n_tokens: usize,
+}
+
+/// A [`LayerRouting`] copied to the host, serializable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostLayerRouting {
+    /// Block index of the layer.
+    pub layer: usize,
+    /// Chosen experts per token, best first.
+    pub expert_idx: Vec<Vec<u32>>,
+    /// Router probability of each chosen expert.
+    pub gate_prob: Vec<Vec<f32>>,
+    /// Clean router entropy per token (nats).
+    pub entropy: Vec<f32>,
+    /// Top-1 fraction per expert.
+    pub f: Vec<f32>,
+    /// Mean clean probability per expert.
+    pub p_mean: Vec<f32>,
+    /// Load-balancing loss.
+    pub lb_loss: f32,
+    /// z-loss.
+    pub z_loss: f32,
+    /// Assignments per expert before capacity.
+    pub tokens_per_expert: Vec<usize>,
+    /// Dropped assignments.
+    pub dropped: usize,
+}
+
+impl<B: Backend> LayerRouting<B> {
+    /// Copies the record to the host (a device sync; for logging, not the hot path).
+    pub fn to_host(&self) -> HostLayerRouting {
+        let [_, top_k] = self.expert_idx.dims();
+        let rows = |flat: Vec<f32>| flat.chunks(top_k.max(1)).map(<[f32]>::to_vec).collect();
+        let idx: Vec<u32> = self
+            .expert_idx
+            .to_data()
+            .iter::<i64>()
+            .map(|v| v as u32)
+            .collect();
+        HostLayerRouting {
+            layer: self.layer,
+            expert_idx: idx.chunks(top_k.max(1)).map(<[u32]>::to_vec).collect(),
+            gate_prob: rows(floats(&self.gate_prob.to_data())),
+            entropy: floats(&self.entropy.to_data()),
+            f: floats(&self.f.to_data()),
+            p_mean: floats(&self.p_mean.to_data()),
+            lb_loss: floats(&self.lb_loss.to_data())
+                .first()
+                .copied()
+                .unwrap_or(f32::NAN),
+            z_loss: floats(&self.z_loss.to_data())
+                .first()
+                .copied()
+                .unwrap_or(f32::NAN),
+            tokens_per_expert: self.tokens_per_expert.clone(),
+            dropped: self.dropped,
+        }
+    }
+}
+
+fn floats(data: &burn::tensor::TensorData) -> Vec<f32> {
+    data.iter::<f32>().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // MOE-3
+    #[test]
+    fn moe_3_noise_anneals_linearly_to_zero() {
+        assert_eq!(noise_std_at(0, 100, 0.1, 0.25), 0.1);
+        assert!((noise_std_at(10, 100, 0.1, 0.25) - 0.06).abs() < 1e-12);
+        assert_eq!(noise_std_at(25, 100, 0.1, 0.25), 0.0);
+        assert_eq!(noise_std_at(90, 100, 0.1, 0.25), 0.0);
+        assert_eq!(noise_std_at(0, 100, 0.1, 0.0), 0.0);
+    }
+
+    // MOE-3: noise comes from the given seed, not from a global RNG.
+    #[test]
+    fn moe_3_noise_is_a_function_of_its_seed() {
+        type B = crate::CpuBackend;
+        let device = Default::default();
+        let mut rng = NormalRng::new(1, 0);
+        let router = Router::<B>::init(&mut rng, 8, 4, 0.02, &device);
+        let x =
+            Tensor::<B, 2>::from_data(TensorData::new(rng.samples(64 * 8, 1.0), [64, 8]), &device);
+        let route = |seed| {
+            let r = router.route(
+                x.clone(),
+                1,
+                RouterNoise { std: 3.0, seed },
+                Stream::RouterNoise(2),
+            );
+            r.expert_idx.into_data().to_vec::<i32>().unwrap()
+        };
+        assert_eq!(route(7), route(7));
+        assert_ne!(route(7), route(8));
     }
 }

@@ -11,10 +11,10 @@
 //!   the residual add. The residual stream, the embeddings and LayerNorm's
 //!   statistics stay f32;
 //! - a `Linear` runs in its input's dtype: the weight and bias are cast to
-//!   it ([`linear_rows`](crate::mlp::linear_rows));
+//!   it ([`linear_rows`](crate::ops::linear_rows));
 //! - attention on bf16 inputs multiplies `q·kᵀ` and `softmax·v` in bf16 but
 //!   scales, masks and normalises the scores in f32
-//!   ([`attention_by_ops`](crate::attention::attention_by_ops));
+//!   ([`attention_by_ops`](crate::ops::attention::attention_by_ops));
 //! - the router sees the f32 LayerNorm output and computes its logits,
 //!   softmax, load-balancing and z-losses in f32; only the experts see bf16,
 //!   and their outputs are cast back before the gate multiplies them;

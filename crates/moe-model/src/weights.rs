@@ -19,17 +19,13 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::attention::Attention;
-use crate::block::{Block, FeedForward};
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use crate::hf_config::{HfGpt2Config, read_hf_config};
 use crate::init;
-use crate::mlp::Mlp;
-use crate::model::Gpt2;
-use crate::moe::MoeLayer;
-use crate::norm::LayerNorm;
-use crate::router::Router;
+use crate::model::{Attention, Block, FeedForward, Gpt2, Mlp};
+use crate::moe::{MoeLayer, Router};
+use crate::ops::LayerNorm;
 
 /// Weights file name inside a model directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";

@@ -94,7 +94,7 @@ fn model_6_hf_fixture_survives_a_save_load_cycle() {
 }
 
 fn write_config(dir: &std::path::Path, config: &ModelConfig) {
-    let hf = moe_model::hf_config::HfGpt2Config::from_model_config(config);
+    let hf = moe_model::HfGpt2Config::from_model_config(config);
     std::fs::write(dir.join("config.json"), serde_json::to_string(&hf).unwrap()).unwrap();
 }
 

@@ -5,8 +5,8 @@ mod common;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use moe_model::CpuBackend as B;
-use moe_model::dispatch::{DispatchPlan, capacity, dispatch_combine};
-use moe_model::router::route_logits;
+use moe_model::moe::route_logits;
+use moe_model::moe::{DispatchPlan, capacity, dispatch_combine};
 use proptest::prelude::*;
 
 type Dev = burn::tensor::Device<B>;

@@ -3,9 +3,10 @@
 mod common;
 
 use burn::tensor::{Tensor, TensorData};
-use moe_model::losses::{LbAccumulator, entropy, load_balance_loss, logsumexp, z_loss};
-use moe_model::router::route_logits;
-use moe_model::{CpuBackend as B, MoeConfig, MoeLayer, Precision, init::NormalRng, mlp::Mlp};
+use moe_model::model::Mlp;
+use moe_model::moe::route_logits;
+use moe_model::moe::{LbAccumulator, entropy, load_balance_loss, logsumexp, z_loss};
+use moe_model::{CpuBackend as B, MoeConfig, MoeLayer, NormalRng, Precision};
 
 type Dev = burn::tensor::Device<B>;
 
@@ -61,7 +62,7 @@ fn f_and_p(logits: &[Vec<f32>]) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let (t, n) = (logits.len(), logits[0].len());
     let r = route_logits(t2(logits), None, 1);
     let top1 = r.expert_idx.reshape([t]);
-    let f = moe_model::losses::expert_counts(top1, n) / t as f64;
+    let f = moe_model::moe::expert_counts(top1, n) / t as f64;
     (f, r.probs.mean_dim(0).reshape([n]))
 }
 
@@ -155,7 +156,7 @@ fn layer(n_experts: usize) -> MoeLayer<B> {
     let dense = Mlp::<B>::init(&mut rng, 8, 16, 0.02, &Dev::default());
     // a strong router so that routing is far from uniform
     let mut moe = MoeLayer::upcycle(&dense, &cfg, 0, 0.0, 5);
-    moe.router = moe_model::router::Router::init(&mut rng, 8, n_experts, 2.0, &Dev::default());
+    moe.router = moe_model::moe::Router::init(&mut rng, 8, n_experts, 2.0, &Dev::default());
     moe
 }
 

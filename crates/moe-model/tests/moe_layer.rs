@@ -6,9 +6,9 @@ mod common;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use moe_model::init::NormalRng;
-use moe_model::mlp::Mlp;
-use moe_model::router::Router;
+use moe_model::NormalRng;
+use moe_model::model::Mlp;
+use moe_model::moe::Router;
 use moe_model::{
     CpuAutodiff, CpuBackend, ForwardOptions, Gpt2, ModelConfig, MoeConfig, MoeLayer, Precision,
 };
@@ -193,7 +193,7 @@ fn moe_11_routing_records_are_complete_and_consistent() {
     let mut capped = layer::<CpuBackend>(4, 2);
     capped.capacity_factor = Some(0.25);
     let (_, r) = capped.forward(input::<CpuBackend>(9, 6, 7), 0.0, Precision::F32);
-    let kept_max = moe_model::dispatch::capacity(9, 2, 4, 0.25);
+    let kept_max = moe_model::moe::capacity(9, 2, 4, 0.25);
     let want: usize = r
         .tokens_per_expert
         .iter()

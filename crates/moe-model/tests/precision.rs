@@ -1,11 +1,12 @@
 //! MODEL-19: mixed precision (bf16 matmuls and activations, f32 master
 //! weights, router and losses) against the f32 model, on the CPU backend.
 
-use burn::module::{ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Int, Tensor, TensorData};
-use moe_model::{CpuAutodiff, CpuBackend, ForwardOptions, Gpt2, ModelConfig, MoeConfig, Precision};
+use moe_model::{
+    CpuAutodiff, CpuBackend, ForwardOptions, Gpt2, ModelConfig, MoeConfig, Precision, RouterNoise,
+};
 
 /// `max|a − b| / max|b|`.
 fn rel_err(a: &[f32], b: &[f32]) -> f64 {
@@ -47,34 +48,8 @@ fn tokens<B: Backend>(rows: usize, seq: usize, offset: usize) -> Tensor<B, 2, In
 
 fn options(precision: Precision) -> ForwardOptions {
     ForwardOptions {
-        router_noise_std: 0.1,
-        router_noise_seed: 5,
+        router_noise: RouterNoise { std: 0.1, seed: 5 },
         precision,
-    }
-}
-
-/// Every float parameter's gradient with its path and dtype, in visit order.
-struct Grads<'a, B: AutodiffBackend> {
-    grads: &'a GradientsParams,
-    path: Vec<String>,
-    out: Vec<(String, DType, Vec<f32>)>,
-    _b: std::marker::PhantomData<B>,
-}
-
-impl<B: AutodiffBackend> ModuleVisitor<B> for Grads<'_, B> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let grad = self
-            .grads
-            .get::<B::InnerBackend, D>(param.id)
-            .expect("every parameter gets a gradient");
-        let dtype = grad.dtype();
-        self.out.push((self.path.join("."), dtype, values(grad)));
     }
 }
 
@@ -105,18 +80,18 @@ fn outcome(config: &ModelConfig, precision: Precision) -> Outcome {
     let value = values(loss.clone())[0];
     let per_token = values(out.loss.per_token.clone());
     let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let mut visitor = Grads::<B> {
-        grads: &grads,
-        path: Vec::new(),
-        out: Vec::new(),
-        _b: std::marker::PhantomData,
-    };
-    burn::module::Module::visit(&model, &mut visitor);
+    let grads = moe_testkit::param_grads(&model, &grads)
+        .into_iter()
+        .map(|g| {
+            let (dtype, values) = g.grad.expect("every parameter gets a gradient");
+            (g.path, dtype, values)
+        })
+        .collect();
     Outcome {
         logits,
         loss: value,
         per_token,
-        grads: visitor.out,
+        grads,
         routing: out
             .routing
             .iter()

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::Optimizer;
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder, RecorderError};
 use burn::tensor::backend::AutodiffBackend;
 use moe_model::{Gpt2, ModelConfig, save_model_dir};
 use serde::{Deserialize, Serialize};
@@ -86,9 +86,9 @@ where
     model
         .clone()
         .save_file(dir.join(MODEL_RECORD), &recorder())
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(record_error(e)))?;
     Recorder::<B>::record(&recorder(), optim.to_record(), dir.join(OPTIM_RECORD))
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(record_error(e)))?;
     let path = dir.join(STATE);
     let json = serde_json::to_string_pretty(state).unwrap_or_default();
     std::fs::write(&path, json).map_err(|e| TrainError::io(&path, e))
@@ -136,8 +136,65 @@ where
     let state = read_state(run, step)?;
     let model = model
         .load_file(dir.join(MODEL_RECORD), &recorder(), device)
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(record_error(e)))?;
     let record = Recorder::<B>::load(&recorder(), dir.join(OPTIM_RECORD), device)
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(record_error(e)))?;
     Ok((model, optim.load_record(record), state))
+}
+
+/// A Burn record error as one readable sentence: Burn prints its Debug
+/// form, with a hint about a feature flag that does not apply to our
+/// checkpoints, and wraps I/O errors (a full disk) in `Unknown("Io …")`.
+fn record_error(e: RecorderError) -> String {
+    match e {
+        RecorderError::FileNotFound(file) => format!("{file}: missing"),
+        RecorderError::DeserializeError(text) => {
+            let first = text.lines().next().unwrap_or_default();
+            format!("unreadable record (damaged, or written by another version): {first}")
+        }
+        RecorderError::Unknown(text) => io_message(&text).unwrap_or(text),
+    }
+}
+
+/// The OS message inside a Debug-printed `std::io::Error`
+/// (`… message: "No space left on device" …`).
+fn io_message(debug: &str) -> Option<String> {
+    let start = debug.find("message: \"")? + "message: \"".len();
+    let len = debug[start..].find('"')?;
+    let code = debug
+        .find("code: ")
+        .and_then(|i| debug[i + 6..].split(|c: char| !c.is_ascii_digit()).next())
+        .filter(|c| !c.is_empty());
+    let message = &debug[start..start + len];
+    Some(match code {
+        Some(code) => format!("{message} (os error {code})"),
+        None => message.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Checks: TRAIN-24
+    #[test]
+    fn train_24_record_errors_read_as_one_sentence() {
+        let full = RecorderError::Unknown(
+            r#"Io(Os { code: 28, kind: StorageFull, message: "No space left on device" })"#.into(),
+        );
+        assert_eq!(record_error(full), "No space left on device (os error 28)");
+        let old = RecorderError::DeserializeError(
+            "UnexpectedEnd\nThe internal data format has changed … `record-backward-compat` …"
+                .into(),
+        );
+        let text = record_error(old);
+        assert!(
+            text.contains("UnexpectedEnd") && !text.contains("backward-compat"),
+            "{text}"
+        );
+        assert_eq!(
+            record_error(RecorderError::FileNotFound("x.bin".into())),
+            "x.bin: missing"
+        );
+    }
 }

@@ -47,7 +47,7 @@ pub fn global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     if v.sums.is_empty() {
         return 0.0;
     }
-    let total = crate::step::scalar(Tensor::cat(v.sums, 0).sum());
+    let total = crate::losses::scalar(Tensor::cat(v.sums, 0).sum());
     total.sqrt()
 }
 

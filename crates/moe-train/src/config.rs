@@ -347,6 +347,10 @@ impl RunConfig {
                 return Err(format!("train.{k} = {v} must be ≥ 0"));
             }
         }
+        let noise = self.model.upcycle_noise;
+        if !(noise >= 0.0 && noise.is_finite()) {
+            return Err(format!("model.upcycle_noise = {noise} must be ≥ 0"));
+        }
         let c = &self.collapse;
         if !(c.threshold > 0.0 && c.threshold <= 1.0) {
             return Err(format!(

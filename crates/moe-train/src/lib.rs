@@ -6,20 +6,22 @@
 //! autodiff backend into a [`RunDir`] (the only code that knows a run
 //! directory's layout): events ([`metrics::Event`]), checkpoints
 //! ([`checkpoint`]) and the final model. Batches are a pure function of
-//! (seed, step) ([`sampler`]), router noise is re-seeded per step, and
+//! (seed, step) ([`sampler`]), router noise is re-seeded per step
+//! ([`moe_model::router_noise_seed`]), and
 //! checkpoints hold the optimizer state, so a resumed run continues exactly.
 //!
 //! Specs: `specs/training.md` (TRAIN-*).
 #![deny(missing_docs)]
 
-pub mod accumulate;
+pub mod blocks;
 pub mod checkpoint;
 pub mod clip;
 pub mod collapse;
 pub mod config;
 pub mod error;
 pub mod eval;
-pub mod init;
+mod initial_model;
+pub mod losses;
 pub mod metrics;
 mod preflight;
 pub mod routing_stats;
@@ -30,7 +32,9 @@ pub mod step;
 pub mod trainer;
 pub mod vocab;
 
+pub use blocks::{Blocks, DomainBlocks};
 pub use config::RunConfig;
 pub use error::{Result, TrainError};
-pub use run_dir::{RunDir, RunStatus};
-pub use trainer::{TrainOptions, TrainSummary, train};
+pub use initial_model::initial_model;
+pub use run_dir::{DataIdentity, RunDir, RunLock, RunStatus};
+pub use trainer::{Resume, TrainOptions, TrainSummary, train};

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
 
-/// Routing statistics of one MoE layer over some tokens.
+/// How one MoE layer routed some tokens, as logged (`metrics.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LayerRouting {
+pub struct RoutingSummary {
     /// Block index.
     pub layer: usize,
     /// Share of tokens whose top-1 expert is each expert.
@@ -36,7 +36,7 @@ pub struct DomainEval {
     /// Predicted tokens.
     pub tokens: u64,
     /// Routing of this domain's tokens (MoE only).
-    pub routing: Vec<LayerRouting>,
+    pub routing: Vec<RoutingSummary>,
     /// Mean loss of each val block, in block order (the same blocks for
     /// every run on the same data, so two runs pair block by block: ANA-21).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -139,7 +139,7 @@ pub enum Event {
         /// Tokens per second over the steps since the last train event.
         tok_per_s: f64,
         /// Routing of this step's tokens (MoE).
-        routing: Vec<LayerRouting>,
+        routing: Vec<RoutingSummary>,
         /// Device memory in use after the step, bytes (GPU backends only,
         /// TRAIN-20).
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,19 +1,18 @@
 //! What [`crate::trainer::train`] reads and checks before it writes
 //! anything into the run directory (TRAIN-14): the resolved config and its
 //! hash, the run already there and the checkpoint to resume, the compact
-//! vocabulary, the train blocks.
+//! vocabulary.
 
 use std::path::Path;
 
 use moe_data::prepared::PreparedData;
-use moe_data::split::Split;
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::run_dir::RunDir;
-use crate::sampler::TrainBlocks;
+use crate::trainer::Resume;
 use crate::vocab::VocabMap;
 
 /// The compact vocabulary of all of the data's shards (train, val, test).
@@ -25,18 +24,6 @@ pub(crate) fn compact_vocab(data: &PreparedData) -> Result<VocabMap> {
     Ok(VocabMap::from_shards(shards.iter().map(Vec::as_slice)))
 }
 
-/// The train shards of every domain.
-pub(crate) fn load_train_blocks(data: &PreparedData) -> Result<TrainBlocks> {
-    let mut domains = Vec::new();
-    for d in data.manifest.domains() {
-        domains.push((d.clone(), data.load_shard(Split::Train, &d)?));
-    }
-    Ok(TrainBlocks {
-        block_size: data.block_size(),
-        domains,
-    })
-}
-
 /// The resolved config as written to `config.toml`, and its sha256.
 pub(crate) fn resolved_config(config: &RunConfig) -> Result<(String, String)> {
     let text = toml::to_string(config)
@@ -45,17 +32,29 @@ pub(crate) fn resolved_config(config: &RunConfig) -> Result<(String, String)> {
     Ok((text, sha))
 }
 
-/// Refuses an existing run unless resuming, and a resume of another config;
-/// returns the checkpoint to resume from. Writes nothing.
-pub(crate) fn check_run_dir(dir: &RunDir, resume: bool, config_sha: &str) -> Result<Option<u64>> {
-    if dir.has_run() && !resume {
+/// Refuses an existing run unless resuming, a resume with nothing to resume
+/// from (TRAIN-23), and a resume of another config; returns the checkpoint
+/// to resume from. Writes nothing.
+pub(crate) fn check_run_dir(dir: &RunDir, resume: Resume, config_sha: &str) -> Result<Option<u64>> {
+    if dir.has_run() && resume == Resume::No {
         return Err(TrainError::Mismatch(format!(
             "{}: a run is already there (use --resume, or another --out)",
             dir.path().display()
         )));
     }
     let last = dir.checkpoints().last().copied();
-    let Some(step) = last.filter(|_| resume) else {
+    if resume == Resume::Checkpoint && last.is_none() {
+        return Err(TrainError::Mismatch(format!(
+            "{}: nothing to resume: {}",
+            dir.path().display(),
+            if dir.has_run() {
+                "the run has no complete checkpoint yet (start it again in an empty --out)"
+            } else {
+                "no run is there"
+            }
+        )));
+    }
+    let Some(step) = last.filter(|_| resume != Resume::No) else {
         return Ok(None);
     };
     let state = checkpoint::read_state(dir, step)?;

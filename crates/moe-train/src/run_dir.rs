@@ -7,6 +7,8 @@
 //! <run>/config.toml            the resolved run config
 //! <run>/metrics.jsonl          the events (start, train, eval, checkpoint, stop)
 //! <run>/vocab.json             the compact vocabulary, when the run uses one
+//! <run>/data.json              the identity of the prepared data it trained on
+//! <run>/.lock                  held (flock) by the process training it
 //! <run>/initial/               the MoE model at step 0 (never pruned)
 //! <run>/checkpoints/step-N/    the kept checkpoints (model, optimizer, state)
 //! <run>/final/                 the model after the last scheduled step
@@ -16,13 +18,16 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use moe_model::{Gpt2, ModelConfig};
-
 use moe_data::prepared::PreparedData;
+use moe_data::split::Split;
+use moe_model::weights::WEIGHTS_FILE;
+use moe_model::{Gpt2, ModelConfig};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
+use crate::blocks::Blocks;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
-use crate::eval::ValBlocks;
 use crate::metrics::{Event, MetricsLog, StopReason, read_events};
 use crate::vocab::VocabMap;
 
@@ -33,8 +38,82 @@ const FINAL_DIR: &str = "final";
 const INITIAL_DIR: &str = "initial";
 const ANALYSIS_DIR: &str = "analysis";
 const VOCAB_FILE: &str = "vocab.json";
+const DATA_FILE: &str = "data.json";
+const LOCK_FILE: &str = ".lock";
+/// A checkpoint directory's name before its zero-padded step.
+const CHECKPOINT_PREFIX: &str = "step-";
 /// The file of a checkpoint that marks it complete.
 pub(crate) const CHECKPOINT_STATE: &str = "state.json";
+
+/// What identifies a prepared data directory to a run: its manifest's
+/// sha256 (the manifest holds every shard's sha256), and where it was.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataIdentity {
+    /// sha256 of `manifest.json`.
+    pub manifest_sha256: String,
+    /// The directory, for messages (not compared).
+    pub dir: String,
+}
+
+impl PartialEq for DataIdentity {
+    /// Same manifest, wherever the directory is.
+    fn eq(&self, other: &Self) -> bool {
+        self.manifest_sha256 == other.manifest_sha256
+    }
+}
+
+impl DataIdentity {
+    /// The identity of `data`.
+    pub fn of(data: &PreparedData) -> Result<Self> {
+        let path = data.dir.join("manifest.json");
+        let bytes = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
+        Ok(Self {
+            manifest_sha256: hex::encode(Sha256::digest(&bytes)),
+            dir: data.dir.display().to_string(),
+        })
+    }
+}
+
+/// The exclusive lock on a run directory ([`RunDir::lock`]). Dropping it
+/// releases it; a lock that never [`claimed`](RunLock::claim) the run
+/// (a start refused by its checks) removes what taking it created.
+#[derive(Debug)]
+pub struct RunLock {
+    file: std::fs::File,
+    path: PathBuf,
+    dir: PathBuf,
+    created: bool,
+    created_dir: bool,
+    claimed: bool,
+}
+
+impl RunLock {
+    /// Writes this process's pid into the lock file: the run's checks
+    /// passed and it now changes the directory.
+    pub fn claim(&mut self) -> Result<()> {
+        use std::io::{Seek, Write};
+        let pid = std::process::id().to_string();
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.seek(std::io::SeekFrom::Start(0)))
+            .and_then(|_| self.file.write_all(pid.as_bytes()))
+            .map_err(|e| TrainError::io(&self.path, e))?;
+        self.claimed = true;
+        Ok(())
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        if !self.claimed && self.created {
+            let _ = std::fs::remove_file(&self.path);
+            if self.created_dir {
+                let _ = std::fs::remove_dir(&self.dir);
+            }
+        }
+    }
+}
 
 /// A run directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +128,11 @@ pub enum RunStatus {
     Empty,
     /// A run of another config is there.
     OtherConfig,
+    /// A run of this config trained on other data is there (TRAIN-21).
+    OtherData {
+        /// The manifest sha256 the run recorded.
+        recorded: String,
+    },
     /// Trained to the end of its schedule (`final/` saved).
     Complete {
         /// Steps done.
@@ -116,7 +200,17 @@ impl RunDir {
     pub fn checkpoint_dir(&self, step: u64) -> PathBuf {
         self.root
             .join(CHECKPOINTS_DIR)
-            .join(format!("step-{step:07}"))
+            .join(format!("{CHECKPOINT_PREFIX}{step:07}"))
+    }
+
+    /// The step of a checkpoint directory (`…/step-0000040` → 40), or
+    /// `None` when `dir` is not named as one.
+    pub fn checkpoint_step(dir: &Path) -> Option<u64> {
+        dir.file_name()?
+            .to_str()?
+            .strip_prefix(CHECKPOINT_PREFIX)?
+            .parse()
+            .ok()
     }
 
     /// Where the checkpoint of `step` is written before it is renamed.
@@ -134,7 +228,7 @@ impl RunDir {
         let mut steps: Vec<u64> = entries
             .flatten()
             .filter(|e| e.path().join(CHECKPOINT_STATE).is_file())
-            .filter_map(|e| e.file_name().to_str()?.strip_prefix("step-")?.parse().ok())
+            .filter_map(|e| Self::checkpoint_step(&e.path()))
             .collect();
         steps.sort_unstable();
         steps
@@ -147,9 +241,7 @@ impl RunDir {
 
     /// Whether `final/` holds a model.
     pub fn has_final(&self) -> bool {
-        self.final_dir()
-            .join(moe_model::weights::WEIGHTS_FILE)
-            .is_file()
+        self.final_dir().join(WEIGHTS_FILE).is_file()
     }
 
     /// Saves the model after the last scheduled step into `final/`.
@@ -164,7 +256,7 @@ impl RunDir {
 
     /// Whether `initial/` holds a model.
     pub fn has_initial(&self) -> bool {
-        self.initial_dir().join("config.json").is_file()
+        self.initial_dir().join(WEIGHTS_FILE).is_file()
     }
 
     /// Saves the model at step 0 into `initial/` (written to a temporary
@@ -208,8 +300,87 @@ impl RunDir {
         &self,
         data: &PreparedData,
         max_blocks: usize,
-    ) -> Result<(ValBlocks, Option<VocabMap>)> {
-        Ok((ValBlocks::load(data, max_blocks)?, self.vocab()?))
+    ) -> Result<(Blocks, Option<VocabMap>)> {
+        Ok((Blocks::load(data, Split::Val, max_blocks)?, self.vocab()?))
+    }
+
+    /// The identity of the data the run trained on, when it recorded one
+    /// (runs from before TRAIN-21 did not).
+    pub fn data_identity(&self) -> Result<Option<DataIdentity>> {
+        let path = self.root.join(DATA_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(TrainError::io(&path, e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| TrainError::Checkpoint {
+                path,
+                reason: format!("not a data identity: {e}"),
+            })
+    }
+
+    /// Records the identity of the data the run trains on.
+    pub(crate) fn save_data_identity(&self, data: &DataIdentity) -> Result<()> {
+        let path = self.root.join(DATA_FILE);
+        let text = serde_json::to_string_pretty(data).expect("a data identity serialises");
+        std::fs::write(&path, text + "\n").map_err(|e| TrainError::io(&path, e))
+    }
+
+    /// Refuses `data` when the run recorded other data (TRAIN-21).
+    pub fn check_data(&self, data: &DataIdentity) -> Result<()> {
+        match self.data_identity()? {
+            Some(recorded) if &recorded != data => Err(TrainError::Mismatch(format!(
+                "{}: the run was trained on other data (manifest sha256 {}), not {} (manifest sha256 {})",
+                self.root.display(),
+                recorded.manifest_sha256,
+                data.dir,
+                data.manifest_sha256
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes the run directory's exclusive lock (TRAIN-22), creating the
+    /// directory when needed; refused, naming the holder's pid, while
+    /// another process holds it. Held until the returned lock is dropped.
+    pub fn lock(&self) -> Result<RunLock> {
+        let existed = self.root.exists();
+        std::fs::create_dir_all(&self.root).map_err(|e| TrainError::io(&self.root, e))?;
+        let path = self.root.join(LOCK_FILE);
+        let created = !path.exists();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| TrainError::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock {
+                file,
+                path,
+                dir: self.root.clone(),
+                created,
+                created_dir: !existed,
+                claimed: false,
+            }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                Err(TrainError::Mismatch(format!(
+                    "{}: another moe process is training this run directory ({})",
+                    self.root.display(),
+                    if holder.is_empty() {
+                        "its pid is not written yet".to_string()
+                    } else {
+                        format!("pid {holder}")
+                    }
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(TrainError::io(&path, e)),
+        }
     }
 
     /// Where `moe analyze` writes by default.
@@ -225,13 +396,21 @@ impl RunDir {
             .to_string()
     }
 
-    /// Where the run stands against `expected` (its resolved config).
-    pub fn status(&self, expected: &RunConfig) -> Result<RunStatus> {
+    /// Where the run stands against `expected` (its resolved config) on
+    /// the data of identity `data` ([`DataIdentity::of`]).
+    pub fn status(&self, expected: &RunConfig, data: &DataIdentity) -> Result<RunStatus> {
         if !self.has_run() {
             return Ok(RunStatus::Empty);
         }
         if self.config().ok().as_ref() != Some(expected) {
             return Ok(RunStatus::OtherConfig);
+        }
+        if let Some(recorded) = self.data_identity()?
+            && &recorded != data
+        {
+            return Ok(RunStatus::OtherData {
+                recorded: recorded.manifest_sha256,
+            });
         }
         if self.has_final() {
             return Ok(RunStatus::Complete {

@@ -7,95 +7,154 @@
 //! (TRAIN-17); prepared data always has blocks in every shard (MAN-3), so
 //! this only guards hand-built or damaged inputs.
 
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
 use moe_data::seeded::rng_for;
 use rand::Rng;
 
-use crate::config::Mixing;
+use crate::blocks::Blocks;
+use crate::config::{Mixing, RunConfig};
 
-/// The train blocks of every domain, in manifest domain order.
-#[derive(Debug, Clone)]
-pub struct TrainBlocks {
-    /// Tokens per block.
-    pub block_size: usize,
-    /// Per domain: its name and its blocks back to back.
-    pub domains: Vec<(String, Vec<u16>)>,
+/// One drawn block: domain `domain`'s block number `block`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pick {
+    /// Index of the domain in manifest order.
+    pub domain: usize,
+    /// Index of the block within the domain.
+    pub block: usize,
 }
 
-impl TrainBlocks {
-    /// Blocks of domain `d` (0 when `block_size` is 0).
-    pub fn n_blocks(&self, d: usize) -> usize {
-        self.domains[d]
-            .1
-            .len()
-            .checked_div(self.block_size)
-            .unwrap_or(0)
+/// How a run draws its micro-batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampler {
+    /// The run's seed.
+    pub seed: u64,
+    /// Mixed batches, or one domain per micro-batch in turn.
+    pub mixing: Mixing,
+    /// Micro-batches per optimizer step.
+    pub micro_per_step: usize,
+    /// Blocks per micro-batch.
+    pub batch: usize,
+}
+
+/// The tokens of one micro-batch: `rows` blocks of `seq` tokens, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MicroBatch {
+    tokens: Vec<i64>,
+    rows: usize,
+    seq: usize,
+}
+
+impl Sampler {
+    /// The sampler of `config`.
+    pub fn of(config: &RunConfig) -> Self {
+        Self {
+            seed: config.run.seed,
+            mixing: config.data.mixing,
+            micro_per_step: config.train.grad_accum,
+            batch: config.train.micro_batch,
+        }
     }
 
-    fn total_blocks(&self) -> usize {
-        (0..self.domains.len()).map(|d| self.n_blocks(d)).sum()
-    }
-
-    fn block(&self, d: usize, i: usize) -> &[u16] {
-        &self.domains[d].1[i * self.block_size..(i + 1) * self.block_size]
-    }
-
-    /// The `(domain, block)` picks of micro-batch `micro` of step `step`.
-    /// Domains without blocks are skipped (per-domain mixing passes their
-    /// turn to the next domain that has blocks); with no block at all the
-    /// picks are empty.
-    pub fn picks(
-        &self,
-        seed: u64,
-        mixing: Mixing,
-        step: u64,
-        micro: usize,
-        micro_per_step: usize,
-        batch: usize,
-    ) -> Vec<(usize, usize)> {
-        let mut rng = rng_for(seed, &format!("batch/{step}/{micro}"));
-        match mixing {
+    /// The blocks of micro-batch `micro` of step `step`. Domains without
+    /// blocks are skipped (per-domain mixing passes their turn to the next
+    /// domain that has blocks); with no block at all the picks are empty.
+    pub fn picks(&self, blocks: &Blocks, step: u64, micro: usize) -> Vec<Pick> {
+        let mut rng = rng_for(self.seed, &format!("batch/{step}/{micro}"));
+        match self.mixing {
             Mixing::Mixed => {
-                let total = self.total_blocks();
+                let total = blocks.total_blocks();
                 if total == 0 {
                     return Vec::new();
                 }
-                (0..batch)
+                (0..self.batch)
                     .map(|_| {
-                        let mut i = rng.random_range(0..total);
-                        let mut d = 0;
-                        while i >= self.n_blocks(d) {
-                            i -= self.n_blocks(d);
-                            d += 1;
+                        let mut block = rng.random_range(0..total);
+                        let mut domain = 0;
+                        while block >= blocks.n_blocks(domain) {
+                            block -= blocks.n_blocks(domain);
+                            domain += 1;
                         }
-                        (d, i)
+                        Pick { domain, block }
                     })
                     .collect()
             }
             Mixing::PerDomain => {
-                let n = self.domains.len();
+                let n = blocks.domains.len();
                 let turn = (step as usize)
-                    .wrapping_mul(micro_per_step)
+                    .wrapping_mul(self.micro_per_step)
                     .wrapping_add(micro);
-                let Some(d) = (0..n)
+                let Some(domain) = (0..n)
                     .map(|k| (turn % n.max(1) + k) % n)
-                    .find(|&d| self.n_blocks(d) > 0)
+                    .find(|&d| blocks.n_blocks(d) > 0)
                 else {
                     return Vec::new();
                 };
-                (0..batch)
-                    .map(|_| (d, rng.random_range(0..self.n_blocks(d))))
+                (0..self.batch)
+                    .map(|_| Pick {
+                        domain,
+                        block: rng.random_range(0..blocks.n_blocks(domain)),
+                    })
                     .collect()
             }
         }
     }
 
-    /// Tokens of a micro-batch as i64 `[batch × block_size]` plus the domain of each row.
-    pub fn gather(&self, picks: &[(usize, usize)]) -> (Vec<i64>, Vec<usize>) {
-        let mut tokens = Vec::with_capacity(picks.len() * self.block_size);
-        for &(d, i) in picks {
-            tokens.extend(self.block(d, i).iter().map(|&t| t as i64));
-        }
-        (tokens, picks.iter().map(|p| p.0).collect())
+    /// Micro-batch `micro` of step `step`.
+    pub fn micro_batch(&self, blocks: &Blocks, step: u64, micro: usize) -> MicroBatch {
+        let picks = self.picks(blocks, step, micro);
+        let rows = picks.iter().map(|p| blocks.block(p.domain, p.block));
+        MicroBatch::from_blocks(rows, blocks.block_size)
+    }
+
+    /// The micro-batches of step `step`.
+    pub fn step(&self, blocks: &Blocks, step: u64) -> Vec<MicroBatch> {
+        (0..self.micro_per_step)
+            .map(|micro| self.micro_batch(blocks, step, micro))
+            .collect()
+    }
+}
+
+impl MicroBatch {
+    /// The blocks `rows` (each `seq` tokens) as one micro-batch.
+    pub fn from_blocks<'a>(rows: impl IntoIterator<Item = &'a [u16]>, seq: usize) -> Self {
+        let tokens: Vec<i64> = rows
+            .into_iter()
+            .flat_map(|row| {
+                debug_assert_eq!(row.len(), seq);
+                row.iter().map(|&t| t as i64)
+            })
+            .collect();
+        Self::from_tokens(tokens, seq)
+    }
+
+    /// Row-major tokens, `seq` per row.
+    pub fn from_tokens(tokens: Vec<i64>, seq: usize) -> Self {
+        let rows = tokens.len().checked_div(seq).unwrap_or(0);
+        Self { tokens, rows, seq }
+    }
+
+    /// Rows (blocks).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Tokens per row.
+    pub fn seq(&self) -> usize {
+        self.seq
+    }
+
+    /// The tokens, row-major.
+    pub fn tokens(&self) -> &[i64] {
+        &self.tokens
+    }
+
+    /// As a `[rows, seq]` tensor.
+    pub fn tensor<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2, Int> {
+        Tensor::from_data(
+            TensorData::new(self.tokens.clone(), [self.rows, self.seq]),
+            device,
+        )
     }
 }
 
@@ -103,14 +162,28 @@ impl TrainBlocks {
 mod tests {
     use super::*;
 
-    fn blocks(block_size: usize, per_domain: &[usize]) -> TrainBlocks {
-        TrainBlocks {
+    use crate::blocks::DomainBlocks;
+
+    fn blocks(block_size: usize, per_domain: &[usize]) -> Blocks {
+        Blocks {
             block_size,
             domains: per_domain
                 .iter()
                 .enumerate()
-                .map(|(d, &n)| (format!("d{d}"), vec![d as u16; n * block_size]))
+                .map(|(d, &n)| DomainBlocks {
+                    name: format!("d{d}"),
+                    tokens: vec![d as u16; n * block_size],
+                })
                 .collect(),
+        }
+    }
+
+    fn sampler(mixing: Mixing, micro_per_step: usize, batch: usize) -> Sampler {
+        Sampler {
+            seed: 7,
+            mixing,
+            micro_per_step,
+            batch,
         }
     }
 
@@ -122,15 +195,25 @@ mod tests {
             let mut seen = [0usize; 3];
             for step in 0..30 {
                 for micro in 0..2 {
-                    let picks = data.picks(7, mixing, step, micro, 2, 3);
+                    let sampler = sampler(mixing, 2, 3);
+                    let picks = sampler.picks(&data, step, micro);
                     assert_eq!(picks.len(), 3);
-                    for &(d, i) in &picks {
+                    for &Pick {
+                        domain: d,
+                        block: i,
+                    } in &picks
+                    {
                         assert!(i < data.n_blocks(d), "{mixing:?}: block {i} of domain {d}");
                         seen[d] += 1;
                     }
-                    let (tokens, rows) = data.gather(&picks);
-                    assert_eq!(tokens.len(), 3 * 4);
-                    assert_eq!(rows, picks.iter().map(|p| p.0).collect::<Vec<_>>());
+                    let batch = sampler.micro_batch(&data, step, micro);
+                    assert_eq!((batch.rows(), batch.seq()), (3, 4));
+                    let first: Vec<i64> = data
+                        .block(picks[0].domain, picks[0].block)
+                        .iter()
+                        .map(|&t| t as i64)
+                        .collect();
+                    assert_eq!(&batch.tokens()[..4], first.as_slice());
                 }
             }
             assert_eq!(seen[1], 0, "{mixing:?} drew the empty domain");
@@ -139,12 +222,12 @@ mod tests {
         // No blocks anywhere, or a block size of 0: empty picks, no panic.
         for data in [blocks(4, &[0, 0]), blocks(0, &[2, 1])] {
             for mixing in [Mixing::Mixed, Mixing::PerDomain] {
-                assert!(data.picks(7, mixing, 5, 1, 2, 3).is_empty());
+                assert!(sampler(mixing, 2, 3).picks(&data, 5, 1).is_empty());
             }
         }
         assert!(
-            blocks(4, &[])
-                .picks(7, Mixing::PerDomain, 0, 0, 1, 2)
+            sampler(Mixing::PerDomain, 1, 2)
+                .picks(&blocks(4, &[]), 0, 0)
                 .is_empty()
         );
     }

@@ -1,75 +1,101 @@
-//! One micro-batch: forward, next-token loss, router losses (TRAIN-5).
-//!
-//! loss = LM + lb_coef · LB + z_coef · Z, each LM term a mean over the
-//! micro-batch's predicted tokens; the caller divides by the number of
-//! micro-batches so accumulated gradients equal one big batch's.
+//! One optimizer step's gradients over its micro-batches (TRAIN-5,
+//! TRAIN-13): each micro-batch's loss scaled by 1/micro-batches and
+//! accumulated, so the step's gradients equal one big batch's; the step's
+//! statistics for the log.
 
-use burn::tensor::backend::Backend;
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use moe_model::{ForwardOptions, Gpt2, LmOutput, RoutingRecord};
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::backend::AutodiffBackend;
+use moe_model::{ForwardOptions, Gpt2, LbAccumulator, LbScope, RouterNoise};
 
-/// A micro-batch's next-token losses: per token, and their mean with the
-/// gradient (the fused head + loss of MODEL-14 computes the gradient of the
-/// mean, so the per-token values carry none).
+use crate::config::TrainSection;
+use crate::losses::{BatchLosses, batch_losses, scalar};
+use crate::routing_stats::RoutingTally;
+use crate::sampler::MicroBatch;
+
+/// Statistics of one optimizer step.
 #[derive(Debug, Clone)]
-pub struct TokenLosses<B: Backend> {
-    values: Tensor<B, 2>,
-    mean: Tensor<B, 1>,
+pub struct StepStats {
+    /// Total loss, mean over micro-batches.
+    pub loss: f64,
+    /// LM loss, mean over micro-batches.
+    pub lm: f64,
+    /// Load-balancing loss (MoE).
+    pub lb: Option<f64>,
+    /// z-loss (MoE).
+    pub z: Option<f64>,
+    /// Routing counts of the step.
+    pub routing: RoutingTally,
 }
 
-impl<B: Backend> TokenLosses<B> {
-    /// Mean over all predicted tokens; differentiable under autodiff. `[1]`
-    pub fn mean(&self) -> Tensor<B, 1> {
-        self.mean.clone()
-    }
-
-    /// Each token's loss, outside the autodiff graph. `[batch, seq - 1]`
-    pub fn values(&self) -> Tensor<B, 2> {
-        self.values.clone()
-    }
-
-    /// `[batch, seq - 1]`
-    pub fn dims(&self) -> [usize; 2] {
-        self.values.dims()
-    }
-}
-
-/// Next-token cross-entropy of `tokens` under `model`: each token predicts
-/// the next one, through the fused LM head + loss (MODEL-14).
+/// Forward and backward over one optimizer step's micro-batches; returns the gradients of
+/// `mean over micro-batches of (LM + lb_coef·LB + z_coef·Z)` (TRAIN-5).
 ///
-/// # Shapes
-/// - `tokens`: `[batch, seq]` → losses `[batch, seq - 1]`
-pub fn token_losses<B: Backend>(
+/// Under `lb_scope = "step"` (TRAIN-13) a gradient-free routing pass over all
+/// micro-batches first gives the step's f; each micro-batch's LB is then
+/// `N Σ f_step·P_micro`, whose mean over the micro-batches is the global-batch
+/// loss `N Σ f_step·P_step` and whose accumulated gradients are its gradients.
+pub fn step_gradients<B: AutodiffBackend>(
     model: &Gpt2<B>,
-    tokens: Tensor<B, 2, Int>,
-    options: &ForwardOptions,
-) -> (
-    TokenLosses<B>,
-    Vec<RoutingRecord<B>>,
-    Option<moe_model::AuxLosses<B>>,
-) {
-    let [batch, seq] = tokens.dims();
-    let inputs = tokens.clone().slice([0..batch, 0..seq - 1]); // [batch, seq-1]
-    let targets = tokens.slice([0..batch, 1..seq]); // [batch, seq-1]
-    let LmOutput { loss, routing, aux } = model.lm_loss(inputs, targets, options);
-    let losses = TokenLosses {
-        values: loss.per_token.reshape([batch, seq - 1]),
-        mean: loss.mean,
-    };
-    (losses, routing, aux)
-}
-
-/// A `[batch, seq]` Int tensor from flat i64 tokens.
-pub fn tokens_tensor<B: Backend>(
-    flat: Vec<i64>,
-    batch: usize,
+    t: &TrainSection,
+    micro_batches: &[MicroBatch],
+    router_noise: RouterNoise,
     device: &B::Device,
-) -> Tensor<B, 2, Int> {
-    let seq = flat.len() / batch.max(1);
-    Tensor::from_data(TensorData::new(flat, [batch, seq]), device)
+) -> (GradientsParams, StepStats) {
+    let mut acc = GradientsAccumulator::<Gpt2<B>>::new();
+    let mut stats = StepStats {
+        loss: 0.0,
+        lm: 0.0,
+        lb: None,
+        z: None,
+        routing: RoutingTally::default(),
+    };
+    let options = ForwardOptions {
+        router_noise,
+        precision: t.precision,
+    };
+    let scale = 1.0 / micro_batches.len().max(1) as f64;
+    let step_lb =
+        (t.lb_scope == LbScope::Step).then(|| step_routing(model, micro_batches, &options, device));
+    for batch in micro_batches {
+        let BatchLosses {
+            lm,
+            routing: records,
+            aux,
+        } = batch_losses(model, batch, &options, device);
+        let lm = lm.mean();
+        let mut loss = lm.clone();
+        if let Some(aux) = aux {
+            let lb = match &step_lb {
+                Some(acc) => acc.micro_loss(&records).unwrap_or(aux.lb),
+                None => aux.lb,
+            };
+            loss = loss + lb.clone() * t.lb_coef + aux.z.clone() * t.z_coef;
+            *stats.lb.get_or_insert(0.0) += scalar(lb) * scale;
+            *stats.z.get_or_insert(0.0) += scalar(aux.z) * scale;
+        }
+        stats.routing.add(&records);
+        let grads = (loss.clone() * scale).backward();
+        stats.loss += scalar(loss.detach()) * scale;
+        stats.lm += scalar(lm.detach()) * scale;
+        acc.accumulate(model, GradientsParams::from_grads(grads, model));
+    }
+    (acc.grads(), stats)
 }
 
-/// A scalar tensor's value as f64.
-pub fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
-    t.into_scalar().elem::<f64>()
+/// The routing of every micro-batch of a step, without gradients: the step's f.
+fn step_routing<B: AutodiffBackend>(
+    model: &Gpt2<B>,
+    micro_batches: &[MicroBatch],
+    options: &ForwardOptions,
+    device: &B::Device,
+) -> LbAccumulator {
+    let inner = model.valid();
+    let mut acc = LbAccumulator::new();
+    for batch in micro_batches {
+        let tokens = batch.tensor::<B::InnerBackend>(device);
+        let [batch, seq] = tokens.dims();
+        acc.push(&inner.route(tokens.slice([0..batch, 0..seq - 1]), options));
+    }
+    acc
 }

@@ -11,20 +11,21 @@ use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use moe_data::prepared::PreparedData;
-use moe_model::{Gpt2, ModelConfig, ParamCounts, noise_std_at};
-use sha2::{Digest, Sha256};
+use moe_data::split::Split;
+use moe_model::{Gpt2, ModelConfig, ParamCounts, RouterNoise, noise_std_at, router_noise_seed};
 
-use crate::accumulate::{StepStats, step_gradients};
+use crate::blocks::Blocks;
 use crate::checkpoint::{self, CheckpointState};
 use crate::clip::clip_global_norm;
 use crate::collapse::CollapseDetector;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
-use crate::eval::{ValBlocks, evaluate};
+use crate::eval::evaluate;
 use crate::metrics::{Event, MetricsLog, StopReason};
 use crate::preflight;
-use crate::run_dir::RunDir;
-use crate::sampler::TrainBlocks;
+use crate::run_dir::{DataIdentity, RunDir};
+use crate::sampler::Sampler;
+use crate::step::{StepStats, step_gradients};
 
 /// Options of `moe train` besides the config.
 #[derive(Debug, Clone, Default)]
@@ -33,8 +34,8 @@ pub struct TrainOptions {
     pub data: PathBuf,
     /// Run directory.
     pub out: PathBuf,
-    /// Continue from the last checkpoint in `out`.
-    pub resume: bool,
+    /// Whether to continue a run already in `out`.
+    pub resume: Resume,
     /// Stop after this many steps in total (the schedule still spans `train.steps`).
     pub max_steps: Option<u64>,
     /// Draw a progress bar.
@@ -44,6 +45,20 @@ pub struct TrainOptions {
     /// Bytes in use on the device now (CubeCL's memory manager), read at
     /// every train event (TRAIN-20); `None` on the CPU.
     pub device_memory: Option<fn() -> u64>,
+}
+
+/// Whether a run continues one already in its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resume {
+    /// Start a run; refuse a directory that holds one.
+    #[default]
+    No,
+    /// Continue from the last complete checkpoint; refuse when there is
+    /// none (`moe train --resume`, TRAIN-23).
+    Checkpoint,
+    /// Continue from the last complete checkpoint, or start again a run
+    /// that has none (the study's runs).
+    IfAny,
 }
 
 /// How a run ended.
@@ -67,9 +82,18 @@ pub fn train<B: AutodiffBackend>(
     opts: &TrainOptions,
     device: &B::Device,
 ) -> Result<TrainSummary> {
+    let dir = RunDir::new(&opts.out);
+    let mut lock = dir.lock()?;
     let data = PreparedData::open(&opts.data)?;
+    let data_identity = DataIdentity::of(&data)?;
     let mut model_config = config.model_config().map_err(TrainError::Mismatch)?;
     let block_size = data.block_size();
+    if block_size < 2 {
+        return Err(TrainError::Mismatch(format!(
+            "{}: block_size {block_size} leaves no next token to predict (at least 2)",
+            opts.data.display()
+        )));
+    }
     if block_size - 1 > model_config.gpt2.n_positions {
         return Err(TrainError::Mismatch(format!(
             "block_size {block_size} needs {} positions, the model has {}",
@@ -78,23 +102,18 @@ pub fn train<B: AutodiffBackend>(
         )));
     }
     let (config_text, config_sha) = preflight::resolved_config(config)?;
-    let dir = RunDir::new(&opts.out);
     let resume_from = preflight::check_run_dir(&dir, opts.resume, &config_sha)?;
-    let mut train_blocks = preflight::load_train_blocks(&data)?;
-    let mut val = ValBlocks::load(&data, config.eval.max_blocks)?;
+    if resume_from.is_some() {
+        dir.check_data(&data_identity)?;
+    }
+    let mut train_blocks = Blocks::load(&data, Split::Train, 0)?;
+    let mut val = Blocks::load(&data, Split::Val, config.eval.max_blocks)?;
     let vocab = if config.model.compact_vocab {
         let map = preflight::compact_vocab(&data)?;
         preflight::check_vocab(&dir, &opts.data, &map)?;
         model_config.gpt2.vocab_size = map.len();
-        for (_, tokens) in train_blocks
-            .domains
-            .iter_mut()
-            .chain(val.domains.iter_mut())
-        {
-            *tokens = map.to_model(tokens).ok_or_else(|| {
-                TrainError::Mismatch("a token is missing from the vocab map".into())
-            })?;
-        }
+        train_blocks = train_blocks.to_model_ids(&map)?;
+        val = val.to_model_ids(&map)?;
         Some(map)
     } else {
         None
@@ -103,7 +122,7 @@ pub fn train<B: AutodiffBackend>(
         .with_weight_decay(config.train.weight_decay as f32)
         .with_epsilon(1e-8)
         .init::<B, Gpt2<B>>();
-    let model = crate::init::initial_model::<B>(config, &model_config, device)?;
+    let model = crate::initial_model::<B>(config, &model_config, device)?;
     let (model, optim, state) = match resume_from {
         Some(step) => checkpoint::load(&dir, step, model, optim, device)?,
         None => {
@@ -117,19 +136,22 @@ pub fn train<B: AutodiffBackend>(
         }
     };
     // Every check passed: from here on the run directory changes.
+    lock.claim()?;
     dir.write_config(&config_text)?;
+    dir.save_data_identity(&data_identity)?;
     if let Some(map) = &vocab {
         dir.save_vocab(map)?;
     }
     if state.step == 0 && model_config.moe.is_some() {
         dir.save_initial(&model, &model_config)?;
     }
-    let log = dir.open_log(opts.resume.then_some(state.step))?;
+    let log = dir.open_log((opts.resume != Resume::No).then_some(state.step))?;
     let mut run = Run {
         config,
         opts,
         dir,
         model_config,
+        sampler: Sampler::of(config),
         train_blocks,
         val,
         log,
@@ -146,8 +168,9 @@ struct Run<'a, B: AutodiffBackend> {
     opts: &'a TrainOptions,
     dir: RunDir,
     model_config: ModelConfig,
-    train_blocks: TrainBlocks,
-    val: ValBlocks,
+    sampler: Sampler,
+    train_blocks: Blocks,
+    val: Blocks,
     log: MetricsLog,
     state: CheckpointState,
     device: &'a B::Device,
@@ -185,8 +208,7 @@ impl<B: AutodiffBackend> Run<'_, B> {
             let (mut grads, stats) = step_gradients(
                 &model,
                 &config.train,
-                &self.micro_batches(step),
-                self.block_size,
+                &self.sampler.step(&self.train_blocks, step),
                 noise,
                 self.device,
             );
@@ -243,35 +265,17 @@ impl<B: AutodiffBackend> Run<'_, B> {
     }
 
     /// Router noise of `step`: the annealed std and a seed of its own.
-    fn noise_at(&self, step: u64) -> moe_model::RouterNoise {
+    fn noise_at(&self, step: u64) -> RouterNoise {
         let t = &self.config.train;
-        moe_model::RouterNoise {
+        RouterNoise {
             std: noise_std_at(
                 step,
                 t.steps,
                 t.router_noise_std,
                 t.router_noise_anneal_frac,
             ),
-            seed: seed_for(self.config.run.seed, step),
+            seed: router_noise_seed(self.config.run.seed, step),
         }
-    }
-
-    /// The tokens of each micro-batch of `step` (TRAIN-3).
-    fn micro_batches(&self, step: u64) -> Vec<Vec<i64>> {
-        let (config, t) = (self.config, &self.config.train);
-        (0..t.grad_accum)
-            .map(|micro| {
-                let picks = self.train_blocks.picks(
-                    config.run.seed,
-                    config.data.mixing,
-                    step,
-                    micro,
-                    t.grad_accum,
-                    t.micro_batch,
-                );
-                self.train_blocks.gather(&picks).0
-            })
-            .collect()
     }
 
     /// A non-finite loss stops the run before its update (TRAIN-10).
@@ -382,13 +386,6 @@ struct TrainLog {
     grad_norm: f64,
     noise_std: f64,
     tok_per_s: f64,
-}
-
-fn seed_for(seed: u64, step: u64) -> u64 {
-    let digest = Sha256::digest(format!("noise/{seed}/{step}").as_bytes());
-    u64::from_le_bytes([
-        digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
-    ])
 }
 
 fn progress(enabled: bool, start: u64, end: u64) -> ProgressBar {

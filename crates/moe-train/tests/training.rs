@@ -9,10 +9,12 @@ use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 use common::{B, run, run_config, small_data, train_losses};
 use moe_model::{ForwardOptions, Gpt2, ModelConfig};
-use moe_train::accumulate::step_gradients;
 use moe_train::collapse::CollapseDetector;
+use moe_train::losses::batch_losses;
 use moe_train::metrics::{Event, StopReason, read_events};
+use moe_train::sampler::MicroBatch;
 use moe_train::schedule::lr_at;
+use moe_train::step::step_gradients;
 use moe_train::{RunConfig, TrainOptions, train};
 
 // Checks: TRAIN-2
@@ -41,16 +43,17 @@ fn train_5_accumulation_equals_one_big_batch() {
     let (a, _) = step_gradients(
         &model,
         &config.train,
-        &[rows[..32].to_vec(), rows[32..].to_vec()],
-        16,
+        &[
+            MicroBatch::from_tokens(rows[..32].to_vec(), 16),
+            MicroBatch::from_tokens(rows[32..].to_vec(), 16),
+        ],
         0.0.into(),
         &Default::default(),
     );
     let (b, _) = step_gradients(
         &model,
         &config.train,
-        std::slice::from_ref(&rows),
-        16,
+        &[MicroBatch::from_tokens(rows.clone(), 16)],
         0.0.into(),
         &Default::default(),
     );
@@ -71,12 +74,11 @@ fn router_grad(model: &Gpt2<B>, config: &RunConfig, rows: &[i64]) -> Vec<f32> {
     let (grads, _) = step_gradients(
         model,
         &config.train,
-        &[rows.to_vec()],
-        16,
+        &[MicroBatch::from_tokens(rows.to_vec(), 16)],
         0.0.into(),
         &Default::default(),
     );
-    let moe_model::block::FeedForward::Moe(moe) = &model.h[1].mlp else {
+    let moe_model::model::FeedForward::Moe(moe) = &model.h[1].mlp else {
         panic!("block 1 is not MoE")
     };
     let g: Tensor<moe_model::CpuBackend, 2> = grads.get(moe.router.linear.weight.id).unwrap();
@@ -120,10 +122,15 @@ fn train_5_lb_coef_zero_gives_no_lb_gradient() {
     );
     // With both coefficients 0 the router gradient is the LM loss's alone,
     // computed here without the trainer.
-    let tokens = moe_train::step::tokens_tensor::<B>(rows.clone(), 2, &Default::default());
-    let (losses, _, _) = moe_train::step::token_losses(&model, tokens, &ForwardOptions::default());
-    let lm_only = GradientsParams::from_grads(losses.mean().backward(), &model);
-    let moe_model::block::FeedForward::Moe(moe) = &model.h[1].mlp else {
+    let batch = MicroBatch::from_tokens(rows.clone(), rows.len() / 2);
+    let losses = batch_losses(
+        &model,
+        &batch,
+        &ForwardOptions::default(),
+        &Default::default(),
+    );
+    let lm_only = GradientsParams::from_grads(losses.lm.mean().backward(), &model);
+    let moe_model::model::FeedForward::Moe(moe) = &model.h[1].mlp else {
         panic!("block 1 is not MoE")
     };
     let g: Tensor<moe_model::CpuBackend, 2> = lm_only.get(moe.router.linear.weight.id).unwrap();
@@ -178,7 +185,7 @@ fn train_8_resume_is_bit_exact_and_metrics_parse() {
     let opts = TrainOptions {
         data: data.clone(),
         out: split.clone(),
-        resume: false,
+        resume: moe_train::Resume::No,
         max_steps: None,
         progress: false,
         device_name: "cpu".into(),
@@ -226,7 +233,7 @@ fn train_8_resume_is_bit_exact_and_metrics_parse() {
     // Resuming with another config is refused.
     let other = run_config(true, "weight_decay = 0.5\n", 8);
     let opts = TrainOptions {
-        resume: true,
+        resume: moe_train::Resume::Checkpoint,
         ..opts
     };
     assert!(

@@ -6,41 +6,24 @@ mod common;
 
 use std::path::Path;
 
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
-use burn::tensor::backend::AutodiffBackend;
+
 use common::{B, options, run, run_config, small_data, small_data_with, snapshot};
 use moe_model::{Gpt2, LbScope, ModelConfig};
 use moe_train::RunConfig;
-use moe_train::accumulate::step_gradients;
 use moe_train::clip::{clip_global_norm, global_norm};
 use moe_train::collapse::CollapseDetector;
 use moe_train::config::Mixing;
-use moe_train::sampler::TrainBlocks;
+use moe_train::sampler::{MicroBatch, Sampler};
+use moe_train::step::step_gradients;
+use moe_train::{Blocks, DomainBlocks};
 use proptest::prelude::*;
 
-/// Every parameter's gradient, flattened, in visiting order.
-struct AllGrads<'a> {
-    grads: &'a GradientsParams,
-    out: Vec<Vec<f32>>,
-}
-
-impl ModuleVisitor<B> for AllGrads<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let g: Option<Tensor<<B as AutodiffBackend>::InnerBackend, D>> = self.grads.get(param.id);
-        self.out
-            .push(g.map_or_else(Vec::new, |g| g.into_data().to_vec().unwrap()));
-    }
-}
-
 fn all_grads(model: &Gpt2<B>, grads: &GradientsParams) -> Vec<Vec<f32>> {
-    let mut v = AllGrads {
-        grads,
-        out: Vec::new(),
-    };
-    model.visit(&mut v);
-    v.out
+    moe_testkit::param_grads(model, grads)
+        .iter()
+        .map(|g| g.values().to_vec())
+        .collect()
 }
 
 fn max_rel_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
@@ -78,19 +61,23 @@ proptest! {
     #[test]
     fn train_13_step_scope_equals_one_batch_of_all_rows(seed in 0u64..1000, salt in 1i64..50_000) {
         let rows: Vec<i64> = (0..8 * 16).map(|i| (i * salt + seed as i64) % 50257).collect();
-        let split: Vec<Vec<i64>> = rows.chunks(2 * 16).map(<[i64]>::to_vec).collect();
+        let split: Vec<MicroBatch> = rows
+            .chunks(2 * 16)
+            .map(|c| MicroBatch::from_tokens(c.to_vec(), 16))
+            .collect();
+        let whole = [MicroBatch::from_tokens(rows.clone(), 16)];
         let mut config = run_config(true, "", 10);
         config.train.lb_coef = 1.0;
         config.train.z_coef = 0.0;
         let model = moe_model_for(&config, seed);
-        let grads = |config: &RunConfig, batches: &[Vec<i64>]| {
+        let grads = |config: &RunConfig, batches: &[MicroBatch]| {
             let (g, stats) =
-                step_gradients(&model, &config.train, batches, 16, 0.0.into(), &Default::default());
+                step_gradients(&model, &config.train, batches, 0.0.into(), &Default::default());
             (all_grads(&model, &g), stats.lb.unwrap())
         };
         config.train.lb_scope = LbScope::Step;
         let (g4, lb4) = grads(&config, &split);
-        let (g1, lb1) = grads(&config, std::slice::from_ref(&rows));
+        let (g1, lb1) = grads(&config, &whole);
         prop_assert!((lb4 - lb1).abs() <= 1e-5 * lb1.abs(), "LB {lb4} vs {lb1}");
         let rel = max_rel_diff(&g4, &g1);
         prop_assert!(rel <= 1e-4, "step scope: gradients differ by {rel}");
@@ -185,13 +172,16 @@ fn train_6_collapse_threshold_must_be_in_zero_one() {
     }
 }
 
-fn blocks(sizes: &[usize]) -> TrainBlocks {
-    TrainBlocks {
+fn blocks(sizes: &[usize]) -> Blocks {
+    Blocks {
         block_size: 4,
         domains: sizes
             .iter()
             .enumerate()
-            .map(|(d, &n)| (format!("d{d}"), vec![d as u16; n * 4]))
+            .map(|(d, &n)| DomainBlocks {
+                name: format!("d{d}"),
+                tokens: vec![d as u16; n * 4],
+            })
             .collect(),
     }
 }
@@ -207,15 +197,17 @@ proptest! {
     ) {
         let b = blocks(&sizes);
         for mixing in [Mixing::Mixed, Mixing::PerDomain] {
-            let p = b.picks(seed, mixing, step, micro, 4, 6);
-            prop_assert_eq!(&p, &b.picks(seed, mixing, step, micro, 4, 6));
+            let sampler = Sampler { seed, mixing, micro_per_step: 4, batch: 6 };
+            let p = sampler.picks(&b, step, micro);
+            prop_assert_eq!(&p, &sampler.picks(&b, step, micro));
             prop_assert_eq!(p.len(), 6);
-            prop_assert!(p.iter().all(|&(d, i)| d < sizes.len() && i < sizes[d]));
-            let (tokens, domains) = b.gather(&p);
-            prop_assert!(tokens.chunks(4).zip(&domains).all(|(t, &d)| t.iter().all(|&x| x == d as i64)));
+            prop_assert!(p.iter().all(|pick| pick.domain < sizes.len() && pick.block < sizes[pick.domain]));
+            let batch = sampler.micro_batch(&b, step, micro);
+            prop_assert_eq!((batch.rows(), batch.seq()), (6, 4));
+            prop_assert!(batch.tokens().chunks(4).zip(&p).all(|(t, pick)| t.iter().all(|&x| x == pick.domain as i64)));
             if mixing == Mixing::PerDomain {
                 let want = (step as usize * 4 + micro) % sizes.len();
-                prop_assert!(p.iter().all(|&(d, _)| d == want));
+                prop_assert!(p.iter().all(|pick| pick.domain == want));
             }
         }
     }
@@ -227,8 +219,14 @@ fn train_3_mixed_draws_every_domain_in_proportion_to_its_blocks() {
     let b = blocks(&[10, 30, 60]);
     let mut counts = [0usize; 3];
     for step in 0..400 {
-        for (d, _) in b.picks(7, Mixing::Mixed, step, 0, 1, 5) {
-            counts[d] += 1;
+        let sampler = Sampler {
+            seed: 7,
+            mixing: Mixing::Mixed,
+            micro_per_step: 1,
+            batch: 5,
+        };
+        for pick in sampler.picks(&b, step, 0) {
+            counts[pick.domain] += 1;
         }
     }
     let total = counts.iter().sum::<usize>() as f64;
@@ -247,8 +245,7 @@ fn train_4_clipping_scales_every_gradient_by_one_global_factor() {
     let (mut grads, _) = step_gradients(
         &model,
         &config.train,
-        &[rows],
-        16,
+        &[MicroBatch::from_tokens(rows, 16)],
         0.0.into(),
         &Default::default(),
     );

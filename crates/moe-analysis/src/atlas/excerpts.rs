@@ -9,13 +9,12 @@ use std::path::Path;
 use moe_data::prepared::PreparedData;
 use moe_data::seeded::rng_for;
 use moe_model::{CpuBackend, load_model_dir};
-use moe_train::RunDir;
-use moe_train::eval::ValBlocks;
+use moe_train::{Blocks, DataIdentity, DomainBlocks, RunDir};
 
 use crate::error::{AnalysisError, Result};
 use crate::route_val::collect;
 use crate::schema::Analysis;
-use crate::table::RoutingTable;
+use crate::token_routes::TokenRoutes;
 
 /// One chosen val block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +28,11 @@ pub struct Choice {
 /// Up to `per_domain` distinct val blocks of every domain, drawn with a
 /// ChaCha8 stream per domain (`rng_for(seed, "atlas/<domain>")`), sorted by
 /// domain then block.
-pub fn choose(val: &ValBlocks, per_domain: usize, seed: u64) -> Vec<Choice> {
+pub fn choose(val: &Blocks, per_domain: usize, seed: u64) -> Vec<Choice> {
     let mut out = Vec::new();
-    for (domain, (name, tokens)) in val.domains.iter().enumerate() {
-        let mut rng = rng_for(seed, &format!("atlas/{name}"));
-        let blocks = tokens.len() / val.block_size.max(1);
+    for (domain, d) in val.domains.iter().enumerate() {
+        let mut rng = rng_for(seed, &format!("atlas/{}", d.name));
+        let blocks = val.n_blocks(domain);
         let mut picked =
             rand::seq::index::sample(&mut rng, blocks, per_domain.min(blocks)).into_vec();
         picked.sort_unstable();
@@ -44,22 +43,24 @@ pub fn choose(val: &ValBlocks, per_domain: usize, seed: u64) -> Vec<Choice> {
 
 /// The chosen blocks of `val` only, in the order of `choices` (every
 /// domain kept, so domain indexes stay the same).
-pub fn subset(val: &ValBlocks, choices: &[Choice]) -> ValBlocks {
-    let b = val.block_size;
+pub fn subset(val: &Blocks, choices: &[Choice]) -> Blocks {
     let domains = val
         .domains
         .iter()
         .enumerate()
-        .map(|(d, (name, tokens))| {
-            let mut kept = Vec::new();
+        .map(|(d, domain)| {
+            let mut tokens = Vec::new();
             for c in choices.iter().filter(|c| c.domain == d) {
-                kept.extend_from_slice(&tokens[c.block * b..(c.block + 1) * b]);
+                tokens.extend_from_slice(val.block(d, c.block));
             }
-            (name.clone(), kept)
+            DomainBlocks {
+                name: domain.name.clone(),
+                tokens,
+            }
         })
         .collect();
-    ValBlocks {
-        block_size: b,
+    Blocks {
+        block_size: val.block_size,
         domains,
     }
 }
@@ -75,7 +76,7 @@ pub struct Routed {
     /// cutting the excerpt leaves the shown tokens' routing unchanged).
     pub shown: usize,
     /// Their routing, as `moe analyze` records it.
-    pub table: RoutingTable,
+    pub table: TokenRoutes,
 }
 
 impl Routed {
@@ -86,8 +87,9 @@ impl Routed {
 }
 
 /// Routes `choices` of `data`'s val blocks through the model `analysis`
-/// describes (the run's `final/`, or its last checkpoint), refusing a run
-/// whose trained model is no longer at the analysed step.
+/// describes (the run's `final/`, or its last checkpoint), refusing data
+/// other than the run's (TRAIN-21) and a run whose trained model is no
+/// longer at the analysed step.
 pub fn route(
     run: &RunDir,
     analysis: &Analysis,
@@ -96,6 +98,7 @@ pub fn route(
     max_tokens: usize,
 ) -> Result<Routed> {
     let config = run.config()?;
+    run.check_data(&DataIdentity::of(data)?)?;
     let Some((dir, step)) = run.trained_model(config.train.steps) else {
         return Err(AnalysisError::run(
             run.path(),
@@ -126,7 +129,7 @@ pub fn route(
     })
 }
 
-fn check_len(path: &Path, table: &RoutingTable, expected: usize) -> Result<()> {
+fn check_len(path: &Path, table: &TokenRoutes, expected: usize) -> Result<()> {
     if table.len() == expected {
         Ok(())
     } else {

@@ -5,7 +5,7 @@
 //! specialization claim with its bootstrap interval; in both cases the
 //! warning that an LB-off contrast also changes other settings (ANA-20).
 
-use crate::report::{claims, sections, seeds};
+use crate::report::{across_seeds, claims, sections};
 
 use super::AtlasRun;
 
@@ -21,9 +21,9 @@ fn bullets(markdown: &str) -> impl Iterator<Item = String> + '_ {
 pub fn sentences(runs: &[AtlasRun]) -> Vec<String> {
     let reports: Vec<_> = runs.iter().map(|r| r.run.clone()).collect();
     let mut md = String::new();
-    seeds::section(&mut md, &reports);
+    across_seeds::section(&mut md, &reports);
     let mut out: Vec<String> = bullets(&md).collect();
-    if !seeds::has_seeds(&reports) {
+    if !across_seeds::has_seeds(&reports) {
         for r in reports.iter().filter(|r| r.analyzed) {
             let a = &r.analysis;
             for l in &a.layers {

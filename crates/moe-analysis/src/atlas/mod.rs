@@ -33,12 +33,12 @@ mod tokens;
 use std::path::{Path, PathBuf};
 
 use moe_data::prepared::PreparedData;
+use moe_data::split::Split;
 use moe_data::tokenizer::Gpt2Tokenizer;
-use moe_train::RunDir;
-use moe_train::eval::ValBlocks;
+use moe_train::{Blocks, RunDir};
 
 use crate::error::{AnalysisError, Result};
-use crate::report::{ReportRun, load_run, seeds::label_seeds};
+use crate::report::{ReportRun, across_seeds::label_seeds, load_run};
 
 /// The file the demo and `reproduce` write next to the report.
 pub const ATLAS_FILE: &str = "atlas.html";
@@ -106,7 +106,7 @@ pub fn atlas(
     label_seeds(&mut reports);
     let data = PreparedData::open(data_dir)?;
     let choices = excerpts::choose(
-        &ValBlocks::load(&data, 0)?,
+        &Blocks::load(&data, Split::Val, 0)?,
         options.excerpts_per_domain,
         options.seed,
     );

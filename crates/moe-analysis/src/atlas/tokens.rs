@@ -64,7 +64,7 @@ pub fn section(runs: &[AtlasRun], tokenizer: &Gpt2Tokenizer) -> String {
 /// The default right-hand run: the first of another configuration without
 /// load balancing, else the first of another configuration, else the second run.
 fn contrast_run(routed: &[(usize, &AtlasRun, &Routed)]) -> usize {
-    let group = |r: &AtlasRun| crate::report::seeds::group_of(&r.run).to_string();
+    let group = |r: &AtlasRun| crate::report::across_seeds::group_of(&r.run).to_string();
     let main = group(routed[0].1);
     let other = |no_lb: bool| {
         routed
@@ -110,7 +110,7 @@ fn span(routed: &Routed, row: usize, tokenizer: &Gpt2Tokenizer) -> String {
     let t = &routed.table;
     let id = t.token[row];
     let text = String::from_utf8_lossy(tokenizer.token_bytes(id).unwrap_or(b"?")).into_owned();
-    let join = |f: &dyn Fn(&crate::table::LayerRoutes) -> String| {
+    let join = |f: &dyn Fn(&crate::token_routes::LayerRoutes) -> String| {
         t.layers.iter().map(f).collect::<Vec<_>>().join(" ")
     };
     let experts = join(&|l| l.expert[row].to_string());

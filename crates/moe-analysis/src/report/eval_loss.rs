@@ -183,7 +183,7 @@ fn ranking(runs: &[ReportRun], domain: &str, step: u64) -> Option<String> {
 fn matched(md: &mut String, runs: &[ReportRun], domains: &[String], step: u64) {
     loss_table(md, runs, domains, |r| r.eval_at(step));
     let _ = writeln!(md);
-    if super::seeds::has_seeds(runs) {
+    if super::across_seeds::has_seeds(runs) {
         let _ = writeln!(
             md,
             "Several seeds per configuration: single runs are not ranked here. The differences between configurations, paired by seed with their intervals, are in \"Across seeds\".\n"

@@ -7,18 +7,18 @@
 //! links the runs' figures by relative path and draws one cross-run eval
 //! loss figure per domain under `<out>/figures/`.
 
+pub mod across_seeds;
 pub mod claims;
 pub mod eval_loss;
 pub mod render;
 pub mod run;
 pub mod sections;
-pub mod seeds;
 
 use std::path::{Component, Path, PathBuf};
 
 use moe_train::RunDir;
 
-use crate::analyze::{ANALYSIS_FILE, read_json};
+use crate::analyze::{ANALYSIS_FILE, is_current, read_json};
 use crate::error::{AnalysisError, Result};
 use crate::figures::lines::{LineChart, Series};
 use crate::figures::save;
@@ -39,12 +39,19 @@ pub struct ReportSummary {
 
 /// Writes `<out>/report.md` comparing `dirs` (run or analysis directories).
 pub fn report(dirs: &[PathBuf], out: &Path) -> Result<ReportSummary> {
+    refuse_repeated_dirs(dirs)?;
     std::fs::create_dir_all(out).map_err(|e| AnalysisError::io(out, e))?;
     let mut runs = dirs
         .iter()
         .map(|d| load_run(d, out))
         .collect::<Result<Vec<_>>>()?;
-    seeds::label_seeds(&mut runs);
+    refuse_repeated_runs(dirs, &runs)?;
+    for r in &runs {
+        if let Some(why) = &r.stale {
+            eprintln!("warning: {why}");
+        }
+    }
+    across_seeds::label_seeds(&mut runs);
     let mut figures = Vec::new();
     let mut comparison = Vec::new();
     for domain in run::domains(&runs) {
@@ -64,6 +71,45 @@ pub fn report(dirs: &[PathBuf], out: &Path) -> Result<ReportSummary> {
     })
 }
 
+/// A directory given twice (ANA-24), compared as canonical paths.
+fn refuse_repeated_dirs(dirs: &[PathBuf]) -> Result<()> {
+    let canonical: Vec<PathBuf> = dirs
+        .iter()
+        .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
+        .collect();
+    for (i, c) in canonical.iter().enumerate() {
+        if let Some(j) = canonical[..i].iter().position(|o| o == c) {
+            return Err(AnalysisError::run(
+                &dirs[i],
+                format!("given twice (also as {})", dirs[j].display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Two runs of one name and seed (ANA-24): one run counted as two seeds.
+fn refuse_repeated_runs(dirs: &[PathBuf], runs: &[ReportRun]) -> Result<()> {
+    for (i, r) in runs.iter().enumerate() {
+        let key = (r.name(), r.analysis.run.seed);
+        if let Some(j) = runs[..i]
+            .iter()
+            .position(|o| (o.name(), o.analysis.run.seed) == key)
+        {
+            return Err(AnalysisError::run(
+                &dirs[i],
+                format!(
+                    "run `{}` seed {} is also {}: one run would count as two",
+                    key.0,
+                    key.1,
+                    dirs[j].display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A run or analysis directory as the report sees it.
 pub fn load_run(dir: &Path, out: &Path) -> Result<ReportRun> {
     let run = RunDir::new(dir);
@@ -74,12 +120,25 @@ pub fn load_run(dir: &Path, out: &Path) -> Result<ReportRun> {
     } else {
         None
     };
+    let mut stale = None;
     if let Some(a) = analysis_dir {
-        return Ok(ReportRun {
-            analysis: read_json(&a.join(ANALYSIS_FILE))?,
-            analyzed: true,
-            figures_base: Some(relative(out, &a)?),
-        });
+        let analysis = read_json(&a.join(ANALYSIS_FILE))?;
+        if !run.has_run() || is_current(&analysis, &run)? {
+            return Ok(ReportRun {
+                analysis,
+                analyzed: true,
+                figures_base: Some(relative(out, &a)?),
+                stale: None,
+            });
+        }
+        stale = Some(format!(
+            "{}: left out, it no longer describes the run (analysed at step {}; the run has changed since): run `moe analyze` again",
+            a.join(ANALYSIS_FILE).display(),
+            analysis
+                .run
+                .checkpoint_step
+                .map_or("?".to_string(), |s| s.to_string())
+        ));
     }
     if !run.has_run() {
         return Err(AnalysisError::run(
@@ -91,6 +150,7 @@ pub fn load_run(dir: &Path, out: &Path) -> Result<ReportRun> {
         analysis: history_only(&run)?,
         analyzed: false,
         figures_base: None,
+        stale,
     })
 }
 

@@ -20,9 +20,12 @@ pub fn render(runs: &[ReportRun], comparison_figures: &[(String, String)]) -> St
          Every sentence below is computed from the numbers it cites; entropies and \
          losses are in nats.\n"
     );
+    for why in runs.iter().filter_map(|r| r.stale.as_ref()) {
+        let _ = writeln!(md, "> **Stale analysis:** {why}.\n");
+    }
     summary(&mut md, runs);
     super::eval_loss::losses(&mut md, runs, comparison_figures);
-    super::seeds::section(&mut md, runs);
+    super::across_seeds::section(&mut md, runs);
     sections::specialization(&mut md, runs);
     sections::load(&mut md, runs);
     sections::collapse(&mut md, runs);

@@ -15,6 +15,9 @@ pub struct ReportRun {
     pub analyzed: bool,
     /// Path from the report's directory to the analysis directory (figures live under it).
     pub figures_base: Option<String>,
+    /// Why the run's `analysis.json` was left out, when it no longer
+    /// describes the run (ANA-23).
+    pub stale: Option<String>,
 }
 
 impl ReportRun {

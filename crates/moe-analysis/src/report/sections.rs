@@ -177,7 +177,7 @@ pub fn collapse(md: &mut String, runs: &[ReportRun]) {
     // about), each LB-off configuration against the first with LB.
     let mut configs: Vec<RunInfo> = Vec::new();
     for r in moe_runs(runs) {
-        let group = super::seeds::group_of(r);
+        let group = super::across_seeds::group_of(r);
         if !configs.iter().any(|c| c.name == group) {
             let mut info = r.analysis.run.clone();
             info.name = group.to_string();

@@ -8,7 +8,7 @@ use moe_data::config::DataConfig;
 use moe_data::prepare::{PrepareOptions, prepare};
 use moe_model::CpuAutodiff;
 use moe_train::metrics::{Event, read_events};
-use moe_train::{RunConfig, TrainOptions, train};
+use moe_train::{Resume, RunConfig, TrainOptions, train};
 
 pub type B = CpuAutodiff;
 
@@ -126,7 +126,11 @@ pub fn options(data: &Path, out: &Path, resume: bool, max_steps: Option<u64>) ->
     TrainOptions {
         data: data.to_path_buf(),
         out: out.to_path_buf(),
-        resume,
+        resume: if resume {
+            Resume::Checkpoint
+        } else {
+            Resume::No
+        },
         max_steps,
         progress: false,
         device_name: "cpu".into(),

@@ -1,62 +1,22 @@
-//! Causal multi-head self-attention as HF `GPT2Attention` computes it (MODEL-3).
-//!
-//! One fused `c_attn` projection to q, k, v; scores scaled by `1/sqrt(head_dim)`;
-//! causal masking through Burn's `is_causal` attention option; `c_proj` back.
+//! GPT-2's causal self-attention of `c_attn`'s output, heads merged, as HF
+//! `GPT2Attention` computes it (MODEL-16): scores scaled by
+//! `1/sqrt(head_dim)`, causal mask, softmax, weighted values. The CPU kernel
+//! is [`cpu::causal_self_attention`].
 
-use burn::module::Module;
-use burn::nn::Linear;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, DType, FloatDType, Tensor};
 
-use crate::host;
-use crate::init::{self, NormalRng};
-use crate::mlp::linear_rows;
+use super::cpu::{off_flex, on_flex};
+use super::cpu_or_generic;
 
-/// GPT-2 self-attention.
-#[derive(Module, Debug)]
-pub struct Attention<B: Backend> {
-    /// `[d_model, 3 * d_model]`: q, k, v side by side (HF `c_attn`).
-    pub c_attn: Linear<B>,
-    /// `[d_model, d_model]` (HF `c_proj`).
-    pub c_proj: Linear<B>,
-    /// Number of heads.
-    pub n_head: usize,
-}
-
-impl<B: Backend> Attention<B> {
-    /// GPT-2 initialisation (see [`Mlp::init`](crate::mlp::Mlp::init)).
-    pub fn init(
-        rng: &mut NormalRng,
-        d_model: usize,
-        n_head: usize,
-        proj_std: f64,
-        device: &B::Device,
-    ) -> Self {
-        Self {
-            c_attn: init::linear(rng, d_model, 3 * d_model, 0.02, true, device),
-            c_proj: init::linear(rng, d_model, d_model, proj_std, true, device),
-            n_head,
-        }
-    }
-
-    /// Causal self-attention over the sequence.
-    ///
-    /// # Shapes
-    /// - `x`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [batch, seq, d_model] = x.dims();
-        let qkv = linear_rows(&self.c_attn, x.reshape([batch * seq, d_model])); // [batch·seq, 3·d_model]
-        let y = causal_self_attention(qkv, batch, self.n_head); // [batch·seq, d_model]
-        linear_rows(&self.c_proj, y).reshape([batch, seq, d_model])
-    }
-}
+pub(crate) mod cpu;
 
 /// GPT-2's causal self-attention of `c_attn`'s output, heads merged
 /// (MODEL-16): one op with a hand-written backward on the CPU backend
-/// ([`host::attention`](crate::host)), [`attention_by_ops`] elsewhere.
+/// ([`cpu::causal_self_attention`]), [`attention_by_ops`] elsewhere.
 ///
 /// # Shapes
 /// - `qkv`: `[batch·seq, 3·d_model]` → `[batch·seq, d_model]`
@@ -65,10 +25,17 @@ pub fn causal_self_attention<B: Backend>(
     batch: usize,
     n_head: usize,
 ) -> Tensor<B, 2> {
-    match host::on_flex(qkv) {
-        Ok(flex) => host::off_flex(host::attention::causal_self_attention(flex, batch, n_head)),
-        Err(qkv) => attention_by_ops(qkv, batch, n_head),
-    }
+    cpu_or_generic(
+        qkv,
+        |qkv| {
+            Ok(off_flex(cpu::causal_self_attention(
+                on_flex(qkv)?,
+                batch,
+                n_head,
+            )))
+        },
+        |qkv| attention_by_ops(qkv, batch, n_head),
+    )
 }
 
 /// [`causal_self_attention`] with generic tensor ops: Burn's `attention` on
@@ -114,7 +81,7 @@ pub fn attention_by_ops<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::NormalRng;
+    use crate::seeds::NormalRng;
     use burn::tensor::TensorData;
     use proptest::prelude::*;
 

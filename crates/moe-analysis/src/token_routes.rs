@@ -22,7 +22,7 @@ pub struct LayerRoutes {
 
 /// Routing of every analysed token.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RoutingTable {
+pub struct TokenRoutes {
     /// Domain names; `domain` indexes them.
     pub domains: Vec<String>,
     /// Domain per token.
@@ -38,7 +38,7 @@ pub struct RoutingTable {
     pub layers: Vec<LayerRoutes>,
 }
 
-impl RoutingTable {
+impl TokenRoutes {
     /// An empty table over `domains` with the given MoE layers `(layer, n_experts)`.
     pub fn new(domains: Vec<String>, layers: &[(usize, usize)]) -> Self {
         Self {
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn documents_split_at_eos_and_block_starts() {
-        let mut t = RoutingTable::new(vec!["a".into(), "b".into()], &[]);
+        let mut t = TokenRoutes::new(vec!["a".into(), "b".into()], &[]);
         t.push_block(0, &[1, 2, EOS_ID, 3]);
         t.push_block(1, &[4, EOS_ID]);
         t.push_block(1, &[5]);

@@ -6,7 +6,7 @@ use moe_analysis::domain_stats::{consistency, domain_routing};
 use moe_analysis::load_balance::load_stats;
 use moe_analysis::nmi::{entropy, mutual_information_of, row_shares, transpose};
 use moe_analysis::nulls::{DocRouting, permutation_test, random_router};
-use moe_analysis::table::RoutingTable;
+use moe_analysis::token_routes::TokenRoutes;
 use moe_data::seeded::rng_for;
 use proptest::prelude::*;
 
@@ -297,7 +297,7 @@ fn ana_8_uniform_routing_sits_at_the_cv_floor() {
 // Checks: ANA-2, ANA-9, ANA-12
 #[test]
 fn ana_9_ana_12_domain_entropy_and_consistency_by_hand() {
-    let mut t = RoutingTable::new(vec!["a".into(), "b".into()], &[(5, 2)]);
+    let mut t = TokenRoutes::new(vec!["a".into(), "b".into()], &[(5, 2)]);
     t.push_block(0, &[1, 2, 3, 4]);
     t.push_routes(
         0,

@@ -2,15 +2,14 @@
 //! and a tiny dense run trained for a few steps on three small domains, then
 //! `analyze` and `report` on them.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 use moe_analysis::figures::Figure;
 use moe_analysis::figures::heatmap::Heatmap;
 use moe_analysis::figures::lines::LineChart;
 use moe_analysis::{AnalyzeOptions, analyze, report};
-use moe_train::{RunConfig, TrainOptions, train};
+use moe_data::prepared::PreparedData;
+use moe_train::{RunConfig, RunDir, TrainOptions, train};
 
 // mimalloc that keeps freed memory: large tensors are not page-faulted in
 // again on every step (crates/moe-alloc).
@@ -19,7 +18,7 @@ static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
 
 /// Prepares three small domains at block size 16 into `dir/data`.
 fn small_data(dir: &Path) -> PathBuf {
-    common::small_prepared(
+    moe_testkit::small_prepared(
         dir,
         &[
             ("code", "def f(x):\n    # add one\n    return x + 1\n"),
@@ -32,7 +31,7 @@ fn small_data(dir: &Path) -> PathBuf {
 }
 
 fn train_run(dir: &Path, data: &Path, name: &str, moe: bool) -> PathBuf {
-    let text = common::tiny_run_toml(name, moe);
+    let text = moe_testkit::tiny_run_toml(name, moe);
     let config = RunConfig::parse(&text, Path::new("t.toml")).unwrap();
     let out = dir.join(name);
     let opts = TrainOptions {
@@ -72,7 +71,13 @@ fn ana_14_analyze_and_report_on_tiny_runs() {
     let moe = train_run(tmp.path(), &data, "moe", true);
     let dense = train_run(tmp.path(), &data, "dense", false);
     let out = moe.join("analysis");
-    let a = analyze(&moe, &data, &out, &options()).unwrap();
+    let a = analyze(
+        &RunDir::new(&moe),
+        &PreparedData::open(&data).unwrap(),
+        &out,
+        &options(),
+    )
+    .unwrap();
 
     // ANA-1: every val block routed (15 tokens of each 16-token block), final/ used.
     let val = moe_data::prepared::PreparedData::open(&data).unwrap();
@@ -148,7 +153,13 @@ fn ana_14_analyze_and_report_on_tiny_runs() {
 
     // ANA-15: the same inputs give the same bytes.
     let again = tmp.path().join("again");
-    analyze(&moe, &data, &again, &options()).unwrap();
+    analyze(
+        &RunDir::new(&moe),
+        &PreparedData::open(&data).unwrap(),
+        &again,
+        &options(),
+    )
+    .unwrap();
     assert_eq!(
         std::fs::read(out.join("analysis.json")).unwrap(),
         std::fs::read(again.join("analysis.json")).unwrap()
@@ -175,11 +186,92 @@ fn ana_17_missing_inputs_name_the_path() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty-run");
     std::fs::create_dir_all(&empty).unwrap();
-    let err = analyze(&empty, tmp.path(), &tmp.path().join("o"), &options()).unwrap_err();
+    let err = analyze(
+        &RunDir::new(&empty),
+        &PreparedData::open(&small_data(tmp.path())).unwrap(),
+        &tmp.path().join("o"),
+        &options(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("empty-run"), "{err}");
     let err = report(std::slice::from_ref(&empty), &tmp.path().join("r")).unwrap_err();
     assert!(
         err.to_string().contains("empty-run") && err.to_string().contains("neither"),
         "{err}"
     );
+}
+
+// Checks: ANA-22, ANA-23, ANA-24
+#[test]
+fn ana_22_to_24_analysis_and_report_refuse_what_is_not_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data(tmp.path());
+    let moe = train_run(tmp.path(), &data, "moe", true);
+    let dense = train_run(tmp.path(), &data, "dense", false);
+    let prepared = PreparedData::open(&data).unwrap();
+
+    // ANA-22: another architecture's checkpoint, and other data.
+    let wrong = AnalyzeOptions {
+        checkpoint: Some(dense.join("final")),
+        ..options()
+    };
+    let err = analyze(&RunDir::new(&moe), &prepared, &tmp.path().join("a"), &wrong)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("not a checkpoint of run `moe`") && err.contains("dense"),
+        "{err}"
+    );
+    let other_dir = tmp.path().join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let other =
+        moe_testkit::small_prepared(&other_dir, &[("code", "x = 1"), ("math", "1 + 1")], 40, 0.2);
+    let err = analyze(
+        &RunDir::new(&moe),
+        &PreparedData::open(&other).unwrap(),
+        &tmp.path().join("b"),
+        &options(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("trained on other data"), "{err}");
+
+    // ANA-23: an analysis made before the run went on is left out, saying so.
+    let partial = tmp.path().join("partial");
+    let text = moe_testkit::tiny_run_toml("partial", true);
+    let config = RunConfig::parse(&text, Path::new("t.toml")).unwrap();
+    let mut opts = TrainOptions {
+        data: data.clone(),
+        out: partial.clone(),
+        max_steps: Some(2),
+        device_name: "cpu".into(),
+        ..Default::default()
+    };
+    train::<moe_model::CpuAutodiff>(&config, &opts, &Default::default()).unwrap();
+    let run = RunDir::new(&partial);
+    analyze(&run, &prepared, &run.analysis_dir(), &options()).unwrap();
+    opts.max_steps = None;
+    opts.resume = moe_train::Resume::Checkpoint;
+    train::<moe_model::CpuAutodiff>(&config, &opts, &Default::default()).unwrap();
+    let summary = report(std::slice::from_ref(&partial), &tmp.path().join("r1")).unwrap();
+    assert!(
+        summary.markdown.contains("Stale analysis") && summary.markdown.contains("moe analyze"),
+        "{}",
+        summary.markdown
+    );
+
+    // ANA-24: one run given twice, or under two names.
+    let err = report(&[moe.clone(), moe.join(".")], &tmp.path().join("r2"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("given twice"), "{err}");
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for name in ["config.toml", "metrics.jsonl"] {
+        std::fs::copy(moe.join(name), copy.join(name)).unwrap();
+    }
+    let err = report(&[moe, copy], &tmp.path().join("r3"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("would count as two"), "{err}");
 }

@@ -6,7 +6,7 @@ use burn::tensor::Shape;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{exp_f32, f32s, matmul, matmul_add, row_max, row_sum, tensor_of};
+use crate::ops::cpu::{exp_f32, f32s, matmul, matmul_add, row_max, row_sum, tensor_of};
 
 /// The fused LM head + cross-entropy on the CPU (MODEL-14, MODEL-15): each
 /// token's loss and, with `with_grads`, the gradients of their mean.
@@ -118,7 +118,7 @@ mod tests {
             .collect();
         let targets: Vec<i64> = (0..rows as i64).map(|r| r * 1000).collect();
         let run = |threads: usize| {
-            crate::host::on_threads(threads, || {
+            crate::ops::cpu::on_threads(threads, || {
                 let h = tensor_of(values[..rows * d].to_vec(), Shape::new([rows, d]));
                 let w = tensor_of(values.clone(), Shape::new([vocab, d]));
                 let out = lm_loss(&h, &w, &targets, 3, true);

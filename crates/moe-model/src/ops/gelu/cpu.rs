@@ -11,7 +11,7 @@ use burn::tensor::backend::Backend;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{CHUNK, exp_f32, f32s, off_flex, on_flex, run_op, tensor_of};
+use crate::ops::cpu::{CHUNK, exp_f32, f32s, off_flex, on_flex, run_op, tensor_of};
 
 /// `gelu_new(x)` and its derivative at one point (MODEL-13), through
 /// `gelu_new(x) = x·σ(2u)`, `u = √(2/π)·(x + 0.044715·x³)` (the same value as
@@ -128,7 +128,7 @@ mod tests {
         };
         let (x, g) = (values(7919), values(31));
         let run = |threads: usize| {
-            crate::host::on_threads(threads, || {
+            crate::ops::cpu::on_threads(threads, || {
                 let x = tensor_of(x.clone(), Shape::new([n]));
                 let (y, d) = gelu_new(&x, true);
                 let d = d.unwrap();

@@ -1,65 +1,18 @@
-//! The GPT-2 MLP: `c_fc` → tanh-GELU → `c_proj` (HF `GPT2MLP`, MODEL-3).
-//!
-//! Also the unit an MoE expert is made of, so an upcycled expert is literally a
-//! copy of the dense MLP.
+//! `Linear` on the last dimension as one 2-D product (MODEL-18); the CPU
+//! kernel is [`cpu::linear`].
 
-use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::linear;
 
-use crate::gelu::gelu_new;
-use crate::host;
-use crate::init::{self, NormalRng};
+use super::cpu_or_generic;
 
-/// Two linear maps around a tanh-approximated GELU (`gelu_new` in HF, fused:
-/// MODEL-13).
-#[derive(Module, Debug)]
-pub struct Mlp<B: Backend> {
-    /// `[d_model, d_ff]` (HF `c_fc`, Conv1D layout `[in, out]`).
-    pub c_fc: Linear<B>,
-    /// `[d_ff, d_model]` (HF `c_proj`).
-    pub c_proj: Linear<B>,
-}
-
-impl<B: Backend> Mlp<B> {
-    /// GPT-2 initialisation: N(0, 0.02²) for `c_fc`, `proj_std` for `c_proj`, zero biases.
-    pub fn init(
-        rng: &mut NormalRng,
-        d_model: usize,
-        d_ff: usize,
-        proj_std: f64,
-        device: &B::Device,
-    ) -> Self {
-        Self {
-            c_fc: init::linear(rng, d_model, d_ff, 0.02, true, device),
-            c_proj: init::linear(rng, d_ff, d_model, proj_std, true, device),
-        }
-    }
-
-    /// Applies the MLP to the last dimension.
-    ///
-    /// # Shapes
-    /// - `x`: `[..., d_model]` → `[..., d_model]`
-    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let h = linear_rows(&self.c_fc, x); // [..., d_ff]
-        linear_rows(&self.c_proj, gelu_new(h)) // [..., d_model]
-    }
-
-    /// A copy with fresh parameter ids, each weight plus N(0, noise_std²) from
-    /// `rng` (no noise is drawn when `noise_std == 0`), detached from any graph.
-    pub fn perturbed_copy(&self, rng: &mut NormalRng, noise_std: f64) -> Self {
-        Self {
-            c_fc: perturb_linear(&self.c_fc, rng, noise_std),
-            c_proj: perturb_linear(&self.c_proj, rng, noise_std),
-        }
-    }
-}
+pub(crate) mod cpu;
 
 /// `layer` applied to the last dimension of `x`, as one `[rows, in]` product
 /// (MODEL-18): on the CPU backend one op with a hand-written backward
-/// ([`host::linear`](crate::host)), elsewhere Burn's `linear` on the
+/// ([`cpu::linear`]), elsewhere Burn's `linear` on the
 /// flattened rows; in `x`'s dtype, the parameters cast to it (MODEL-19).
 ///
 /// Same values as `layer.forward(x)`; on a 3-D input Burn's linear would run
@@ -80,43 +33,18 @@ pub fn linear_rows<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D
     // In the input's dtype: f32 master weights meet bf16 activations (MODEL-19).
     let weight = layer.weight.val().cast(x.dtype());
     let bias = layer.bias.as_ref().map(|b| b.val().cast(x.dtype()));
-    let y = match host::linear::linear(x, weight.clone(), bias.clone()) {
-        Ok(y) => y,
-        Err(x) => linear(x, weight, bias),
-    }; // [rows, out]
+    let (w, b) = (weight.clone(), bias.clone());
+    let y = cpu_or_generic(x, |x| cpu::linear(x, w, b), |x| linear(x, weight, bias)); // [rows, out]
     let mut out_dims = dims;
     out_dims[D - 1] = y.dims()[1];
     y.reshape(out_dims)
 }
 
-fn perturb_linear<B: Backend>(layer: &Linear<B>, rng: &mut NormalRng, std: f64) -> Linear<B> {
-    let weight = perturb(layer.weight.val(), rng, std);
-    let bias = layer.bias.as_ref().map(|b| perturb(b.val(), rng, std));
-    let mut copy = layer.clone();
-    copy.weight = Param::from_tensor(weight);
-    copy.bias = bias.map(Param::from_tensor);
-    copy
-}
-
-fn perturb<B: Backend, const D: usize>(
-    t: Tensor<B, D>,
-    rng: &mut NormalRng,
-    std: f64,
-) -> Tensor<B, D> {
-    let t = t.detach();
-    if std == 0.0 {
-        return t;
-    }
-    let dims = t.dims();
-    let noise = init::normal_tensor::<B, D>(rng, dims, std, &t.device());
-    // Detach again: a parameter must be a leaf of the autodiff graph.
-    (t + noise).detach()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::NormalRng;
+    use crate::seeds::NormalRng;
+    use burn::module::Param;
     use burn::tensor::TensorData;
     use proptest::prelude::*;
 

@@ -13,7 +13,7 @@ use std::fmt::Write;
 
 use super::claims::{f3, signed};
 use super::run::ReportRun;
-use crate::seeds::{Interval, paired_differences, spread, t_interval};
+use crate::intervals::{Interval, paired_differences, spread, t_interval};
 use moe_train::metrics::StopReason;
 
 /// The suffix `report` gives runs that share a name: `moe@s43`.

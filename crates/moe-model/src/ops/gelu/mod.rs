@@ -12,14 +12,15 @@
 //! graph through `y = stopgrad(y) + (x·d − stopgrad(x·d))` with `d` a
 //! constant: one multiply in backward. On the CPU backend it is one op: value and
 //! derivative from one multithreaded pass, backward one parallel multiply
-//! (`host/gelu.rs`, MODEL-15). Both paths are within 1e-6 of HF's formula
+//! ([`cpu::gelu_new_op`], MODEL-15). Both paths are within 1e-6 of HF's formula
 //! (tests below).
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
-use crate::host;
-use crate::lm_loss::constant;
+use super::{constant, cpu_or_generic};
+
+pub(crate) mod cpu;
 
 /// √(2/π), as Burn's `gelu_approximate` computes it.
 const SQRT_2_OVER_PI: f64 = core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
@@ -32,10 +33,7 @@ const CUBIC: f64 = 0.044715;
 /// # Shapes
 /// - `x`: any → same
 pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    match host::gelu::gelu_new_op(x) {
-        Ok(y) => y,
-        Err(x) => gelu_new_generic(x),
-    }
+    cpu_or_generic(x, cpu::gelu_new_op, gelu_new_generic)
 }
 
 /// [`gelu_new`] on every backend but the CPU's: value and derivative from
@@ -73,7 +71,7 @@ fn gelu_new_by_ops<B: Backend, const D: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::NormalRng;
+    use crate::seeds::NormalRng;
     use burn::tensor::TensorData;
     use burn::tensor::activation::gelu_approximate;
     use proptest::prelude::*;

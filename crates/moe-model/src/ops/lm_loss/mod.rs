@@ -16,8 +16,8 @@
 //! are already known when the forward pass ends, so generic tensor ops can
 //! hand them over on every backend; a `Backward` op would exist only for
 //! `Autodiff<B>` of one backend (the CPU's other ops are such ops,
-//! reached through `host::on_flex`). On the CPU backend the forward pass
-//! itself is one multithreaded kernel (`host/lm_loss.rs`, MODEL-15).
+//! reached through `cpu::on_flex`). On the CPU backends the forward pass
+//! itself is one multithreaded kernel ([`cpu::lm_loss`], MODEL-15).
 //!
 //! The gradient is that of the *mean* over the tokens (what training
 //! minimises); the per-token values are returned detached.
@@ -25,7 +25,10 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
 
-use crate::host;
+use super::cpu::{from_flex, to_flex};
+use super::{constant, cpu_or_generic};
+
+pub(crate) mod cpu;
 
 /// Most logits one chunk of tokens materialises (rows × vocab): bounds the
 /// op's transient memory whatever the batch (64 MiB of f32).
@@ -55,34 +58,33 @@ pub fn lm_head_cross_entropy<B: Backend>(
     targets: Tensor<B, 1, Int>,
 ) -> LmLoss<B> {
     let rows = CHUNK_ELEMS / head.dims()[0].max(1);
-    match on_host(hidden.clone(), head.clone(), targets.clone(), rows) {
-        Some(loss) => loss,
-        None => fused(hidden, head, targets, rows),
-    }
+    cpu_or_generic(
+        (hidden, head, targets),
+        |(x, w, y)| on_cpu(x.clone(), w.clone(), y.clone(), rows).ok_or((x, w, y)),
+        |(x, w, y)| fused(x, w, y, rows),
+    )
 }
 
-/// The op on the CPU backend: one multithreaded kernel
-/// (`host/lm_loss.rs`, MODEL-15) computes the losses and the gradients;
+/// The op on the CPU backends: one multithreaded kernel
+/// ([`cpu::lm_loss`], MODEL-15) computes the losses and the gradients;
 /// `None` on any other backend.
-fn on_host<B: Backend>(
+fn on_cpu<B: Backend>(
     hidden: Tensor<B, 2>,
     head: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
     rows: usize,
 ) -> Option<LmLoss<B>> {
     let with_grads = B::ad_enabled(&hidden.device());
-    let x = host::to_flex(constant(hidden.clone())).ok()?;
-    let w = host::to_flex(constant(head.clone())).ok()?;
+    let x = to_flex(constant(hidden.clone())).ok()?;
+    let w = to_flex(constant(head.clone())).ok()?;
     let ids = targets
         .into_data()
         .convert::<i64>()
         .to_vec::<i64>()
         .expect("converted to i64");
-    let parts = host::lm_loss::lm_loss(&x, &w, &ids, rows, with_grads);
-    let per_token: Tensor<B, 1> = host::from_flex(parts.per_token);
-    let grads = parts
-        .grads
-        .map(|(dx, dw)| (host::from_flex(dx), host::from_flex(dw)));
+    let parts = cpu::lm_loss(&x, &w, &ids, rows, with_grads);
+    let per_token: Tensor<B, 1> = from_flex(parts.per_token);
+    let grads = parts.grads.map(|(dx, dw)| (from_flex(dx), from_flex(dw)));
     Some(attach(per_token, hidden, head, grads))
 }
 
@@ -186,13 +188,6 @@ fn exp_rows<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Exp
     ExpRows { e, sum, loss }
 }
 
-/// `t` outside the autodiff graph. `detach` alone keeps a parameter's
-/// `require_grad` (a fresh tracked leaf): every op on it would be recorded
-/// and differentiated.
-pub(crate) fn constant<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D> {
-    t.detach().set_require_grad(false)
-}
-
 /// `⟨a, b⟩` as a `[1]` tensor, through a `[1, n] · [n, 1]` matmul: one read
 /// of each operand, and a backward that writes only `∂/∂a = grad · b`.
 fn dot<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> Tensor<B, 1> {
@@ -203,7 +198,7 @@ fn dot<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> Tensor<B, 1> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::NormalRng;
+    use crate::seeds::NormalRng;
     use burn::tensor::TensorData;
     use burn::tensor::activation::log_softmax;
     use proptest::prelude::*;
@@ -273,15 +268,15 @@ mod tests {
     type Fused = fn(Tensor<Ad, 2>, Tensor<Ad, 2>, Tensor<Ad, 1, Int>, usize) -> LmLoss<Ad>;
 
     /// The CPU kernel's path and the generic one.
-    const PATHS: [Fused; 2] = [host_path, fused];
+    const PATHS: [Fused; 2] = [cpu_path, fused];
 
-    fn host_path(
+    fn cpu_path(
         x: Tensor<Ad, 2>,
         w: Tensor<Ad, 2>,
         y: Tensor<Ad, 1, Int>,
         rows: usize,
     ) -> LmLoss<Ad> {
-        on_host(x, w, y, rows).expect("the CPU backend")
+        on_cpu(x, w, y, rows).expect("the CPU backend")
     }
 
     /// (per-token, mean, ∂mean/∂x, ∂mean/∂w) of the fused op (`rows` per
@@ -364,8 +359,8 @@ mod tests {
         let (x, w, y) = tensors::<Inner>(&c);
         let (want, want_mean) = reference(x.clone(), w.clone(), y.clone());
         let (want, want_mean) = (values(want), values(want_mean));
-        let host = |x, w, y, rows| on_host(x, w, y, rows).expect("the CPU backend");
-        let paths: [fn(_, _, _, usize) -> LmLoss<Inner>; 2] = [host, fused];
+        let cpu = |x, w, y, rows| on_cpu(x, w, y, rows).expect("the CPU backend");
+        let paths: [fn(_, _, _, usize) -> LmLoss<Inner>; 2] = [cpu, fused];
         for path in paths {
             let out = path(x.clone(), w.clone(), y.clone(), 5);
             let again = path(x.clone(), w.clone(), y.clone(), 5);

@@ -1,39 +1,13 @@
-//! Our own multithreaded CPU kernels for Burn's `flex` backend (MODEL-15 to
-//! MODEL-18).
+//! The machinery the CPU kernels share: the bridge between generic tensors
+//! and Burn's `flex` backend, the runner of ops with a hand-written backward,
+//! a vectorisable `exp`, row reductions and gemm wrappers.
 //!
-//! Flex runs each element-wise op on one thread with scalar `expf`/`tanhf`,
-//! zero-fills every op's output and then copies it into an aligned buffer,
-//! and autodiff records composite ops (LayerNorm, attention's softmax) op
-//! by op; only flex's matmuls use all cores. On `Flex` and `Autodiff<Flex>`
-//! (the CPU backends) the model's hot ops run here instead, each as one op
-//! split over rayon's pool (the pool flex's matmuls use, so
-//! `RAYON_NUM_THREADS` sets both), with gemm writing into buffers of our
-//! own and a polynomial `exp` the compiler vectorises:
-//!
-//! - [`lm_loss`]: the fused LM loss with its gradients, computed on
-//!   constants and attached by `lm_loss.rs`'s zero-valued surrogate, as on
-//!   every backend;
-//! - [`gelu`], [`linear`], [`layer_norm`] and [`attention`]:
-//!   `burn-autodiff` `Backward` ops with hand-written backward passes, all
-//!   run through [`run_op`].
-//!
-//! This file holds the bridge, the op runner, the polynomial `exp`, the row
-//! reductions and the gemm wrappers they share.
-//!
-//! How generic `B: Backend` code reaches them: [`on_flex`] checks at run
-//! time whether `B`'s float tensor *is* flex's, or the autodiff wrapper of
-//! it (named through `BackendTypes::FloatTensorPrimitive`; its node and
-//! primitive are public fields), and [`off_flex`] puts the result back.
-//! Any other backend gets its tensor back and the caller runs the generic
-//! tensor-op version; the tests run both and compare. Burn's documented
-//! extension point, a backend trait implemented for each backend and for
-//! `Autodiff<B>`, would put a new bound on about 120 generic signatures of
-//! three crates; the run-time check keeps them as they are.
-//!
-//! Every element of a result depends only on its own inputs, and every sum
-//! is taken by one thread in a fixed order or in fixed blocks combined in
-//! order, so results are identical at any thread count (tested per kernel
-//! on 1 and 3 threads).
+//! [`on_flex`] recognises at run time a tensor of `Flex` or `Autodiff<Flex>`
+//! (the CPU backends) in f32 and [`off_flex`] puts a result back; any other
+//! tensor is handed back unchanged, and the op runs its generic version
+//! (see [`super`] for why this is a run-time check, not a trait bound).
+//! Every sum is taken in a fixed order, so results are identical at any
+//! thread count.
 
 use std::any::Any;
 
@@ -45,12 +19,6 @@ use burn::tensor::backend::{AutodiffBackend, Backend, BackendTypes};
 use burn::tensor::{Bytes, DType, Shape, Tensor, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
 
-pub(crate) mod attention;
-pub(crate) mod gelu;
-pub(crate) mod layer_norm;
-pub(crate) mod linear;
-pub(crate) mod lm_loss;
-
 /// The autodiff CPU backend whose tensors [`to_flex`] unwraps.
 type FlexAutodiff = Autodiff<Flex>;
 /// Its float tensor type (named through the trait: the struct is private).
@@ -58,7 +26,7 @@ pub(crate) type FlexAutodiffTensor = <FlexAutodiff as BackendTypes>::FloatTensor
 
 /// Elements per rayon task of an element-wise kernel: large enough that the
 /// task overhead is noise, small enough that two cores share a 2 MB tensor.
-const CHUNK: usize = 1 << 14;
+pub(crate) const CHUNK: usize = 1 << 14;
 
 /// A float tensor of one of the two CPU backends.
 pub(crate) enum OnFlex {

@@ -11,7 +11,10 @@ use moe_train::metrics::StopReason;
 
 fn snapshot_settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots/analysis"));
+    s.set_snapshot_path(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../snapshots/analysis"
+    ));
     s.set_prepend_module_to_snapshot(false);
     s
 }
@@ -251,6 +254,7 @@ fn run(name: &str, layers: Vec<LayerAnalysis>, history: History, analyzed: bool)
         },
         analyzed,
         figures_base: analyzed.then(|| format!("../{name}/analysis")),
+        stale: None,
     }
 }
 
@@ -391,7 +395,7 @@ fn ana_6_a_baseline_from_a_later_step_is_labelled_with_it() {
 // Checks: ANA-21
 #[test]
 fn ana_21_seed_statistics_match_hand_computed_values() {
-    use moe_analysis::seeds::{paired_differences, spread, t_975, t_interval};
+    use moe_analysis::intervals::{paired_differences, spread, t_975, t_interval};
     let s = spread(&[1.0, 2.0, 3.0, 4.0]).unwrap();
     assert!((s.mean - 2.5).abs() < 1e-12 && (s.sd - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
     assert_eq!((s.min, s.max), (1.0, 4.0));
@@ -441,7 +445,7 @@ fn seeded(name: &str, seed: u64, loss: f64, nmi: f64, collapse: Option<u64>) -> 
 // Checks: ANA-21
 #[test]
 fn ana_21_report_pairs_runs_by_seed_and_says_when_unresolved() {
-    use moe_analysis::report::seeds::{group_of, label_seeds};
+    use moe_analysis::report::across_seeds::{group_of, label_seeds};
     let mut runs = vec![
         seeded("moe", 1, 3.0, 0.30, None),
         seeded("moe", 2, 3.1, 0.32, None),
@@ -509,7 +513,7 @@ fn with_nmi(mut run: ReportRun, nmi: f64, control: f64) -> ReportRun {
 // Checks: ANA-21
 #[test]
 fn ana_21_nmi_is_compared_with_the_main_moe_run_and_its_control() {
-    use moe_analysis::report::seeds::label_seeds;
+    use moe_analysis::report::across_seeds::label_seeds;
     let moe = |seed, nmi, control| with_nmi(seeded("moe", seed, 3.0, 0.3, None), nmi, control);
     let no_lb = |seed, nmi| with_nmi(seeded("moe-no-lb", seed, 3.1, 0.1, None), nmi, 0.05);
     let mut runs = vec![
@@ -577,7 +581,7 @@ fn with_blocks(mut run: ReportRun, step: u64, blocks: [&[f64]; 3]) -> ReportRun 
 // Checks: ANA-21
 #[test]
 fn ana_21_within_seed_intervals_pair_val_blocks() {
-    use moe_analysis::report::seeds::{block_differences, label_seeds};
+    use moe_analysis::report::across_seeds::{block_differences, label_seeds};
     let dense = |seed| {
         let r = seeded("dense", seed, 3.2, 0.0, None);
         with_blocks(r, 100, [&[5.0, 5.2, 5.4], &[4.0, 4.1], &[3.0, 3.0]])

@@ -2,15 +2,16 @@
 //! + β` over the last dimension, biased variance.
 //!
 //! The same parameters as Burn's `LayerNorm` (`gamma`, `beta`, `epsilon`),
-//! with ε readable: on the CPU backend the op is one kernel with a
-//! hand-written backward ([`host::layer_norm`](crate::host)); elsewhere
-//! Burn's `layer_norm` (which autodiff records op by op).
+//! with ε readable: on the CPU backends one kernel with a hand-written
+//! backward ([`cpu::layer_norm`]); elsewhere Burn's `layer_norm`.
 
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use crate::host;
+use super::cpu_or_generic;
+
+pub(crate) mod cpu;
 
 /// LayerNorm over the last dimension.
 #[derive(Module, Debug)]
@@ -34,15 +35,13 @@ impl<B: Backend> LayerNorm<B> {
         let rows = x.shape().num_elements() / d.max(1);
         let gamma = self.gamma.val();
         let beta = self.beta.as_ref().map(|b| b.val());
-        match host::layer_norm::layer_norm(
+        let (g, b) = (gamma.clone(), beta.clone());
+        cpu_or_generic(
             x.reshape([rows, d]),
-            gamma.clone(),
-            beta.clone(),
-            self.epsilon,
-        ) {
-            Ok(y) => y.reshape(dims),
-            Err(x) => layer_norm_by_ops(x, gamma, beta, self.epsilon).reshape(dims),
-        }
+            |x| cpu::layer_norm(x, g, b, self.epsilon),
+            |x| layer_norm_by_ops(x, gamma, beta, self.epsilon),
+        )
+        .reshape(dims)
     }
 }
 
@@ -64,7 +63,8 @@ pub fn layer_norm_by_ops<B: Backend, const D: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::{NormalRng, layer_norm_from};
+    use crate::init::layer_norm_from;
+    use crate::seeds::NormalRng;
     use burn::tensor::TensorData;
     use proptest::prelude::*;
 

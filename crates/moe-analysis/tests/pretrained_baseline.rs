@@ -3,16 +3,15 @@
 //! it after the pretrained weights are gone, and a run without it labels
 //! the checkpoint that stands in for step 0 with its real step.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 use moe_analysis::{AnalyzeOptions, analyze};
+use moe_data::prepared::PreparedData;
 use moe_model::{CpuAutodiff, CpuBackend, Gpt2, ModelConfig, save_model_dir};
-use moe_train::{RunConfig, TrainOptions, train};
+use moe_train::{RunConfig, RunDir, TrainOptions, train};
 
 fn small_data(dir: &Path) -> PathBuf {
-    common::small_prepared(
+    moe_testkit::small_prepared(
         dir,
         &[
             ("code", "def f(x):\n    return x + 1\n"),
@@ -73,13 +72,25 @@ fn train_15_pretrained_run_keeps_its_step_0_model_for_analysis() {
     let initial = run.join("initial");
     let aside = tmp.path().join("initial-aside");
     std::fs::rename(&initial, &aside).unwrap();
-    let rebuilt = analyze(&run, &data, &tmp.path().join("a1"), &options()).unwrap();
+    let rebuilt = analyze(
+        &RunDir::new(&run),
+        &PreparedData::open(&data).unwrap(),
+        &tmp.path().join("a1"),
+        &options(),
+    )
+    .unwrap();
     assert_eq!(rebuilt.baseline.source, "rebuilt initial model");
     // The weights are gone (as on a machine without the Hub): initial/ gives
     // the same step-0 router.
     std::fs::rename(&aside, &initial).unwrap();
     std::fs::remove_dir_all(&hf).unwrap();
-    let saved = analyze(&run, &data, &tmp.path().join("a2"), &options()).unwrap();
+    let saved = analyze(
+        &RunDir::new(&run),
+        &PreparedData::open(&data).unwrap(),
+        &tmp.path().join("a2"),
+        &options(),
+    )
+    .unwrap();
     assert_eq!(saved.baseline.step, Some(0));
     assert_eq!(saved.baseline.source, "the run's initial model");
     for (a, b) in saved.layers.iter().zip(&rebuilt.layers) {
@@ -89,7 +100,13 @@ fn train_15_pretrained_run_keeps_its_step_0_model_for_analysis() {
     // labelled with its step everywhere.
     std::fs::remove_dir_all(&initial).unwrap();
     let out = tmp.path().join("a3");
-    let fallback = analyze(&run, &data, &out, &options()).unwrap();
+    let fallback = analyze(
+        &RunDir::new(&run),
+        &PreparedData::open(&data).unwrap(),
+        &out,
+        &options(),
+    )
+    .unwrap();
     assert_eq!(fallback.baseline.step, Some(6));
     assert!(
         fallback
@@ -103,6 +120,7 @@ fn train_15_pretrained_run_keeps_its_step_0_model_for_analysis() {
         analysis: fallback,
         analyzed: true,
         figures_base: None,
+        stale: None,
     }];
     let md = moe_analysis::report::render::render(&runs, &[]);
     assert!(

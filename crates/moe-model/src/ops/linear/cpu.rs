@@ -18,7 +18,7 @@ use burn::tensor::{Shape, Tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{backward_parts, f32s, matmul, off_flex, on_flex, run_op, tensor_of};
+use crate::ops::cpu::{backward_parts, f32s, matmul, off_flex, on_flex, run_op, tensor_of};
 
 /// Rows per block of the bias-gradient sums.
 const ROWS_PER_BLOCK: usize = 32;
@@ -128,7 +128,7 @@ mod tests {
         let g = tensor_of(values(rows * d_out, 104_729), Shape::new([rows, d_out]));
         let b = values(d_out, 37);
         let run = |threads: usize| {
-            crate::host::on_threads(threads, || {
+            crate::ops::cpu::on_threads(threads, || {
                 let y = forward(&x, &w, &b);
                 let [dx, dw, db] = backward(&x, &w, &g);
                 [y, dx, dw, db].map(|t| f32s(&t).to_vec())

@@ -29,7 +29,7 @@ use burn::tensor::Shape;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{OnFlex, View, exp_f32, f32s, gemm_views, run_op, tensor_of};
+use crate::ops::cpu::{OnFlex, View, exp_f32, f32s, gemm_views, run_op, tensor_of};
 
 /// The shapes of one attention call.
 #[derive(Debug, Clone, Copy)]
@@ -295,7 +295,7 @@ mod tests {
             Shape::new([batch * seq, d]),
         );
         let run = |threads: usize| {
-            crate::host::on_threads(threads, || {
+            crate::ops::cpu::on_threads(threads, || {
                 let dims = Dims::new(&qkv, batch, n_head);
                 let (out, probs) = forward(&qkv, dims);
                 let dqkv = backward(&qkv, &probs, &grad, dims);

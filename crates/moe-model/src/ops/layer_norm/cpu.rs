@@ -17,7 +17,7 @@ use burn::tensor::{Shape, Tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{backward_parts, f32s, off_flex, on_flex, row_sum, run_op, tensor_of};
+use crate::ops::cpu::{backward_parts, f32s, off_flex, on_flex, row_sum, run_op, tensor_of};
 
 /// Rows per block of the parameter-gradient sums.
 const ROWS_PER_BLOCK: usize = 16;
@@ -182,7 +182,7 @@ mod tests {
         let g = tensor_of(values(rows * d, 104_729), Shape::new([rows, d]));
         let (gamma, beta) = (values(d, 31), values(d, 37));
         let run = |threads: usize| {
-            crate::host::on_threads(threads, || {
+            crate::ops::cpu::on_threads(threads, || {
                 let (y, stats) = forward(&x, &gamma, &beta, 1e-5);
                 let [dx, dg, db] = backward(&x, &gamma, &stats, &g);
                 [y, dx, dg, db].map(|t| f32s(&t).to_vec())
