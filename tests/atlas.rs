@@ -171,14 +171,8 @@ fn atlas_1_one_offline_page_of_tiny_runs() {
 
 /// The runs as the atlas sees them, without their excerpts.
 fn atlas_runs(f: &Fixture) -> Vec<moe_analysis::atlas::AtlasRun> {
-    let dir = f.out.parent().unwrap();
-    let mut reports: Vec<_> = f
-        .runs
-        .iter()
-        .map(|d| moe_analysis::report::load_run(d, dir).unwrap())
-        .collect();
-    moe_analysis::report::across_seeds::label_seeds(&mut reports);
-    reports
+    moe_analysis::report::load_runs(&f.runs, f.out.parent().unwrap())
+        .unwrap()
         .into_iter()
         .map(|run| moe_analysis::atlas::AtlasRun { run, routed: None })
         .collect()

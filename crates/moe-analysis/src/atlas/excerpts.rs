@@ -11,6 +11,7 @@ use moe_data::seeded::rng_for;
 use moe_model::{CpuBackend, load_model_dir};
 use moe_train::{Blocks, DataIdentity, DomainBlocks, RunDir};
 
+use crate::analyze::AnalyzeOptions;
 use crate::error::{AnalysisError, Result};
 use crate::route_val::collect;
 use crate::schema::Analysis;
@@ -118,7 +119,13 @@ pub fn route(
     let (_, model) = load_model_dir::<CpuBackend>(&dir, &device)?;
     let (val, vocab) = run.val_blocks(data, 0)?;
     let picked = subset(&val, choices);
-    let table = collect(&model, &picked, 8, vocab.as_ref(), &device)?;
+    let table = collect(
+        &model,
+        &picked,
+        AnalyzeOptions::default().batch,
+        vocab.as_ref(),
+        &device,
+    )?;
     let seq = val.block_size.saturating_sub(1);
     check_len(run.path(), &table, choices.len() * seq)?;
     Ok(Routed {

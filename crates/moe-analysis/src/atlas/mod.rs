@@ -3,8 +3,8 @@
 //! network) where a reader sees the experts at work.
 //!
 //! [`atlas()`] reads each run through [`RunDir`] (its `analysis.json` and
-//! `metrics.jsonl`, as [`crate::report::load_run`] reads them for the
-//! report) and the val shards through [`PreparedData`], then renders:
+//! `metrics.jsonl`, by [`crate::report::load_runs`], as the report reads
+//! them) and the val shards through [`PreparedData`], then renders:
 //!
 //! - the overview ([`headline`]): the report's own interval sentences and
 //!   each MoE layer's expert × domain heatmap;
@@ -38,7 +38,7 @@ use moe_data::tokenizer::Gpt2Tokenizer;
 use moe_train::{Blocks, RunDir};
 
 use crate::error::{AnalysisError, Result};
-use crate::report::{ReportRun, across_seeds::label_seeds, load_run};
+use crate::report::{ReportRun, load_runs};
 
 /// The file the demo and `reproduce` write next to the report.
 pub const ATLAS_FILE: &str = "atlas.html";
@@ -99,11 +99,7 @@ pub fn atlas(
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&parent).map_err(|e| AnalysisError::io(&parent, e))?;
-    let mut reports = dirs
-        .iter()
-        .map(|d| load_run(d, &parent))
-        .collect::<Result<Vec<_>>>()?;
-    label_seeds(&mut reports);
+    let reports = load_runs(dirs, &parent)?;
     let data = PreparedData::open(data_dir)?;
     let choices = excerpts::choose(
         &Blocks::load(&data, Split::Val, 0)?,
