@@ -4,6 +4,7 @@
 //! token data, `moe model …` inspects the model, `moe train` trains a run.
 
 mod cmd_analysis;
+mod cmd_atlas;
 mod cmd_data;
 mod cmd_demo;
 mod cmd_gpu;
@@ -43,6 +44,8 @@ enum Command {
     Analyze(cmd_analysis::AnalyzeArgs),
     /// Compare runs side by side in a Markdown report.
     Report(cmd_analysis::ReportArgs),
+    /// The routing atlas: one self-contained HTML page of runs' routing.
+    Atlas(cmd_atlas::AtlasArgs),
     /// GPU checks (CPU-vs-device parity, matmul rate); needs `--features cuda` or `wgpu`.
     #[command(subcommand)]
     Gpu(cmd_gpu::GpuCommand),
@@ -62,6 +65,7 @@ fn main() {
         Some(Command::Train(args)) => cmd_train::run(&args),
         Some(Command::Analyze(args)) => cmd_analysis::run_analyze(&args),
         Some(Command::Report(args)) => cmd_analysis::run_report(&args),
+        Some(Command::Atlas(args)) => cmd_atlas::run(&args),
         Some(Command::Reproduce(args)) => cmd_reproduce::run(&args),
         Some(Command::Gpu(cmd)) => cmd_gpu::run(cmd),
     };

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use moe_analysis::atlas::{ATLAS_FILE, AtlasOptions, AtlasSummary, atlas};
 use moe_analysis::{Analysis, ReportSummary};
 use moe_data::sources::HubOptions;
 use moe_train::RunDir;
@@ -53,12 +54,16 @@ pub struct Study {
     pub analyses: Vec<Analysis>,
     /// The report.
     pub report: ReportSummary,
+    /// The routing atlas, next to the report.
+    pub atlas: AtlasSummary,
 }
 
 impl Study {
-    /// The summary the demo and `reproduce` print ([`study_summary`]).
+    /// The summary the demo and `reproduce` print ([`study_summary`]),
+    /// ending with the atlas's path.
     pub fn summary(&self, with_seeds: bool) -> String {
-        study_summary(&self.plans, &self.analyses, &self.report, with_seeds)
+        let s = study_summary(&self.plans, &self.analyses, &self.report, with_seeds);
+        s + &format!("atlas: {}\n", self.atlas.path.display())
     }
 }
 
@@ -164,10 +169,14 @@ pub fn run_study(opts: &StudyOptions, start: Instant) -> Result<Study> {
     eprintln!("{} report", at());
     let runs: Vec<PathBuf> = plans.iter().map(|p| p.out.clone()).collect();
     let report = moe_analysis::report(&runs, &opts.out.join("report"))?;
+    eprintln!("{} atlas", at());
+    let atlas_path = opts.out.join("report").join(ATLAS_FILE);
+    let atlas = atlas(&runs, &data_dir, &atlas_path, &AtlasOptions::default())?;
     Ok(Study {
         plans,
         analyses,
         report,
+        atlas,
     })
 }
 

@@ -122,7 +122,7 @@ fn committed_seed_shows_the_picture(main: &moe_analysis::Analysis, no_lb: &moe_a
     );
 }
 
-// Checks: CLI-3
+// Checks: CLI-3, ATLAS-1
 #[test]
 fn cli_3_quick_demo_produces_consistent_artefacts() {
     let tmp = tempfile::tempdir().unwrap();
@@ -210,6 +210,12 @@ fn cli_3_quick_demo_produces_consistent_artefacts() {
     }
     assert!(report.contains("## Across seeds"));
     assert!(report.contains("over 2 seeds"));
+    // ATLAS-1: the atlas next to the report, its path printed last.
+    let atlas = out.join("report/atlas.html");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let last = format!("atlas: {}", atlas.display());
+    assert_eq!(stdout.trim_end().lines().last(), Some(last.as_str()));
+    assert!(std::fs::metadata(&atlas).unwrap().len() < 5_000_000);
     // A second run reuses everything (no training, no analysis).
     let again = common::moe(tmp.path(), &args);
     assert!(again.status.success());

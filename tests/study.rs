@@ -97,6 +97,9 @@ fn cli_4_runs_side_by_side_equal_runs_one_after_the_other() {
     for (a, b) in one.analyses.iter().zip(&two.analyses) {
         assert_eq!(a.layers, b.layers, "{}", a.run.name);
     }
+    // ATLAS-1: the same runs give the same atlas, byte for byte.
+    let page = |s: &moe_emergence::study::Study| std::fs::read(&s.atlas.path).unwrap();
+    assert!(page(&one) == page(&two), "the atlas depends on --jobs");
 }
 
 // Checks: CLI-4

@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod analyze;
+pub mod atlas;
 pub mod baseline_rise;
 pub mod code_types;
 pub mod confidence;

@@ -159,6 +159,9 @@ pub fn confidence(run: &str, l: &LayerAnalysis) -> String {
     )
 }
 
+/// How [`lb_contrast`]'s warning opens.
+pub const LB_CONTRAST_OPENING: &str = "The contrast of ";
+
 /// A warning when a run without load balancing differs from a balanced run
 /// in more than the LB coefficient (ANA-20): the contrast then confounds
 /// load balancing with whatever else was changed.
@@ -181,7 +184,7 @@ pub fn lb_contrast(no_lb: &RunInfo, with_lb: &RunInfo) -> Option<String> {
     }
     (!other.is_empty()).then(|| {
         format!(
-            "The contrast of {} with {} is not load balancing alone: they also differ in {}, so what {} shows cannot be attributed to removing load balancing alone (the original study's no-LB ablation also turned router noise off; an ablation that changes only `lb_coef` separates the two).",
+            "{LB_CONTRAST_OPENING}{} with {} is not load balancing alone: they also differ in {}, so what {} shows cannot be attributed to removing load balancing alone (the original study's no-LB ablation also turned router noise off; an ablation that changes only `lb_coef` separates the two).",
             no_lb.name,
             with_lb.name,
             other.join(", "),

@@ -39,19 +39,8 @@ pub struct ReportSummary {
 
 /// Writes `<out>/report.md` comparing `dirs` (run or analysis directories).
 pub fn report(dirs: &[PathBuf], out: &Path) -> Result<ReportSummary> {
-    refuse_repeated_dirs(dirs)?;
     std::fs::create_dir_all(out).map_err(|e| AnalysisError::io(out, e))?;
-    let mut runs = dirs
-        .iter()
-        .map(|d| load_run(d, out))
-        .collect::<Result<Vec<_>>>()?;
-    refuse_repeated_runs(dirs, &runs)?;
-    for r in &runs {
-        if let Some(why) = &r.stale {
-            eprintln!("warning: {why}");
-        }
-    }
-    across_seeds::label_seeds(&mut runs);
+    let runs = load_runs(dirs, out)?;
     let mut figures = Vec::new();
     let mut comparison = Vec::new();
     for domain in run::domains(&runs) {
@@ -69,6 +58,26 @@ pub fn report(dirs: &[PathBuf], out: &Path) -> Result<ReportSummary> {
         markdown,
         figures,
     })
+}
+
+/// The runs of `dirs` as the report (and the atlas) sees them, figures
+/// relative to `out` (which must exist): a directory given twice or two
+/// runs of one name and seed refused (ANA-24), a stale analysis left out
+/// with a warning (ANA-23), runs sharing a name labelled by seed (ANA-21).
+pub fn load_runs(dirs: &[PathBuf], out: &Path) -> Result<Vec<ReportRun>> {
+    refuse_repeated_dirs(dirs)?;
+    let mut runs = dirs
+        .iter()
+        .map(|d| load_run(d, out))
+        .collect::<Result<Vec<_>>>()?;
+    refuse_repeated_runs(dirs, &runs)?;
+    for r in &runs {
+        if let Some(why) = &r.stale {
+            eprintln!("warning: {why}");
+        }
+    }
+    across_seeds::label_seeds(&mut runs);
+    Ok(runs)
 }
 
 /// A directory given twice (ANA-24), compared as canonical paths.
