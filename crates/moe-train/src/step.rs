@@ -3,6 +3,8 @@
 //! accumulated, so the step's gradients equal one big batch's; the step's
 //! statistics for the log.
 
+use std::sync::{Mutex, MutexGuard};
+
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::AutodiffBackend;
@@ -12,6 +14,21 @@ use crate::config::TrainSection;
 use crate::losses::{BatchLosses, batch_losses, scalar};
 use crate::routing_stats::RoutingTally;
 use crate::sampler::MicroBatch;
+
+/// Serialises autodiff work across threads: Burn 0.21's autodiff can free
+/// another thread's graph steps during a `backward()` and silently lose a
+/// gradient (tracel-ai/burn#5573, fixed after 0.21), and runs of a study
+/// train side by side in threads. Held over each step's forward and
+/// backward passes and over the optimizer update; evaluation and analysis
+/// run on the inner backend and do not take it.
+static AUTODIFF: Mutex<()> = Mutex::new(());
+
+/// The autodiff lock ([`AUTODIFF`]); a panicked holder does not poison it.
+pub fn autodiff_guard() -> MutexGuard<'static, ()> {
+    AUTODIFF
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Statistics of one optimizer step.
 #[derive(Debug, Clone)]
@@ -42,6 +59,7 @@ pub fn step_gradients<B: AutodiffBackend>(
     router_noise: RouterNoise,
     device: &B::Device,
 ) -> (GradientsParams, StepStats) {
+    let _autodiff = autodiff_guard();
     let mut acc = GradientsAccumulator::<Gpt2<B>>::new();
     let mut stats = StepStats {
         loss: 0.0,

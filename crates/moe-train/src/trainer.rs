@@ -218,9 +218,13 @@ impl<B: AutodiffBackend> Run<'_, B> {
             if let Some(reason) = self.guard_finite(&stats, step) {
                 break Some(reason);
             }
-            let grad_norm =
-                clip_global_norm::<B, Gpt2<B>>(&model, &mut grads, config.train.grad_clip);
-            model = optim.step(lr, model, grads);
+            let grad_norm = {
+                let _autodiff = crate::step::autodiff_guard();
+                let norm =
+                    clip_global_norm::<B, Gpt2<B>>(&model, &mut grads, config.train.grad_clip);
+                model = optim.step(lr, model, grads);
+                norm
+            };
             step += 1;
             since.1 += config.tokens_per_step(self.block_size);
             bar.set_position(step);

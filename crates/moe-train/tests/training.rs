@@ -123,13 +123,17 @@ fn train_5_lb_coef_zero_gives_no_lb_gradient() {
     // With both coefficients 0 the router gradient is the LM loss's alone,
     // computed here without the trainer.
     let batch = MicroBatch::from_tokens(rows.clone(), rows.len() / 2);
-    let losses = batch_losses(
-        &model,
-        &batch,
-        &ForwardOptions::default(),
-        &Default::default(),
-    );
-    let lm_only = GradientsParams::from_grads(losses.lm.mean().backward(), &model);
+    let lm_only = {
+        // The same lock the trainer takes (Burn's concurrent-backward race).
+        let _autodiff = moe_train::step::autodiff_guard();
+        let losses = batch_losses(
+            &model,
+            &batch,
+            &ForwardOptions::default(),
+            &Default::default(),
+        );
+        GradientsParams::from_grads(losses.lm.mean().backward(), &model)
+    };
     let moe_model::model::FeedForward::Moe(moe) = &model.h[1].mlp else {
         panic!("block 1 is not MoE")
     };
@@ -457,4 +461,38 @@ fn train_6_collapse_stops_the_run_with_a_checkpoint_and_no_final() {
     );
     assert_eq!(moe_train::RunDir::new(&out).checkpoints().last(), Some(&4));
     assert!(!out.join("final").exists());
+}
+
+// Checks: TRAIN-25
+#[test]
+fn train_25_steps_on_two_threads_give_the_gradients_they_give_alone() {
+    let config = run_config(true, "", 10);
+    let model_config = config.model_config().unwrap();
+    // Each thread's own model and micro-batches; the second micro-batch of a
+    // step reuses the parameters after the first one's backward (the case
+    // Burn's race hits).
+    let grads = |salt: i64| {
+        let model = Gpt2::<B>::init(&model_config, 1, &Default::default());
+        let tokens: Vec<i64> = (0..4 * 16).map(|i| (i * 7919 + salt) % 50257).collect();
+        let batches = [
+            MicroBatch::from_tokens(tokens[..32].to_vec(), 16),
+            MicroBatch::from_tokens(tokens[32..].to_vec(), 16),
+        ];
+        let (g, _) = step_gradients(
+            &model,
+            &config.train,
+            &batches,
+            0.0.into(),
+            &Default::default(),
+        );
+        grad_of_wte(&model, &g)
+    };
+    let alone: Vec<Vec<f32>> = (0..2).map(grads).collect();
+    for _ in 0..10 {
+        let together: Vec<Vec<f32>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..2).map(|salt| s.spawn(move || grads(salt))).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(together, alone);
+    }
 }
