@@ -70,8 +70,8 @@ impl Default for AnalyzeOptions {
             code_domain: "code".into(),
             top_tokens: 10,
             figures: true,
-            causal_blocks: 16,
-            keep_k_draws: 3,
+            causal_blocks: 4,
+            keep_k_draws: 2,
         }
     }
 }
