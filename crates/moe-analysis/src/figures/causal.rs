@@ -8,9 +8,7 @@ use crate::schema::{ExpertRemoval, KeepKDomain};
 /// Expert × domain loss change when the expert is masked in `layer`.
 pub fn removal_heatmap(r: &ExpertRemoval, layer: usize, domains: &[String], run: &str) -> Heatmap {
     Heatmap {
-        title: format!(
-            "{run}: block {layer} — val loss change (nats) with each expert masked in this block"
-        ),
+        title: format!("{run}: block {layer} — Δ val loss (nats), expert masked"),
         rows: (0..r.delta.len()).map(|e| format!("expert {e}")).collect(),
         cols: domains.to_vec(),
         values: (0..domains.len())
