@@ -7,7 +7,7 @@
 //! drawn from the layer's load, which is above `1/E` for ids seen a few
 //! times (the maximum of a few draws), so the fair null.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -22,7 +22,7 @@ pub fn specialization(
     pairs: impl Iterator<Item = (u32, u16)>,
     n_experts: usize,
 ) -> SpecializationValue {
-    let mut counts: HashMap<u32, Vec<u64>> = HashMap::new();
+    let mut counts: BTreeMap<u32, Vec<u64>> = BTreeMap::new(); // ordered: sums in id order, byte-identical output
     for (id, e) in pairs {
         counts.entry(id).or_insert_with(|| vec![0; n_experts])[e as usize] += 1;
     }
