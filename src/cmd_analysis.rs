@@ -36,6 +36,13 @@ pub struct AnalyzeArgs {
     /// The domain lexed as Python for token-type routing.
     #[arg(long, default_value = "code")]
     pub code_domain: String,
+    /// Val blocks per domain of the masked evals of expert removal and
+    /// keep-k (ANA-25, ANA-26); 0 skips both.
+    #[arg(long, default_value_t = AnalyzeOptions::default().causal_blocks)]
+    pub causal_blocks: usize,
+    /// Random draws per k of keep-k's random experts (ANA-26).
+    #[arg(long, default_value_t = AnalyzeOptions::default().keep_k_draws)]
+    pub keep_k_draws: usize,
 }
 
 /// Arguments of `moe report`.
@@ -61,6 +68,8 @@ pub fn run_analyze(args: &AnalyzeArgs) -> Result<()> {
         max_blocks: args.max_blocks,
         seed: args.seed,
         code_domain: args.code_domain.clone(),
+        causal_blocks: args.causal_blocks,
+        keep_k_draws: args.keep_k_draws,
         ..AnalyzeOptions::default()
     };
     let data = PreparedData::open(&args.data)?;

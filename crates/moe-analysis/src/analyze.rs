@@ -14,9 +14,14 @@ use moe_train::{DataIdentity, RunConfig, RunDir};
 
 use crate::code_types::{PythonLexer, TokenClass};
 use crate::error::{AnalysisError, Result};
+use crate::keep_k::keep_k;
 use crate::layer::{Context, Draws, analyze_layer};
+use crate::masked::{MaskedLoss, ModelLoss};
+use crate::removal::expert_removal;
 use crate::route_val::collect;
-use crate::schema::{Analysis, BaselineInfo, OptionsRecord, RunInfo, SCHEMA_VERSION, ValInfo};
+use crate::schema::{
+    Analysis, BaselineInfo, LayerAnalysis, OptionsRecord, RunInfo, SCHEMA_VERSION, ValInfo,
+};
 use crate::token_routes::TokenRoutes;
 
 /// The file `moe analyze` writes into its output directory.
@@ -45,6 +50,11 @@ pub struct AnalyzeOptions {
     pub top_tokens: usize,
     /// Write SVG and PNG figures.
     pub figures: bool,
+    /// Val blocks per domain of the masked evals of expert removal and
+    /// keep-k (ANA-25, ANA-26), the first of those analysed; 0 skips both.
+    pub causal_blocks: usize,
+    /// Random draws per k of keep-k's random-experts line (ANA-26).
+    pub keep_k_draws: usize,
 }
 
 impl Default for AnalyzeOptions {
@@ -60,6 +70,8 @@ impl Default for AnalyzeOptions {
             code_domain: "code".into(),
             top_tokens: 10,
             figures: true,
+            causal_blocks: 4,
+            keep_k_draws: 2,
         }
     }
 }
@@ -104,9 +116,16 @@ pub fn analyze(
         control: options.control_draws,
         top_tokens: options.top_tokens,
     };
-    let layers = (0..table.layers.len())
+    let mut layers: Vec<_> = (0..table.layers.len())
         .map(|slot| analyze_layer(&table, slot, &ctx, &draws, baseline_table.as_ref()))
         .collect();
+    if options.causal_blocks > 0 && !layers.is_empty() {
+        let blocks = causal_blocks(&val, options, vocab.as_ref())?;
+        let mut eval = ModelLoss::new(&model, &blocks, options.batch, &device);
+        for layer in &mut layers {
+            causal_layer(layer, &mut eval, &table.domains, options);
+        }
+    }
     let mut analysis = Analysis {
         schema_version: SCHEMA_VERSION,
         run: RunInfo::from_config(&config, dir.path(), ckpt.display().to_string(), ckpt_step),
@@ -135,6 +154,43 @@ pub fn analyze(
     }
     write_json(&analysis, &out.join(ANALYSIS_FILE))?;
     Ok(analysis)
+}
+
+/// The first `causal_blocks` val blocks of each domain, in model ids.
+fn causal_blocks(
+    val: &Blocks,
+    options: &AnalyzeOptions,
+    vocab: Option<&VocabMap>,
+) -> Result<Blocks> {
+    let mut blocks = val.clone();
+    for d in &mut blocks.domains {
+        d.tokens.truncate(options.causal_blocks * val.block_size);
+    }
+    match vocab {
+        Some(map) => blocks
+            .to_model_ids(map)
+            .map_err(|e| AnalysisError::run(Path::new("the run's vocabulary"), e.to_string())),
+        None => Ok(blocks),
+    }
+}
+
+/// Expert removal and keep-k of one MoE layer (ANA-25, ANA-26).
+fn causal_layer(
+    layer: &mut LayerAnalysis,
+    eval: &mut impl MaskedLoss,
+    domains: &[String],
+    options: &AnalyzeOptions,
+) {
+    let shares = &layer.domain_expert_shares;
+    layer.removal = Some(expert_removal(eval, layer.layer, layer.n_experts, shares));
+    layer.keep_k = Some(keep_k(
+        eval,
+        layer.layer,
+        shares,
+        domains,
+        options.keep_k_draws,
+        options.seed,
+    ));
 }
 
 /// Whether `cached` (an `analysis.json` read back) still describes `run`:

@@ -97,6 +97,13 @@ pub fn analyze_layer(
             &mut purpose("token-identity"),
         ),
     };
+    let token_spec = crate::token_specialization::token_specialization(
+        &table.token,
+        &table.doc,
+        &routes.expert,
+        &load.shares,
+        &mut purpose("token-specialization"),
+    );
     LayerAnalysis {
         layer: routes.layer,
         n_experts: n_e,
@@ -118,6 +125,21 @@ pub fn analyze_layer(
             .code_classes
             .map(|(domain, classes)| token_types(domain, classes, &routes.expert, n_e)),
         consistency: consistency(ctx.docs, &table.domain, &routes.expert, n_e, n_d),
+        removal: None,
+        keep_k: None,
+        token_specialization: Some(token_spec),
+        coactivation: slot.checked_sub(1).map(|prev| {
+            let p = &table.layers[prev];
+            crate::coactivation::coactivation(
+                p.layer,
+                &p.expert,
+                p.n_experts,
+                &routes.expert,
+                n_e,
+                &table.domain,
+                n_d,
+            )
+        }),
     }
 }
 

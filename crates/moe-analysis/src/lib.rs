@@ -11,7 +11,11 @@
 //!   ([`load_balance`]), per-domain entropy and consecutive-token consistency
 //!   ([`domain_stats`]), top tokens ([`top_tokens`]) and Python token types
 //!   ([`code_types`]); plus the training history ([`history`]). It writes
-//!   `analysis.json` ([`schema::Analysis`]) and [`figures`].
+//!   `analysis.json` ([`schema::Analysis`]) and [`figures`]. The causal
+//!   analyses mask experts out of the routing ([`masked`]): expert removal
+//!   ([`removal`]) and keep-k ([`keep_k`]); token specialization
+//!   ([`token_specialization`]) and co-activation across consecutive MoE
+//!   layers ([`coactivation`]) come from the routing table alone.
 //! - [`report()`] reads runs and their analyses and writes a Markdown report
 //!   whose every claim sentence is generated from the numbers next to it.
 //!
@@ -35,6 +39,7 @@
 pub mod analyze;
 pub mod atlas;
 pub mod baseline_rise;
+pub mod coactivation;
 pub mod code_types;
 pub mod confidence;
 pub mod control;
@@ -43,14 +48,18 @@ pub mod error;
 pub mod figures;
 pub mod history;
 pub mod intervals;
+pub mod keep_k;
 pub mod layer;
 pub mod load_balance;
+pub mod masked;
 pub mod nmi;
 pub mod nulls;
+pub mod removal;
 pub mod report;
 pub mod route_val;
 pub mod schema;
 pub mod token_routes;
+pub mod token_specialization;
 pub mod top_tokens;
 
 pub use analyze::{AnalyzeOptions, analyze};

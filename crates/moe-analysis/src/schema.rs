@@ -168,6 +168,145 @@ pub struct LayerAnalysis {
     pub code_token_types: Option<TokenTypes>,
     /// Do consecutive tokens share an expert more often than chance?
     pub consistency: Consistency,
+    /// Each expert masked in turn: every domain's loss change (ANA-25;
+    /// absent in analyses made before it, or without the causal analyses).
+    #[serde(default)]
+    pub removal: Option<ExpertRemoval>,
+    /// Each domain's loss keeping only k experts (ANA-26; absent as `removal`).
+    #[serde(default)]
+    pub keep_k: Option<KeepK>,
+    /// Token specialization for the input and next token (ANA-27; absent
+    /// in analyses made before it).
+    #[serde(default)]
+    pub token_specialization: Option<TokenSpecialization>,
+    /// Co-activation with the previous MoE layer (ANA-28; absent for the
+    /// first MoE layer and in analyses made before it).
+    #[serde(default)]
+    pub coactivation: Option<CoActivation>,
+}
+
+/// Co-activation of this layer's top-1 expert with the previous MoE layer's (ANA-28).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoActivation {
+    /// Block index of the previous MoE layer.
+    pub from_layer: usize,
+    /// `[i][j]`: P(expert j here | expert i in `from_layer`) (a row of 0 when i has no tokens).
+    pub conditional: Vec<Vec<f64>>,
+    /// `[j]`: P(expert j here), the independence baseline of every row.
+    pub independence: Vec<f64>,
+    /// Per domain (val order), its most frequent path i → j and the share of its tokens on it.
+    pub top_paths: Vec<TopPath>,
+    /// NMI(path; domain) over the E × E paths.
+    pub path_nmi: f64,
+}
+
+/// An expert path across two consecutive MoE layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopPath {
+    /// Expert in the previous MoE layer.
+    pub from: usize,
+    /// Expert in this layer.
+    pub to: usize,
+    /// Share of the domain's tokens on this path.
+    pub share: f64,
+}
+
+/// Token specialization of one layer (ANA-27).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpecialization {
+    /// Ids seen fewer times are left out.
+    pub min_occurrences: u64,
+    /// By the routed (input) token's id.
+    pub input: SpecializationValue,
+    /// By the id of the token it predicts (the next one of its document).
+    pub next: SpecializationValue,
+    /// `1/E`, a uniform router's value with unlimited occurrences.
+    pub uniform: f64,
+    /// A random router (each token's expert drawn from the layer's load) on
+    /// the same input tokens, one seeded draw.
+    pub random_router_input: Option<f64>,
+}
+
+/// Mean over ids of `max_e count(id → e) / count(id)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecializationValue {
+    /// Ids averaged over.
+    pub ids: u64,
+    /// The mean (`None` when no id occurs often enough).
+    pub value: Option<f64>,
+}
+
+/// Expert removal in one MoE block (ANA-25). Losses are val next-token
+/// losses in nats over the first `blocks[d]` val blocks of each domain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpertRemoval {
+    /// Val blocks per domain the losses are over.
+    pub blocks: Vec<usize>,
+    /// Unmasked loss per domain: the mean of its block losses.
+    pub full_loss: Vec<f64>,
+    /// `[expert][domain]`: loss with the expert masked in this block minus
+    /// the unmasked loss, paired by val block.
+    pub delta: Vec<Vec<LossDelta>>,
+    /// Per expert, the domain that routes the largest share of its tokens
+    /// to it (`None` when no domain routes any).
+    pub own_domain: Vec<Option<usize>>,
+    /// Per expert, the domain whose loss rises most when it is masked.
+    pub most_hurt: Vec<Option<usize>>,
+}
+
+/// A loss difference over val blocks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossDelta {
+    /// Mean of the per-block differences (nats).
+    pub mean: f64,
+    /// Its 95% t-interval over the blocks (`None` with fewer than 2).
+    pub interval: Option<crate::intervals::Interval>,
+}
+
+/// Keep-k in one MoE block (ANA-26).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepK {
+    /// Where the other experts are masked: `this block only`.
+    pub scope: String,
+    /// Random draws per k.
+    pub draws: usize,
+    /// One entry per domain, in `val.domains` order.
+    pub domains: Vec<KeepKDomain>,
+}
+
+/// One domain's keep-k curves; every `Vec` is indexed by `k − 1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeepKDomain {
+    /// The domain.
+    pub domain: String,
+    /// Experts by the share of this domain's tokens routed to them, most first.
+    pub ranking: Vec<usize>,
+    /// Loss with every expert kept (nothing masked).
+    pub full_loss: f64,
+    /// Loss keeping this domain's own top-k experts.
+    pub own: Vec<f64>,
+    /// Loss keeping another domain's top-k, per other domain.
+    pub others: Vec<OtherTopK>,
+    /// Loss keeping k random experts: spread over the draws (`None` with 0 draws).
+    pub random: Vec<Option<crate::intervals::Spread>>,
+}
+
+/// A domain's loss keeping another domain's top-k experts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtherTopK {
+    /// Whose top-k.
+    pub domain: String,
+    /// Loss per k.
+    pub loss: Vec<f64>,
 }
 
 /// The router's confidence over the routed tokens (ANA-19).

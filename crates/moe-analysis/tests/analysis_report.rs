@@ -113,6 +113,10 @@ fn layer(index: usize, focus: f64, p: f64, baseline: f64, survival: f64) -> Laye
             chance_within_domain: 0.4,
             chance_global: 0.27,
         },
+        removal: None,
+        keep_k: None,
+        token_specialization: None,
+        coactivation: None,
     }
 }
 

@@ -55,7 +55,8 @@ pub use error::{ModelError, Result};
 pub use hf_config::HfGpt2Config;
 pub use model::{ForwardOptions, Gpt2, LmOutput, ModelOutput};
 pub use moe::{
-    HostLayerRouting, LayerRouting, LbAccumulator, LbScope, MoeLayer, RouterNoise, noise_std_at,
+    ExpertMask, HostLayerRouting, LayerRouting, LbAccumulator, LbScope, MoeLayer, RouterNoise,
+    noise_std_at,
 };
 pub use ops::LmLoss;
 pub use params::ParamCounts;

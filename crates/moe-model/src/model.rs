@@ -13,7 +13,7 @@ use burn::tensor::{Int, Tensor};
 
 use crate::config::{ModelConfig, MoeConfig};
 use crate::init;
-use crate::moe::{LayerRouting, MoeLayer, RouterNoise, mean_of};
+use crate::moe::{ExpertMask, LayerRouting, MoeLayer, RouterNoise, mean_of};
 use crate::ops::{LmLoss, causal_self_attention, linear_rows, lm_head_cross_entropy};
 
 pub use crate::mlp::Mlp;
@@ -22,7 +22,7 @@ use crate::precision::Precision;
 use crate::seeds::{NormalRng, Stream};
 
 /// Per-call inputs besides the tokens.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ForwardOptions {
     /// Router logit noise for routing decisions (std 0 = none; the trainer
     /// anneals the std with [`noise_std_at`](crate::moe::noise_std_at) and
@@ -30,6 +30,9 @@ pub struct ForwardOptions {
     pub router_noise: RouterNoise,
     /// The dtype of the blocks' matmuls and activations (MODEL-19).
     pub precision: Precision,
+    /// Experts never chosen, per MoE block (MOE-14; eval only, for the
+    /// causal analyses). Empty by default: nothing is masked.
+    pub expert_mask: ExpertMask,
 }
 
 /// Router losses averaged over the MoE layers.
@@ -231,8 +234,9 @@ impl<B: Backend> Gpt2<B> {
             .repeat_dim(0, batch); // [batch, seq]
         let mut x = self.wte.forward(tokens) + self.wpe.forward(positions); // [batch, seq, d_model]
         let mut routing = Vec::new();
-        for block in &self.h[..n_blocks] {
-            let (y, record) = block.forward(x, options.router_noise, options.precision);
+        for (i, block) in self.h[..n_blocks].iter().enumerate() {
+            let disabled = options.expert_mask.disabled_in(i);
+            let (y, record) = block.forward(x, options.router_noise, options.precision, disabled);
             x = y;
             routing.extend(record);
         }
@@ -272,7 +276,8 @@ pub struct Block<B: Backend> {
 impl<B: Backend> Block<B> {
     /// Applies the block; an MoE block also returns its routing record.
     /// Attention and the feed-forward part run in `precision`'s dtype, the
-    /// residual stream and the LayerNorms in `x`'s (MODEL-19).
+    /// residual stream and the LayerNorms in `x`'s (MODEL-19). An MoE block
+    /// never chooses the experts in `disabled` (MOE-14; empty: none).
     ///
     /// # Shapes
     /// - `x`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
@@ -281,6 +286,7 @@ impl<B: Backend> Block<B> {
         x: Tensor<B, 3>,
         noise: RouterNoise,
         precision: Precision,
+        disabled: &[usize],
     ) -> (Tensor<B, 3>, Option<LayerRouting<B>>) {
         let stream = x.dtype();
         let a = self
@@ -293,7 +299,7 @@ impl<B: Backend> Block<B> {
             FeedForward::Moe(moe) => {
                 let [batch, seq, d_model] = h.dims();
                 let flat = h.reshape([batch * seq, d_model]); // [tokens, d_model]
-                let (y, record) = moe.forward(flat, noise, precision);
+                let (y, record) = moe.forward_masked(flat, noise, precision, disabled);
                 (x + y.reshape([batch, seq, d_model]), Some(record))
             }
         }

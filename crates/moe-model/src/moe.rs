@@ -33,6 +33,8 @@
 //! <https://arxiv.org/abs/2202.08906>, global-batch balancing (Qiu et al.
 //! 2025) <https://arxiv.org/abs/2501.11873>.
 
+use std::collections::BTreeMap;
+
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::activation::softmax;
@@ -144,13 +146,30 @@ impl<B: Backend> MoeLayer<B> {
         noise: impl Into<RouterNoise>,
         precision: Precision,
     ) -> (Tensor<B, 2>, LayerRouting<B>) {
+        self.forward_masked(x, noise, precision, &[])
+    }
+
+    /// [`forward`](Self::forward) with the experts in `disabled` never
+    /// chosen (MOE-14, eval only): see [`Router::route_masked`]. An empty
+    /// `disabled` is `forward` exactly.
+    ///
+    /// # Shapes
+    /// - `x`: `[tokens, d_model]` (tokens ≥ 1) → `[tokens, d_model]`
+    pub fn forward_masked(
+        &self,
+        x: Tensor<B, 2>,
+        noise: impl Into<RouterNoise>,
+        precision: Precision,
+        disabled: &[usize],
+    ) -> (Tensor<B, 2>, LayerRouting<B>) {
         let [n_tokens, _] = x.dims();
         let n_experts = self.n_experts();
-        let routing = self.router.route(
+        let routing = self.router.route_masked(
             x.clone(),
             self.top_k,
             noise.into(),
             Stream::RouterNoise(self.layer),
+            disabled,
         );
         let cap = self
             .capacity_factor
@@ -273,7 +292,29 @@ impl<B: Backend> Router<B> {
         noise: RouterNoise,
         stream: Stream,
     ) -> RouterChoice<B> {
-        let logits = self.logits(x); // [tokens, n_experts]
+        self.route_masked(x, top_k, noise, stream, &[])
+    }
+
+    /// [`route`](Self::route) with the experts in `disabled` masked out
+    /// (MOE-14): their logits are set to [`MASKED_LOGIT`] before the noise,
+    /// the softmax and the top-k, so they are never chosen while another
+    /// expert is left, their tokens take their next choice, and the
+    /// probabilities (gates, losses, entropy) are the router's softmax over
+    /// the remaining experts. An empty `disabled` changes nothing: the logits
+    /// are not touched. `disabled` should leave at least `top_k` experts;
+    /// a choice beyond the remaining ones gets probability 0 (and weight 0).
+    ///
+    /// # Shapes
+    /// - `x`: `[tokens, d_model]`
+    pub fn route_masked(
+        &self,
+        x: Tensor<B, 2>,
+        top_k: usize,
+        noise: RouterNoise,
+        stream: Stream,
+        disabled: &[usize],
+    ) -> RouterChoice<B> {
+        let logits = mask_logits(self.logits(x), disabled); // [tokens, n_experts]
         let noise = (noise.std > 0.0).then(|| {
             let [tokens, n_experts] = logits.dims();
             let values =
@@ -284,6 +325,68 @@ impl<B: Backend> Router<B> {
             )
         });
         route_logits(logits, noise, top_k)
+    }
+}
+
+/// The logit a masked expert gets (MOE-14): −∞ in effect (`exp` of it minus
+/// any real logit is exactly 0 in f32), but finite, so that the entropy's
+/// `p · z` is `0 · z = 0` rather than `0 · ∞ = NaN`.
+pub const MASKED_LOGIT: f32 = -1.0e30;
+
+/// `logits` with the columns in `disabled` set to [`MASKED_LOGIT`]; `logits`
+/// itself when `disabled` is empty. Experts beyond `n_experts` are ignored.
+///
+/// # Shapes
+/// - `logits`: `[tokens, n_experts]` → `[tokens, n_experts]`
+pub fn mask_logits<B: Backend>(logits: Tensor<B, 2>, disabled: &[usize]) -> Tensor<B, 2> {
+    if disabled.is_empty() {
+        return logits;
+    }
+    let [tokens, n_experts] = logits.dims();
+    let flags: Vec<f32> = (0..n_experts)
+        .map(|e| if disabled.contains(&e) { 1.0 } else { 0.0 })
+        .collect();
+    let masked = Tensor::<B, 1>::from_floats(flags.as_slice(), &logits.device())
+        .reshape([1, n_experts])
+        .repeat_dim(0, tokens) // [tokens, n_experts], 1 where masked
+        .equal_elem(1.0); // [tokens, n_experts], bool
+    logits.mask_fill(masked, MASKED_LOGIT)
+}
+
+/// Which experts are disabled in which MoE block, for an eval-only forward
+/// pass (MOE-14). Empty (the default) disables nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpertMask {
+    disabled: BTreeMap<usize, Vec<usize>>,
+}
+
+impl ExpertMask {
+    /// A mask disabling `experts` in block `layer`.
+    pub fn layer(layer: usize, experts: impl IntoIterator<Item = usize>) -> Self {
+        let mut mask = Self::default();
+        mask.disable(layer, experts);
+        mask
+    }
+
+    /// Also disables `experts` in block `layer`.
+    pub fn disable(&mut self, layer: usize, experts: impl IntoIterator<Item = usize>) {
+        let set = self.disabled.entry(layer).or_default();
+        for e in experts {
+            if !set.contains(&e) {
+                set.push(e);
+            }
+        }
+        set.sort_unstable();
+    }
+
+    /// The experts disabled in block `layer` (empty when none).
+    pub fn disabled_in(&self, layer: usize) -> &[usize] {
+        self.disabled.get(&layer).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether nothing is disabled.
+    pub fn is_empty(&self) -> bool {
+        self.disabled.values().all(Vec::is_empty)
     }
 }
 

@@ -50,6 +50,7 @@ fn options(precision: Precision) -> ForwardOptions {
     ForwardOptions {
         router_noise: RouterNoise { std: 0.1, seed: 5 },
         precision,
+        ..ForwardOptions::default()
     }
 }
 

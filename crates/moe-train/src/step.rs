@@ -71,6 +71,7 @@ pub fn step_gradients<B: AutodiffBackend>(
     let options = ForwardOptions {
         router_noise,
         precision: t.precision,
+        ..ForwardOptions::default()
     };
     let scale = 1.0 / micro_batches.len().max(1) as f64;
     let step_lb =

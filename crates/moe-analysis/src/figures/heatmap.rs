@@ -1,6 +1,7 @@
 //! The expert × domain heatmap of one layer: each column is a domain, each
 //! cell the share of that domain's tokens whose top-1 expert is the row's
-//! expert, printed in the cell.
+//! expert, printed in the cell; or, signed, a loss change in nats (red up,
+//! blue down, scaled by the largest magnitude).
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -25,8 +26,10 @@ pub struct Heatmap {
     pub rows: Vec<String>,
     /// Column labels (domains).
     pub cols: Vec<String>,
-    /// `values[col][row]` in [0, 1].
+    /// `values[col][row]`: shares in [0, 1], or signed values when `signed`.
     pub values: Vec<Vec<f64>>,
+    /// Signed values (printed `+0.012`) rather than shares (printed `12.0%`).
+    pub signed: bool,
 }
 
 impl Heatmap {
@@ -42,7 +45,19 @@ impl Heatmap {
                 .collect(),
             cols: domains.to_vec(),
             values: layer.domain_expert_shares.clone(),
+            signed: false,
         }
+    }
+}
+
+/// White → red for positive `v` in [−1, 1], white → blue for negative.
+fn diverging(v: f64) -> RGBColor {
+    let a = v.abs().clamp(0.0, 1.0);
+    let mix = |lo: f64| (255.0 + (lo - 255.0) * a).round() as u8;
+    if v >= 0.0 {
+        RGBColor(mix(180.0), mix(20.0), mix(30.0))
+    } else {
+        RGBColor(mix(8.0), mix(48.0), mix(107.0))
     }
 }
 
@@ -76,6 +91,12 @@ impl Figure for Heatmap {
             ))
             .map_err(err)?;
         }
+        let scale = self
+            .values
+            .iter()
+            .flatten()
+            .fold(0.0f64, |m, v| m.max(v.abs()))
+            .max(f64::MIN_POSITIVE);
         for (c, name) in self.cols.iter().enumerate() {
             let x0 = (LEFT + CELL_W * c as u32) as i32;
             let y_label = (TOP + CELL_H * self.rows.len() as u32 + 18) as i32;
@@ -94,13 +115,22 @@ impl Figure for Heatmap {
                     .unwrap_or(0.0);
                 let y0 = (TOP + CELL_H * r as u32) as i32;
                 let cell = [(x0, y0), (x0 + CELL_W as i32, y0 + CELL_H as i32)];
-                root.draw(&Rectangle::new(cell, color(v).filled()))
+                let (fill, dark, text) = if self.signed {
+                    (
+                        diverging(v / scale),
+                        v.abs() / scale > 0.5,
+                        format!("{v:+.3}"),
+                    )
+                } else {
+                    (color(v), v > 0.5, format!("{:.1}%", 100.0 * v))
+                };
+                root.draw(&Rectangle::new(cell, fill.filled()))
                     .map_err(err)?;
                 root.draw(&Rectangle::new(cell, RGBColor(200, 200, 200)))
                     .map_err(err)?;
-                let ink = if v > 0.5 { WHITE } else { BLACK };
+                let ink = if dark { WHITE } else { BLACK };
                 root.draw(&Text::new(
-                    format!("{:.1}%", 100.0 * v),
+                    text,
                     (x0 + CELL_W as i32 / 2, y0 + CELL_H as i32 / 2),
                     centered.clone().color(&ink),
                 ))

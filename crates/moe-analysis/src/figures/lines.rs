@@ -27,6 +27,8 @@ pub struct Series {
 pub struct LineChart {
     /// Title.
     pub title: String,
+    /// X axis label (`step` for curves over training).
+    pub x_label: String,
     /// Y axis label.
     pub y_label: String,
     /// The lines.
@@ -60,6 +62,7 @@ impl LineChart {
                 "{run}: block {} — share of tokens per expert (train batches)",
                 h.layer
             ),
+            x_label: "step".into(),
             y_label: "share of tokens".into(),
             series,
             y_range: Some((0.0, 1.0)),
@@ -101,6 +104,7 @@ impl LineChart {
         });
         Self {
             title: format!("{run}: loss per domain"),
+            x_label: "step".into(),
             y_label: "cross-entropy (nats)".into(),
             series,
             y_range: None,
@@ -154,7 +158,7 @@ impl Figure for LineChart {
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_desc("step")
+            .x_desc(self.x_label.as_str())
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc(self.y_label.as_str())
             .label_style((FONT, 12))

@@ -4,7 +4,9 @@
 //!
 //! - [`heatmap::Heatmap`]: a layer's expert × domain shares.
 //! - [`lines::LineChart`]: load over training, loss curves.
+//! - [`causal`]: the expert-removal heatmap and the keep-k curves.
 
+pub mod causal;
 pub mod heatmap;
 pub mod lines;
 
@@ -81,6 +83,13 @@ fn draw_on<F: Figure, DB: DrawingBackend>(
     root.present().map_err(|e| e.to_string())
 }
 
+/// A file-name-safe form of a domain name.
+pub(crate) fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
 /// A run's figures under `<out>/figures/`: a heatmap and a load curve per
 /// MoE layer and the loss curves; returns their paths relative to `out`.
 pub fn write_run_figures(analysis: &Analysis, out: &Path) -> Result<Vec<String>> {
@@ -92,6 +101,15 @@ pub fn write_run_figures(analysis: &Analysis, out: &Path) -> Result<Vec<String>>
     for layer in &analysis.layers {
         let map = heatmap::Heatmap::of_layer(layer, &analysis.val.domains, name);
         keep(save(&map, &dir, &format!("heatmap_layer{}", layer.layer))?);
+        if let Some(r) = &layer.removal {
+            let map = causal::removal_heatmap(r, layer.layer, &analysis.val.domains, name);
+            keep(save(&map, &dir, &format!("removal_layer{}", layer.layer))?);
+        }
+        for k in layer.keep_k.iter().flat_map(|k| &k.domains) {
+            let chart = causal::keep_k_chart(k, layer.layer, name);
+            let stem = format!("keep_k_layer{}_{}", layer.layer, slug(&k.domain));
+            keep(save(&chart, &dir, &stem)?);
+        }
     }
     for h in &analysis.history.layers {
         let chart =

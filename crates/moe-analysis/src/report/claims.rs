@@ -2,7 +2,10 @@
 //! comparison whose direction is computed here, and carries the numbers it
 //! rests on in parentheses; nothing is worded before the numbers are known.
 
-use crate::schema::{Collapse, LayerAnalysis, LayerCollapse, Load, RunInfo, StopInfo};
+use crate::schema::{
+    CoActivation, Collapse, LayerAnalysis, LayerCollapse, Load, RunInfo, StopInfo,
+    TokenSpecialization,
+};
 
 /// Significance level of the permutation test's wording.
 pub const ALPHA: f64 = 0.05;
@@ -275,5 +278,60 @@ pub fn consistency(run: &str, l: &LayerAnalysis) -> String {
         pct(c.chance_within_domain),
         pct(c.chance_global),
         c.pairs
+    )
+}
+
+/// Token specialization (ANA-27) against a random router and `1/E`.
+pub fn token_specialization(run: &str, layer: usize, t: &TokenSpecialization) -> String {
+    let value = |v: Option<f64>| v.map_or("— (no id seen often enough)".into(), f3);
+    let against = match (t.input.value, t.random_router_input) {
+        (Some(x), Some(r)) => format!(
+            "the input-token value is {} the random router's",
+            compare(x, r, 0.005)
+        ),
+        _ => "no comparison with the random router".into(),
+    };
+    format!(
+        "{run} block {layer}: token specialization (mean over ids seen ≥ {} times of the largest share of an id's tokens on one expert) by input token {} over {} ids, by next token {} over {} ids, against 1/E = {} and a random router drawing from the layer's load {}; {against} (within 0.005).",
+        t.min_occurrences,
+        value(t.input.value),
+        t.input.ids,
+        value(t.next.value),
+        t.next.ids,
+        f3(t.uniform),
+        value(t.random_router_input),
+    )
+}
+
+/// Co-activation with the previous MoE layer (ANA-28): the largest lift
+/// over independence, the path NMI against the layer's own NMI, and each
+/// domain's most frequent path.
+pub fn coactivation(run: &str, l: &LayerAnalysis, c: &CoActivation, domains: &[String]) -> String {
+    let mut best: Option<(usize, usize, f64)> = None;
+    for (i, row) in c.conditional.iter().enumerate() {
+        for (j, &p) in row.iter().enumerate() {
+            let base = c.independence.get(j).copied().unwrap_or(0.0);
+            if base > 0.0 && best.is_none_or(|b| p / base > b.2) {
+                best = Some((i, j, p / base));
+            }
+        }
+    }
+    let lift = best.map_or("no expert with tokens".into(), |(i, j, x)| {
+        format!("the largest lift P(j | i) / P(j) is {x:.2} (expert {i} → {j}; 1 = independent)")
+    });
+    let paths: Vec<String> = c
+        .top_paths
+        .iter()
+        .zip(domains)
+        .map(|(p, d)| format!("{d} {} → {} ({})", p.from, p.to, pct(p.share)))
+        .collect();
+    format!(
+        "{run} block {} after block {}: {lift}; NMI(path; domain) {} is {} this block's NMI {}; most frequent paths: {}.",
+        l.layer,
+        c.from_layer,
+        f3(c.path_nmi),
+        compare(c.path_nmi, l.specialization.nmi, 0.0005),
+        f3(l.specialization.nmi),
+        paths.join(", ")
     )
 }

@@ -8,6 +8,7 @@
 //! loss figure per domain under `<out>/figures/`.
 
 pub mod across_seeds;
+pub mod causal;
 pub mod claims;
 pub mod eval_loss;
 pub mod render;
@@ -199,6 +200,7 @@ fn history_only(run: &RunDir) -> Result<Analysis> {
 fn compare_chart(runs: &[ReportRun], domain: &str) -> LineChart {
     LineChart {
         title: format!("eval loss, {domain}"),
+        x_label: "step".into(),
         y_label: "cross-entropy (nats)".into(),
         series: runs
             .iter()

@@ -102,6 +102,17 @@ fn specialization_claims(md: &mut String, r: &ReportRun) {
             );
             let _ = writeln!(md, "- {}", claims::token_identity(r.name(), l));
             let _ = writeln!(md, "- {}", claims::confidence(r.name(), l));
+            if let Some(t) = &l.token_specialization {
+                let _ = writeln!(
+                    md,
+                    "- {}",
+                    claims::token_specialization(r.name(), l.layer, t)
+                );
+            }
+            if let Some(c) = &l.coactivation {
+                let domains = &a.val.domains;
+                let _ = writeln!(md, "- {}", claims::coactivation(r.name(), l, c, domains));
+            }
         }
         let _ = writeln!(md);
         for l in &a.layers {
