@@ -70,19 +70,17 @@ pub fn seed_plans(
 /// its final model or stopped early by a collapse (a result of the study),
 /// or, for a quick run, reached `max_steps`; a run stopped by a non-finite
 /// loss is a failure, never complete.
-pub fn is_complete(plan: &RunPlan, data: &DataIdentity) -> Result<bool> {
-    Ok(
-        match RunDir::new(&plan.out).status(&plan.config()?, data)? {
-            RunStatus::Complete { .. } | RunStatus::Stopped { .. } => true,
-            RunStatus::Partial {
-                checkpoint: Some(step),
-            } => plan.max_steps.is_some_and(|m| step >= m),
-            RunStatus::Partial { checkpoint: None }
-            | RunStatus::Empty
-            | RunStatus::OtherConfig
-            | RunStatus::OtherData { .. } => false,
-        },
-    )
+pub fn is_complete(plan: &RunPlan, status: &RunStatus) -> bool {
+    match status {
+        RunStatus::Complete { .. } | RunStatus::Stopped { .. } => true,
+        RunStatus::Partial {
+            checkpoint: Some(step),
+        } => plan.max_steps.is_some_and(|m| *step >= m),
+        RunStatus::Partial { checkpoint: None }
+        | RunStatus::Empty
+        | RunStatus::OtherConfig
+        | RunStatus::OtherData { .. } => false,
+    }
 }
 
 /// Trains `plan` unless it is complete; resumes a run that was interrupted.
@@ -97,8 +95,9 @@ pub fn ensure_run(
 ) -> Result<Option<TrainSummary>> {
     let identity = DataIdentity::of(data)?;
     let run = RunDir::new(&plan.out);
-    if let RunStatus::OtherData { recorded } = run.status(&plan.config()?, &identity)? {
-        let short = recorded.get(..8).unwrap_or(&recorded);
+    let mut status = run.status(&plan.config()?, &identity)?;
+    if let RunStatus::OtherData { recorded } = &status {
+        let short = recorded.get(..8).unwrap_or(recorded);
         let aside = PathBuf::from(format!("{}.other-data-{short}", plan.out.display()));
         if aside.exists() {
             anyhow::bail!(
@@ -114,8 +113,9 @@ pub fn ensure_run(
             plan.out.display(),
             aside.display()
         );
+        status = RunStatus::Empty;
     }
-    if is_complete(plan, &identity)? {
+    if is_complete(plan, &status) {
         return Ok(None);
     }
     let opts = TrainOptions {

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub use moe_testkit::{
-    local_config, small_parquet, small_prepared, small_prepared_at, tiny_run_toml, write_jsonl,
+    entries, local_config, repo_root, small_parquet, small_prepared, small_prepared_at,
+    tiny_run_toml, write_jsonl,
 };
 
 /// The audit fixture, shared with moe-data's audit tests.
@@ -23,19 +24,4 @@ pub fn moe(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .output()
         .unwrap()
-}
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Names of the entries of `dir`, sorted.
-pub fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .collect();
-    names.sort();
-    names
 }

@@ -1,4 +1,5 @@
-//! What the workspace's tests share, in one dev-only crate: tiny corpora
+//! What the workspace's tests share, in one dev-only crate: the workspace
+//! root and a directory's entries, tiny corpora
 //! and data configs, a prepared directory of them, the tiny run config of
 //! the training, analysis and study tests, and every parameter's gradient
 //! by module path. Never a dependency of a library or the binary.
@@ -10,6 +11,25 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{DType, Tensor};
+
+/// The workspace root (where `Cargo.lock` is), from any crate's tests.
+pub fn repo_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|p| p.join("Cargo.lock").is_file())
+        .unwrap_or(here)
+        .to_path_buf()
+}
+
+/// Names of the entries of `dir`, sorted.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    names
+}
 
 /// Writes `rows` (one JSON object each) as a jsonl file.
 pub fn write_jsonl(path: &Path, rows: &[serde_json::Value]) {

@@ -9,6 +9,23 @@ use common::{options, run, run_config, small_data, small_data_with, snapshot};
 use moe_data::prepared::PreparedData;
 use moe_train::{DataIdentity, RunDir, RunStatus, train};
 
+/// The error of a `train` that must be refused.
+fn refusal(
+    config: &moe_train::RunConfig,
+    data: &Path,
+    out: &Path,
+    resume: bool,
+    max_steps: Option<u64>,
+) -> String {
+    train::<common::B>(
+        config,
+        &options(data, out, resume, max_steps),
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string()
+}
+
 fn identity(data: &Path) -> DataIdentity {
     DataIdentity::of(&PreparedData::open(data).unwrap()).unwrap()
 }
@@ -33,13 +50,7 @@ fn train_21_a_run_knows_its_data_and_refuses_to_resume_on_other_data() {
         }
     );
     let before = snapshot(&out);
-    let err = train::<common::B>(
-        &config,
-        &options(&other, &out, true, None),
-        &Default::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = refusal(&config, &other, &out, true, None);
     assert!(err.contains("other data"), "{err}");
     assert!(err.contains(&identity(&data).manifest_sha256), "{err}");
     assert_eq!(snapshot(&out), before, "a refused resume changed the run");
@@ -89,13 +100,7 @@ fn train_22_a_held_run_directory_refuses_a_second_trainer() {
         "{err}"
     );
     let before = snapshot(&out);
-    let err = train::<common::B>(
-        &config,
-        &options(&data, &out, false, None),
-        &Default::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = refusal(&config, &data, &out, false, None);
     assert!(err.contains("another moe process"), "{err}");
     assert_eq!(snapshot(&out), before);
     drop(held);
@@ -111,13 +116,7 @@ fn train_23_a_refused_start_leaves_no_directory_behind() {
     let data = small_data(tmp.path());
     let config = run_config(true, "", 4);
     let out = tmp.path().join("never");
-    let err = train::<common::B>(
-        &config,
-        &options(&data, &out, true, None),
-        &Default::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = refusal(&config, &data, &out, true, None);
     assert!(
         err.contains("nothing to resume") && err.contains("no run is there"),
         "{err}"
@@ -127,13 +126,7 @@ fn train_23_a_refused_start_leaves_no_directory_behind() {
     run(&config, &data, &out, false, Some(1));
     std::fs::remove_dir_all(out.join("checkpoints")).unwrap(); // as if killed before its first
     let before = snapshot(&out);
-    let err = train::<common::B>(
-        &config,
-        &options(&data, &out, true, None),
-        &Default::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = refusal(&config, &data, &out, true, None);
     assert!(err.contains("no complete checkpoint"), "{err}");
     assert_eq!(snapshot(&out), before);
 }
