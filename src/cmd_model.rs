@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::{Int, Tensor, TensorData};
 use moe_model::{
     CpuBackend, ForwardOptions, Gpt2, HostLayerRouting, ModelConfig, ModelSource, MoeConfig,
-    PRESETS, ParamCounts,
+    PRESETS, ParamCounts, load_model_dir,
 };
 
 /// Model subcommands.
@@ -195,6 +195,20 @@ fn info(args: &ModelArgs) -> Result<()> {
     println!("{:<32} {:>14} {:>14}", "component", "total", "active");
     for (name, total, active) in rows {
         println!("{name:<32} {total:>14} {active:>14}");
+    }
+    // A checkpoint's balancing bias (MOE-15) is model state: show it.
+    if let ModelSource::Dir(dir) = args.source()? {
+        let (_, model) = load_model_dir::<CpuBackend>(&dir, &Default::default())
+            .with_context(|| format!("loading {}", dir.display()))?;
+        for (layer, bias) in model.expert_biases() {
+            let min = bias.iter().copied().fold(f32::INFINITY, f32::min);
+            let max = bias.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let values: Vec<String> = bias.iter().map(|b| format!("{b:+.4}")).collect();
+            println!(
+                "balancing bias, block {layer}: min {min:+.4}, max {max:+.4}; per expert [{}]",
+                values.join(", ")
+            );
+        }
     }
     Ok(())
 }

@@ -67,9 +67,19 @@ pub struct RunInfo {
     /// `micro` or `step` (TRAIN-13).
     #[serde(default)]
     pub lb_scope: moe_model::LbScope,
+    /// Step of the auxiliary-loss-free balancing bias (TRAIN-26; 0 = none).
+    /// With a bias, the analysed model routes the val tokens as training
+    /// did: its top-k chosen by logits plus the bias.
+    #[serde(default)]
+    pub bias_rate: f64,
 }
 
 impl RunInfo {
+    /// Whether the run balances its experts at all: an LB loss or a bias.
+    pub fn balanced(&self) -> bool {
+        self.lb_coef > 0.0 || self.bias_rate > 0.0
+    }
+
     /// The run facts of `config`, for `checkpoint` (empty when none was analysed).
     pub fn from_config(
         config: &moe_train::RunConfig,
@@ -92,6 +102,7 @@ impl RunInfo {
             z_coef: config.train.z_coef,
             router_noise_std: config.train.router_noise_std,
             lb_scope: config.train.lb_scope,
+            bias_rate: config.train.bias_rate,
         }
     }
 }

@@ -232,6 +232,7 @@ fn run(name: &str, layers: Vec<LayerAnalysis>, history: History, analyzed: bool)
                 z_coef: 0.001,
                 router_noise_std: if name.contains("no-lb") { 0.0 } else { 0.1 },
                 lb_scope: moe_model::LbScope::Micro,
+                bias_rate: 0.0,
             },
             options: OptionsRecord {
                 seed: 0,

@@ -128,6 +128,43 @@ impl<B: Backend> Gpt2<B> {
         self
     }
 
+    /// Gives every MoE block's router a balancing bias of zeros (MOE-15);
+    /// routers that have one keep it.
+    pub fn with_expert_bias(mut self) -> Self {
+        for block in &mut self.h {
+            if let FeedForward::Moe(moe) = &mut block.mlp {
+                moe.router = moe.router.clone().with_zero_bias();
+            }
+        }
+        self
+    }
+
+    /// The balancing bias of each MoE block that has one: (block, values).
+    pub fn expert_biases(&self) -> Vec<(usize, Vec<f32>)> {
+        self.h
+            .iter()
+            .enumerate()
+            .filter_map(|(i, block)| match &block.mlp {
+                FeedForward::Moe(moe) => moe.router.bias_values().map(|b| (i, b)),
+                FeedForward::Dense(_) => None,
+            })
+            .collect()
+    }
+
+    /// One bias update per MoE block from its assignments per expert over
+    /// an optimizer step (`loads[j]` for the j-th MoE block, MOE-15);
+    /// blocks without a bias are left as they are.
+    pub fn update_expert_bias(mut self, loads: &[Vec<u64>], rate: f64) -> Self {
+        let moe_blocks = self.h.iter_mut().filter_map(|block| match &mut block.mlp {
+            FeedForward::Moe(moe) => Some(moe),
+            FeedForward::Dense(_) => None,
+        });
+        for (moe, load) in moe_blocks.zip(loads) {
+            moe.router = moe.router.clone().update_expert_bias(load, rate);
+        }
+        self
+    }
+
     /// Vocabulary size.
     pub fn vocab_size(&self) -> usize {
         self.wte.weight.dims()[0]

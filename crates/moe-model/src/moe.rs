@@ -35,7 +35,7 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::Module;
+use burn::module::{Module, Param, ParamId};
 use burn::nn::Linear;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
@@ -214,6 +214,13 @@ impl<B: Backend> MoeLayer<B> {
 pub struct Router<B: Backend> {
     /// `[d_model, n_experts]`, no bias (saved as `h.{i}.mlp.router.weight`).
     pub linear: Linear<B>,
+    /// The auxiliary-loss-free balancing bias (MOE-15): added to the
+    /// logits for choosing the top-k only, never to the probabilities.
+    /// Model state without a gradient, changed by the trainer after each
+    /// optimizer step ([`Router::update_expert_bias`]); saved as
+    /// `h.{i}.mlp.router.expert_bias` `[n_experts]`. `None` for a router
+    /// that does not balance this way.
+    pub expert_bias: Option<Param<Tensor<B, 1>>>,
 }
 
 /// Router logit noise for one forward pass: its std and the seed of its draws.
@@ -259,6 +266,63 @@ impl<B: Backend> Router<B> {
     ) -> Self {
         Self {
             linear: init::linear(rng, d_model, n_experts, std, false, device),
+            expert_bias: None,
+        }
+    }
+
+    /// This router with a balancing bias of zeros (MOE-15), unless it has one.
+    pub fn with_zero_bias(mut self) -> Self {
+        if self.expert_bias.is_none() {
+            let device = self.linear.weight.device();
+            let zeros = Tensor::<B, 1>::zeros([self.n_experts()], &device);
+            self.expert_bias = Some(Param::initialized(ParamId::new(), zeros));
+        }
+        self
+    }
+
+    /// The balancing bias on the host (`None` without one).
+    pub fn bias_values(&self) -> Option<Vec<f32>> {
+        self.expert_bias
+            .as_ref()
+            .map(|b| b.val().into_data().iter::<f32>().collect())
+    }
+
+    /// One update of the balancing bias from the assignments each expert
+    /// received over an optimizer step's whole batch (MOE-15):
+    /// `b_i ← b_i + rate · sign(mean load − load_i)`, in f32 on the host
+    /// (the same bits on every backend). No-op without a bias.
+    pub fn update_expert_bias(self, load: &[u64], rate: f64) -> Self {
+        let Some(values) = self.bias_values() else {
+            return self;
+        };
+        let n = values.len();
+        assert_eq!(load.len(), n, "one load per expert");
+        let mean = load.iter().sum::<u64>() as f64 / n as f64;
+        let rate = rate as f32;
+        let updated: Vec<f32> = values
+            .iter()
+            .zip(load)
+            .map(|(&b, &l)| match (l as f64).partial_cmp(&mean) {
+                Some(std::cmp::Ordering::Less) => b + rate,
+                Some(std::cmp::Ordering::Greater) => b - rate,
+                _ => b,
+            })
+            .collect();
+        let Self {
+            linear,
+            expert_bias,
+        } = self;
+        let bias = expert_bias.map(|p| {
+            let device = p.device();
+            let (id, _, _) = p.consume();
+            Param::initialized(
+                id,
+                Tensor::<B, 1>::from_data(TensorData::new(updated, [n]), &device),
+            )
+        });
+        Self {
+            linear,
+            expert_bias: bias,
         }
     }
 
@@ -324,7 +388,8 @@ impl<B: Backend> Router<B> {
                 &logits.device(),
             )
         });
-        route_logits(logits, noise, top_k)
+        let bias = self.expert_bias.as_ref().map(|b| b.val().detach());
+        route_logits_biased(logits, noise, bias, top_k)
     }
 }
 
@@ -400,13 +465,38 @@ pub fn route_logits<B: Backend>(
     noise: Option<Tensor<B, 2>>,
     top_k: usize,
 ) -> RouterChoice<B> {
+    route_logits_biased(logits, noise, None, top_k)
+}
+
+/// [`route_logits`] with an optional balancing bias (MOE-15): the top-k are
+/// chosen by `logits + noise + bias`, while the probabilities, gates and
+/// losses are those of `logits + noise` (and the clean `logits`), as
+/// without the bias. `None` is `route_logits` exactly.
+///
+/// # Shapes
+/// - `logits`, `noise`: `[tokens, n_experts]`; `bias`: `[n_experts]`
+pub fn route_logits_biased<B: Backend>(
+    logits: Tensor<B, 2>,
+    noise: Option<Tensor<B, 2>>,
+    bias: Option<Tensor<B, 1>>,
+    top_k: usize,
+) -> RouterChoice<B> {
     let probs = softmax(logits.clone(), 1); // [tokens, n_experts]
-    let routing_probs = match noise {
-        Some(noise) => softmax(logits.clone() + noise, 1),
+    let noisy = noise.map(|noise| logits.clone() + noise);
+    let routing_probs = match &noisy {
+        Some(noisy) => softmax(noisy.clone(), 1),
         None => probs.clone(),
     };
     // Indices from detached values; the gather below carries the gradient.
-    let (_, expert_idx) = routing_probs.clone().detach().topk_with_indices(top_k, 1); // [tokens, top_k]
+    let (_, expert_idx) = match bias {
+        None => routing_probs.clone().detach().topk_with_indices(top_k, 1),
+        Some(bias) => {
+            let n_experts = bias.dims()[0];
+            let scores =
+                noisy.unwrap_or_else(|| logits.clone()).detach() + bias.reshape([1, n_experts]); // [tokens, n_experts]
+            scores.topk_with_indices(top_k, 1)
+        }
+    }; // [tokens, top_k]
     let chosen = routing_probs.gather(1, expert_idx.clone()); // [tokens, top_k]
     let gate_prob = chosen.clone().detach();
     let gate = if top_k == 1 {

@@ -7,13 +7,16 @@
 //! `[in, out]`, Burn's `Linear` too: they load untransposed. LayerNorm
 //! `weight`/`bias` are Burn's `gamma`/`beta`. MoE blocks store
 //! `h.{i}.mlp.router.weight` `[d_model, n_experts]` and
-//! `h.{i}.mlp.experts.{e}.{c_fc,c_proj}.{weight,bias}`. The published files'
+//! `h.{i}.mlp.experts.{e}.{c_fc,c_proj}.{weight,bias}`, and a router that
+//! balances with a bias (MOE-15) `h.{i}.mlp.router.expert_bias`
+//! `[n_experts]` (optional on load). The published files'
 //! `h.*.attn.bias` / `h.*.attn.masked_bias` mask buffers are ignored; a
 //! `lm_head.weight` is accepted only when equal to `wte.weight` (tied head).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use burn::module::{Param, ParamId};
 use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
@@ -181,8 +184,17 @@ pub fn load_safetensors<B: Backend>(
                     [d, moe.n_experts],
                     device,
                 )?;
+                let bias_name = format!("{p}.mlp.router.expert_bias");
+                let expert_bias = match w.tensors.contains_key(&bias_name) {
+                    true => Some(Param::initialized(
+                        ParamId::new(),
+                        w.take::<B, 1>(&bias_name, [moe.n_experts], device)?,
+                    )),
+                    false => None,
+                };
                 let router = Router {
                     linear: init::linear_from(router_w, None),
+                    expert_bias,
                 };
                 let experts = (0..moe.n_experts)
                     .map(|e| w.mlp(&format!("{p}.mlp.experts.{e}"), d, g.d_ff, device))
@@ -242,6 +254,9 @@ pub fn named_tensors<B: Backend>(model: &Gpt2<B>) -> Vec<(String, TensorData)> {
             FeedForward::Dense(mlp) => push_mlp(&mut out, format!("h.{i}.mlp"), mlp),
             FeedForward::Moe(moe) => {
                 push_linear(&mut out, format!("h.{i}.mlp.router"), &moe.router.linear);
+                if let Some(b) = &moe.router.expert_bias {
+                    out.push((format!("h.{i}.mlp.router.expert_bias"), b.val().into_data()));
+                }
                 for (e, mlp) in moe.experts.iter().enumerate() {
                     push_mlp(&mut out, format!("h.{i}.mlp.experts.{e}"), mlp);
                 }

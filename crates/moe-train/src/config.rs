@@ -165,6 +165,19 @@ pub struct TrainSection {
     /// only when not the default, so f32 runs' configs read as before.
     #[serde(default, skip_serializing_if = "is_f32")]
     pub precision: Precision,
+    /// Auxiliary-loss-free load balancing (TRAIN-26, MOE-15): the step γ of
+    /// each MoE block's per-expert selection bias, updated after every
+    /// optimizer step by `b_i ← b_i + γ · sign(mean load − load_i)` over
+    /// the step's whole batch (Wang et al. 2024; DeepSeek-V3 and
+    /// torchtitan use 1e-3). 0 (the default) = no bias; independent of
+    /// `lb_coef`, which keeps its meaning. Written to a run's config only
+    /// when set, so other runs' configs read as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bias_rate: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn is_f32(p: &Precision) -> bool {
@@ -342,6 +355,7 @@ impl RunConfig {
             ("router_noise_std", t.router_noise_std),
             ("grad_clip", t.grad_clip),
             ("weight_decay", t.weight_decay),
+            ("bias_rate", t.bias_rate),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(format!("train.{k} = {v} must be ≥ 0"));
@@ -363,9 +377,11 @@ impl RunConfig {
         if let Some(moe) = &model.moe {
             moe.validate(model.gpt2.n_layer)
                 .map_err(|e| format!("model.moe: {e}"))?;
-        } else if t.lb_coef > 0.0 || t.z_coef > 0.0 || t.router_noise_std > 0.0 {
+        } else if t.lb_coef > 0.0 || t.z_coef > 0.0 || t.router_noise_std > 0.0 || t.bias_rate > 0.0
+        {
             return Err(
-                "router settings (lb_coef, z_coef, router_noise_std) need [model.moe]".into(),
+                "router settings (lb_coef, z_coef, router_noise_std, bias_rate) need [model.moe]"
+                    .into(),
             );
         }
         if self.model.init == Init::Scratch && self.model.hf_dir.is_some() {

@@ -27,7 +27,8 @@ pub fn run_source(config: &RunConfig, dense: &ModelConfig) -> ModelSource {
 }
 
 /// The model a run starts from: fresh (`Gpt2::init(dense, run.seed)`) or
-/// pretrained, then upcycled with `upcycle_noise` and `run.seed` when MoE.
+/// pretrained, then upcycled with `upcycle_noise` and `run.seed` when MoE,
+/// with a zero balancing bias in every MoE block when `train.bias_rate > 0`.
 pub fn initial_model<B: Backend>(
     config: &RunConfig,
     model_config: &ModelConfig,
@@ -45,10 +46,15 @@ pub fn initial_model<B: Backend>(
             config.model.preset
         )));
     }
-    Ok(upcycled(
+    let model = upcycled(
         dense,
         model_config.moe.as_ref(),
         config.model.upcycle_noise,
         config.run.seed,
-    ))
+    );
+    // The balancing bias starts at zero (TRAIN-26).
+    Ok(match config.train.bias_rate > 0.0 {
+        true => model.with_expert_bias(),
+        false => model,
+    })
 }

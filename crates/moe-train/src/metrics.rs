@@ -23,6 +23,10 @@ pub struct RoutingSummary {
     pub entropy: f64,
     /// Tokens dropped by capacity.
     pub dropped: u64,
+    /// The layer's balancing bias per expert after the step (train events
+    /// of runs with `bias_rate > 0`, TRAIN-26; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias: Option<Vec<f64>>,
 }
 
 /// Eval results of one domain.

@@ -53,6 +53,12 @@ impl RoutingTally {
         }
     }
 
+    /// Assignments per expert of each MoE layer, in block order: the load
+    /// the balancing bias follows (TRAIN-26).
+    pub fn loads(&self) -> Vec<Vec<u64>> {
+        self.layers.iter().map(|l| l.counts.clone()).collect()
+    }
+
     /// The summary per layer.
     pub fn summary(&self) -> Vec<RoutingSummary> {
         self.layers
@@ -67,6 +73,7 @@ impl RoutingTally {
                     max_share,
                     entropy: l.entropy_sum / l.tokens.max(1) as f64,
                     dropped: l.dropped,
+                    bias: None,
                 }
             })
             .collect()

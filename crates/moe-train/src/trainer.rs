@@ -223,6 +223,11 @@ impl<B: AutodiffBackend> Run<'_, B> {
                 let norm =
                     clip_global_norm::<B, Gpt2<B>>(&model, &mut grads, config.train.grad_clip);
                 model = optim.step(lr, model, grads);
+                // Aux-loss-free balancing: the bias follows this step's load (TRAIN-26).
+                if config.train.bias_rate > 0.0 {
+                    model =
+                        model.update_expert_bias(&stats.routing.loads(), config.train.bias_rate);
+                }
                 norm
             };
             step += 1;
@@ -241,7 +246,7 @@ impl<B: AutodiffBackend> Run<'_, B> {
                     noise_std: noise.std,
                     tok_per_s,
                 };
-                collapse = self.log_train(&stats, &train)?;
+                collapse = self.log_train(&stats, &train, &model.expert_biases())?;
             }
             let last = step == end || collapse.is_some();
             if step.is_multiple_of(config.eval.every) || last {
@@ -298,8 +303,20 @@ impl<B: AutodiffBackend> Run<'_, B> {
     }
 
     /// Writes a train event; feeds the collapse detector (TRAIN-6).
-    fn log_train(&mut self, stats: &StepStats, t: &TrainLog) -> Result<Option<StopReason>> {
-        let routing = stats.routing.summary();
+    /// `biases`: each MoE block's balancing bias after the step (TRAIN-26).
+    fn log_train(
+        &mut self,
+        stats: &StepStats,
+        t: &TrainLog,
+        biases: &[(usize, Vec<f32>)],
+    ) -> Result<Option<StopReason>> {
+        let mut routing = stats.routing.summary();
+        for r in &mut routing {
+            r.bias = biases
+                .iter()
+                .find(|(layer, _)| *layer == r.layer)
+                .map(|(_, b)| b.iter().map(|&v| f64::from(v)).collect());
+        }
         self.log.write(&Event::Train {
             step: t.step,
             loss: stats.loss,

@@ -496,3 +496,95 @@ fn train_25_steps_on_two_threads_give_the_gradients_they_give_alone() {
         assert_eq!(together, alone);
     }
 }
+
+/// Every MoE block's logged bias of each train event, by step.
+fn logged_biases(out: &Path) -> Vec<(u64, Vec<Option<Vec<f64>>>)> {
+    read_events(&out.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Train { step, routing, .. } => {
+                Some((step, routing.into_iter().map(|r| r.bias).collect()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+// Checks: TRAIN-26, MOE-15
+#[test]
+fn train_26_bias_balancing_updates_logs_saves_and_resumes_bit_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data(tmp.path());
+    let rate = 0.25; // large, so a few steps move it visibly
+    let config = run_config(true, &format!("bias_rate = {rate}\n"), 8);
+    let straight = tmp.path().join("straight");
+    run(&config, &data, &straight, false, None);
+    let split = tmp.path().join("split");
+    run(&config, &data, &split, false, Some(4));
+    run(&config, &data, &split, true, None);
+    // Resumed = uninterrupted, losses and biases alike.
+    assert_eq!(train_losses(&straight), train_losses(&split));
+    let logged = logged_biases(&split);
+    assert_eq!(logged, logged_biases(&straight));
+    assert_eq!(logged.len(), 4);
+    // Each step moves each expert's bias by −rate, 0 or +rate, so after
+    // `step` steps every value is a multiple of the rate within ±step·rate,
+    // and the experts that took more than their share went down.
+    for (step, layers) in &logged {
+        let bias = layers[0].as_ref().expect("a bias row for the MoE block");
+        assert_eq!(bias.len(), 4);
+        for b in bias {
+            let units = b / rate;
+            assert!((units - units.round()).abs() < 1e-6, "{b}");
+            assert!(units.abs() <= *step as f64 + 1e-6, "{b} after {step} steps");
+        }
+    }
+    let last = logged.last().unwrap().1[0].clone().unwrap();
+    assert!(last.iter().any(|b| *b != 0.0), "the bias never moved");
+    // The final model carries the bias it logged, bit for bit; initial/ holds zeros.
+    let (_, fin) = moe_model::load_model_dir::<moe_model::CpuBackend>(
+        &split.join("final"),
+        &Default::default(),
+    )
+    .unwrap();
+    let saved = &fin.expert_biases()[0];
+    assert_eq!(saved.0, 1);
+    let as_f64: Vec<f64> = saved.1.iter().map(|&v| f64::from(v)).collect();
+    assert_eq!(as_f64, last);
+    let (_, init) = moe_model::load_model_dir::<moe_model::CpuBackend>(
+        &split.join("initial"),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(init.expert_biases(), vec![(1, vec![0.0; 4])]);
+    // A run without bias_rate logs none and saves none.
+    let plain = tmp.path().join("plain");
+    run(&run_config(true, "", 2), &data, &plain, false, None);
+    assert!(
+        logged_biases(&plain)
+            .iter()
+            .all(|(_, l)| l.iter().all(Option::is_none))
+    );
+    let (_, model) = moe_model::load_model_dir::<moe_model::CpuBackend>(
+        &plain.join("final"),
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(model.expert_biases().is_empty());
+    // bias_rate needs MoE layers and a finite non-negative value.
+    for (moe, extra) in [(false, "bias_rate = 0.001\n"), (true, "bias_rate = -1.0\n")] {
+        let text = format!(
+            "[run]\nname = \"t\"\n[model]\ninit = \"scratch\"\npreset = \"tiny\"\n{}[train]\nsteps = 2\nmicro_batch = 1\nlr = 1e-3\n{extra}",
+            if moe {
+                "[model.moe]\nlayers = [1]\nn_experts = 4\ntop_k = 1\n"
+            } else {
+                ""
+            }
+        );
+        let err = RunConfig::parse(&text, Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bias_rate"), "{err}");
+    }
+}

@@ -315,7 +315,7 @@ fn flat(config: &RunConfig) -> std::collections::BTreeMap<String, String> {
 fn train_16_ablations_differ_from_the_main_run_only_in_what_they_say() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/runs");
     let load = |name: &str| RunConfig::load(&dir.join(format!("{name}.toml"))).unwrap();
-    let ablations: [(&str, &[&str]); 5] = [
+    let ablations: [(&str, &[&str]); 6] = [
         (
             "moe-no-lb",
             &[
@@ -329,6 +329,7 @@ fn train_16_ablations_differ_from_the_main_run_only_in_what_they_say() {
         ("moe-noise-off", &["train.router_noise_std"]),
         ("moe-no-z", &["train.z_coef"]),
         ("moe-lb-step", &["train.lb_scope"]),
+        ("moe-bias", &["train.lb_coef", "train.bias_rate"]),
     ];
     // The GPU runs, the demo's tiny runs and the CPU study's (its own folder).
     for (folder, tiny) in [("", ""), ("", "-tiny"), ("cpu-study/", "")] {
@@ -362,6 +363,20 @@ fn train_16_ablations_differ_from_the_main_run_only_in_what_they_say() {
                 differ, want,
                 "{folder}{full} differs from moe{tiny} in other keys"
             );
+            // The header's "Differs from … only in: …" line names each key.
+            let text = std::fs::read_to_string(dir.join(format!("{folder}{full}.toml"))).unwrap();
+            let header = text
+                .lines()
+                .take_while(|l| l.starts_with('#'))
+                .find(|l| l.contains("only in:"))
+                .unwrap_or_else(|| panic!("{folder}{full}: no \"only in:\" header line"));
+            for key in differ.iter().filter(|k| **k != "train.steps") {
+                let leaf = key.rsplit('.').next().unwrap();
+                assert!(
+                    header.contains(leaf),
+                    "{folder}{full}: header does not name {key}"
+                );
+            }
         }
     }
     // The CPU study's dense run is its MoE run without the MoE keys.

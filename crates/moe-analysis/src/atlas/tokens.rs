@@ -69,7 +69,7 @@ fn contrast_run(routed: &[(usize, &AtlasRun, &Routed)]) -> usize {
     let other = |no_lb: bool| {
         routed
             .iter()
-            .find(|(_, r, _)| group(r) != main && (!no_lb || r.run.analysis.run.lb_coef == 0.0))
+            .find(|(_, r, _)| group(r) != main && (!no_lb || !r.run.analysis.run.balanced()))
             .map(|(i, _, _)| *i)
     };
     other(true)

@@ -196,7 +196,7 @@ pub fn collapse(md: &mut String, runs: &[ReportRun]) {
         }
     }
     if let Some(with_lb) = configs.iter().find(|r| r.lb_coef > 0.0) {
-        for no_lb in configs.iter().filter(|r| r.lb_coef == 0.0) {
+        for no_lb in configs.iter().filter(|r| !r.balanced()) {
             if let Some(warning) = claims::lb_contrast(no_lb, with_lb) {
                 let _ = writeln!(md, "- {warning}");
             }
