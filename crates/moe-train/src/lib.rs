@@ -24,6 +24,7 @@ mod initial_model;
 pub mod losses;
 pub mod metrics;
 mod preflight;
+pub mod probe;
 pub mod routing_stats;
 pub mod run_dir;
 pub mod sampler;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
@@ -191,22 +192,39 @@ impl Event {
     }
 }
 
-/// Appends events to `metrics.jsonl`, flushing each line.
-pub struct MetricsLog {
+/// Appends rows to a JSON-lines file (`metrics.jsonl`, the routing probe),
+/// flushing each line.
+pub struct JsonlLog {
     path: PathBuf,
     file: std::fs::File,
 }
 
-impl MetricsLog {
-    /// Opens the events file at `path` ([`crate::run_dir::RunDir::open_log`]);
-    /// on resume from `keep_through`, drops rows of later steps.
+/// The events log ([`crate::run_dir::RunDir::open_log`]).
+pub type MetricsLog = JsonlLog;
+
+impl JsonlLog {
+    /// Opens the events file at `path`; on resume from `keep_through`,
+    /// drops rows of later steps and the stop row.
     pub fn open(path: &Path, keep_through: Option<u64>) -> Result<Self> {
+        Self::open_keeping(
+            path,
+            keep_through
+                .map(|step| move |e: &Event| e.step() <= step && !matches!(e, Event::Stop { .. })),
+        )
+    }
+
+    /// Opens the rows of type `T` at `path` for appending; with `keep`,
+    /// first rewrites the file (atomically) with the rows it keeps.
+    pub fn open_keeping<T: Serialize + DeserializeOwned>(
+        path: &Path,
+        keep: Option<impl Fn(&T) -> bool>,
+    ) -> Result<Self> {
         let path = path.to_path_buf();
-        if let Some(step) = keep_through {
-            let kept: String = read_events(&path)?
+        if let Some(keep) = keep {
+            let kept: String = read_jsonl::<T>(&path)?
                 .into_iter()
-                .filter(|e| e.step() <= step && !matches!(e, Event::Stop { .. }))
-                .map(|e| serde_json::to_string(&e).unwrap_or_default() + "\n")
+                .filter(|r| keep(r))
+                .map(|r| serde_json::to_string(&r).unwrap_or_default() + "\n")
                 .collect();
             let tmp = path.with_extension("jsonl.tmp");
             std::fs::write(&tmp, kept).map_err(|e| TrainError::io(&tmp, e))?;
@@ -220,9 +238,9 @@ impl MetricsLog {
         Ok(Self { path, file })
     }
 
-    /// Writes one event.
-    pub fn write(&mut self, event: &Event) -> Result<()> {
-        let line = serde_json::to_string(event).unwrap_or_default() + "\n";
+    /// Writes one row.
+    pub fn write<T: Serialize>(&mut self, row: &T) -> Result<()> {
+        let line = serde_json::to_string(row).unwrap_or_default() + "\n";
         self.file
             .write_all(line.as_bytes())
             .and_then(|_| self.file.flush())
@@ -230,10 +248,15 @@ impl MetricsLog {
     }
 }
 
-/// Reads every row of a `metrics.jsonl` (missing file = no rows). A last
+/// Reads every row of a `metrics.jsonl` (missing file = no rows); see [`read_jsonl`].
+pub fn read_events(path: &Path) -> Result<Vec<Event>> {
+    read_jsonl(path)
+}
+
+/// Reads every row of a JSON-lines file (missing file = no rows). A last
 /// line without its newline that does not parse was cut short by a kill
 /// mid-write and is dropped (TRAIN-8); any other bad line is an error.
-pub fn read_events(path: &Path) -> Result<Vec<Event>> {
+pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -241,13 +264,13 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>> {
     };
     let complete = text.ends_with('\n');
     let lines: Vec<&str> = text.lines().collect();
-    let mut events = Vec::with_capacity(lines.len());
+    let mut rows = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         match serde_json::from_str(line) {
-            Ok(event) => events.push(event),
+            Ok(row) => rows.push(row),
             Err(_) if !complete && i + 1 == lines.len() => {}
             Err(e) => {
                 return Err(TrainError::Checkpoint {
@@ -257,5 +280,5 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>> {
             }
         }
     }
-    Ok(events)
+    Ok(rows)
 }

@@ -33,6 +33,7 @@ use crate::vocab::VocabMap;
 
 const CONFIG_FILE: &str = "config.toml";
 const METRICS_FILE: &str = "metrics.jsonl";
+const PROBE_FILE: &str = "routing_probe.jsonl";
 const CHECKPOINTS_DIR: &str = "checkpoints";
 const FINAL_DIR: &str = "final";
 const INITIAL_DIR: &str = "initial";
@@ -194,6 +195,18 @@ impl RunDir {
     /// drops the rows of later steps.
     pub fn open_log(&self, keep_through: Option<u64>) -> Result<MetricsLog> {
         MetricsLog::open(&self.metrics_path(), keep_through)
+    }
+
+    /// The routing probe's rows (TRAIN-27; none for a dense run or a run
+    /// trained before the probe existed).
+    pub fn probe(&self) -> Result<Vec<crate::probe::ProbeRow>> {
+        crate::probe::read_probe(&self.root.join(PROBE_FILE))
+    }
+
+    /// Opens the routing probe for a run starting at step `start`: a
+    /// resume keeps the rows up to `start`, a fresh start none.
+    pub fn open_probe(&self, start: u64) -> Result<MetricsLog> {
+        crate::probe::open_probe(&self.root.join(PROBE_FILE), start)
     }
 
     /// The checkpoint directory of `step`.

@@ -21,8 +21,9 @@ use crate::collapse::CollapseDetector;
 use crate::config::RunConfig;
 use crate::error::{Result, TrainError};
 use crate::eval::evaluate;
-use crate::metrics::{Event, MetricsLog, StopReason};
+use crate::metrics::{Event, JsonlLog, MetricsLog, StopReason};
 use crate::preflight::{self, Resume};
+use crate::probe::RoutingProbe;
 use crate::run_dir::{DataIdentity, RunDir};
 use crate::sampler::Sampler;
 use crate::step::{StepStats, step_gradients};
@@ -149,6 +150,11 @@ pub fn train<B: AutodiffBackend>(
         dir.save_initial(&model, &model_config)?;
     }
     let log = dir.open_log((opts.resume != Resume::No).then_some(state.step))?;
+    // The routing probe of an MoE run (TRAIN-27).
+    let probe = match model_config.moe.is_some() {
+        true => Some((RoutingProbe::new(&val), dir.open_probe(state.step)?)),
+        false => None,
+    };
     let mut run = Run {
         config,
         opts,
@@ -158,6 +164,7 @@ pub fn train<B: AutodiffBackend>(
         train_blocks,
         val,
         log,
+        probe,
         state,
         device,
         block_size,
@@ -175,6 +182,8 @@ struct Run<'a, B: AutodiffBackend> {
     train_blocks: Blocks,
     val: Blocks,
     log: MetricsLog,
+    /// The routing probe and its log (MoE runs only, TRAIN-27).
+    probe: Option<(RoutingProbe, JsonlLog)>,
     state: CheckpointState,
     device: &'a B::Device,
     block_size: usize,
@@ -191,6 +200,9 @@ impl<B: AutodiffBackend> Run<'_, B> {
         let (config, steps) = (self.config, self.config.train.steps);
         let start = self.state.step;
         self.log_start(start)?;
+        if start == 0 {
+            self.take_probe(&model, 0)?;
+        }
         let end = self.opts.max_steps.map_or(steps, |m| m.min(steps));
         let bar = progress(self.opts.progress, start, end);
         let mut last_eval = None;
@@ -348,13 +360,27 @@ impl<B: AutodiffBackend> Run<'_, B> {
             }))
     }
 
+    /// Evaluates, and takes the routing probe (TRAIN-27).
     fn eval(&mut self, model: &Gpt2<B>, step: u64) -> Result<Event> {
         let inner = model.valid();
         let batch = self.config.train.micro_batch.max(1);
         let precision = self.config.train.precision;
         let event = evaluate(&inner, &self.val, batch, step, precision, self.device);
         self.log.write(&event)?;
+        self.take_probe(model, step)?;
         Ok(event)
+    }
+
+    /// Writes the probe's routing at `step` (MoE runs).
+    fn take_probe(&mut self, model: &Gpt2<B>, step: u64) -> Result<()> {
+        let Some((probe, log)) = &mut self.probe else {
+            return Ok(());
+        };
+        let inner = model.valid();
+        match probe.take(&inner, step, self.config.train.precision, self.device) {
+            Some(row) => log.write(&row),
+            None => Ok(()),
+        }
     }
 
     fn checkpoint<O: Optimizer<Gpt2<B>, B>>(

@@ -174,7 +174,7 @@ fn train_6_collapse_detector_fires_on_collapse_only() {
     assert_eq!((fired.layer, fired.expert), (8, 0));
 }
 
-// Checks: TRAIN-7, TRAIN-8
+// Checks: TRAIN-7, TRAIN-8, TRAIN-27
 #[test]
 fn train_8_resume_is_bit_exact_and_metrics_parse() {
     let tmp = tempfile::tempdir().unwrap();
@@ -204,6 +204,17 @@ fn train_8_resume_is_bit_exact_and_metrics_parse() {
     run(&config, &data, &split, true, None);
     assert_eq!(train_losses(&straight), train_losses(&split));
     assert_eq!(train_losses(&straight).len(), 4);
+    // TRAIN-27: the routing probe at step 0 and every eval, the same after a resume.
+    let probe = moe_train::RunDir::new(&split).probe().unwrap();
+    assert_eq!(probe, moe_train::RunDir::new(&straight).probe().unwrap());
+    assert_eq!(probe.iter().map(|r| r.step).collect::<Vec<_>>(), [0, 4, 8]);
+    for row in &probe {
+        assert_eq!(row.layers.len(), 1);
+        let experts = row.layers[0].experts().unwrap();
+        let tokens: usize = row.blocks.iter().sum::<usize>() * 15; // block 16 → 15 routed
+        assert_eq!(experts.len(), tokens);
+        assert!(experts.iter().all(|&e| e < 4));
+    }
     // TRAIN-7: every row parses and carries routing for the MoE layer.
     let events = read_events(&split.join("metrics.jsonl")).unwrap();
     assert!(
@@ -246,6 +257,17 @@ fn train_8_resume_is_bit_exact_and_metrics_parse() {
             .to_string()
             .contains("another config")
     );
+}
+
+// Checks: TRAIN-27
+#[test]
+fn train_27_dense_runs_have_no_routing_probe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data(tmp.path());
+    let out = tmp.path().join("dense");
+    run(&run_config(false, "", 4), &data, &out, false, None);
+    assert!(moe_train::RunDir::new(&out).probe().unwrap().is_empty());
+    assert!(!out.join("routing_probe.jsonl").exists());
 }
 
 // Checks: TRAIN-9
