@@ -146,6 +146,11 @@ pub fn analyze(
         baseline,
         layers,
         history,
+        saturation: crate::saturation::saturation(
+            &dir.probe()?,
+            ckpt_step,
+            model_config.moe.as_ref().map_or(0, |m| m.n_experts),
+        ),
         figures: Vec::new(),
     };
     std::fs::create_dir_all(out).map_err(|e| AnalysisError::io(out, e))?;

@@ -15,7 +15,8 @@
 //!   analyses mask experts out of the routing ([`masked`]): expert removal
 //!   ([`removal`]) and keep-k ([`keep_k`]); token specialization
 //!   ([`token_specialization`]) and co-activation across consecutive MoE
-//!   layers ([`coactivation`]) come from the routing table alone.
+//!   layers ([`coactivation`]) come from the routing table alone; router
+//!   saturation over training ([`saturation`]) from the run's routing probe.
 //! - [`report()`] reads runs and their analyses and writes a Markdown report
 //!   whose every claim sentence is generated from the numbers next to it.
 //!
@@ -57,6 +58,7 @@ pub mod nulls;
 pub mod removal;
 pub mod report;
 pub mod route_val;
+pub mod saturation;
 pub mod schema;
 pub mod token_routes;
 pub mod token_specialization;

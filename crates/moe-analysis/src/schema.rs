@@ -30,8 +30,43 @@ pub struct Analysis {
     pub layers: Vec<LayerAnalysis>,
     /// What `metrics.jsonl` says about training.
     pub history: History,
+    /// Router saturation over training from the run's routing probe
+    /// (ANA-29; absent for dense runs, runs trained before the probe, and
+    /// analyses made before it).
+    #[serde(default)]
+    pub saturation: Option<Saturation>,
     /// Figures written, relative to the directory of `analysis.json`.
     pub figures: Vec<String>,
+}
+
+/// Router saturation (ANA-29): how much of the final routing each step had.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Saturation {
+    /// Probe tokens per MoE block.
+    pub probe_tokens: u64,
+    /// The step whose routing is the reference (the analysed model's).
+    pub reference_step: u64,
+    /// The agreement a block must exceed to count as saturated.
+    pub threshold: f64,
+    /// One entry per MoE block, in block order.
+    pub layers: Vec<LayerSaturation>,
+}
+
+/// One MoE block's saturation curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerSaturation {
+    /// Block index.
+    pub layer: usize,
+    /// Probe steps up to the reference step.
+    pub steps: Vec<u64>,
+    /// Share of probe tokens whose top-1 expert equals the reference's.
+    pub agreement: Vec<f64>,
+    /// The agreement of independent routers with the same loads, per step.
+    pub chance: Vec<f64>,
+    /// First probe step whose agreement exceeds the threshold.
+    pub first_step_above: Option<u64>,
 }
 
 /// The run and checkpoint.

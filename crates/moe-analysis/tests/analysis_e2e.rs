@@ -63,7 +63,7 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
     (be(16), be(20))
 }
 
-// Checks: ANA-1, ANA-6, ANA-10, ANA-11, ANA-13, ANA-14, ANA-15, ANA-16, TRAIN-18
+// Checks: ANA-1, ANA-6, ANA-10, ANA-11, ANA-13, ANA-14, ANA-15, ANA-16, ANA-29, TRAIN-18
 #[test]
 fn ana_14_analyze_and_report_on_tiny_runs() {
     let tmp = tempfile::tempdir().unwrap();
@@ -119,6 +119,16 @@ fn ana_14_analyze_and_report_on_tiny_runs() {
     assert_eq!(a.history.layers[0].steps, vec![1, 2, 3, 4]);
     assert_eq!(a.history.eval.last().unwrap().step, 4);
     assert!(a.history.throughput.median_tok_per_s > 0.0);
+    // ANA-29: saturation from the run's routing probe, against the final step.
+    let sat = a.saturation.as_ref().expect("saturation of an MoE run");
+    assert_eq!(sat.reference_step, 4);
+    let s = &sat.layers[0];
+    assert_eq!(
+        (s.layer, s.steps.first(), s.steps.last()),
+        (1, Some(&0), Some(&4))
+    );
+    assert_eq!(s.agreement.last(), Some(&1.0));
+    assert!(out.join("figures/saturation.png").exists());
 
     // ANA-14: analysis.json parses back to the same value; figures are valid.
     let parsed = moe_analysis::analyze::read_json(&out.join("analysis.json")).unwrap();

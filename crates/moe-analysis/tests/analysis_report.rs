@@ -255,6 +255,7 @@ fn run(name: &str, layers: Vec<LayerAnalysis>, history: History, analyzed: bool)
             },
             layers,
             history,
+            saturation: None,
             figures,
         },
         analyzed,

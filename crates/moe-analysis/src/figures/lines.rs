@@ -5,7 +5,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{FONT, Figure};
-use crate::schema::{History, LayerHistory};
+use crate::schema::{History, LayerHistory, Saturation};
 
 /// One line.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +67,47 @@ impl LineChart {
             series,
             y_range: Some((0.0, 1.0)),
             reference: Some((threshold, format!("collapse threshold {threshold}"))),
+        }
+    }
+
+    /// Router saturation (ANA-29): per MoE block, the share of probe tokens
+    /// already routed as in the reference step, with the chance agreement
+    /// of independent routers (faint) and the threshold.
+    pub fn saturation(sat: &Saturation, run: &str) -> Self {
+        let mut series = Vec::new();
+        for (i, l) in sat.layers.iter().enumerate() {
+            let points = |values: &[f64]| -> Vec<(f64, f64)> {
+                l.steps
+                    .iter()
+                    .zip(values)
+                    .map(|(&s, &v)| (s as f64, v))
+                    .collect()
+            };
+            series.push(Series {
+                name: format!("block {}", l.layer),
+                points: points(&l.agreement),
+                color: i,
+                faint: false,
+                markers: true,
+            });
+            series.push(Series {
+                name: format!("block {}, chance", l.layer),
+                points: points(&l.chance),
+                color: i,
+                faint: true,
+                markers: false,
+            });
+        }
+        Self {
+            title: format!(
+                "{run}: router saturation — top-1 agreement with step {} ({} probe tokens)",
+                sat.reference_step, sat.probe_tokens
+            ),
+            x_label: "step".into(),
+            y_label: "share of probe tokens".into(),
+            series,
+            y_range: Some((0.0, 1.0)),
+            reference: Some((sat.threshold, format!("{:.0}%", 100.0 * sat.threshold))),
         }
     }
 

@@ -116,6 +116,13 @@ pub fn write_run_figures(analysis: &Analysis, out: &Path) -> Result<Vec<String>>
             lines::LineChart::load_over_training(h, analysis.history.collapse.threshold, name);
         keep(save(&chart, &dir, &format!("load_layer{}", h.layer))?);
     }
+    if let Some(sat) = &analysis.saturation {
+        keep(save(
+            &lines::LineChart::saturation(sat, name),
+            &dir,
+            "saturation",
+        )?);
+    }
     keep(save(
         &lines::LineChart::loss_curves(&analysis.history, name),
         &dir,

@@ -3,8 +3,8 @@
 //! rests on in parentheses; nothing is worded before the numbers are known.
 
 use crate::schema::{
-    CoActivation, Collapse, LayerAnalysis, LayerCollapse, Load, RunInfo, StopInfo,
-    TokenSpecialization,
+    CoActivation, Collapse, LayerAnalysis, LayerCollapse, LayerSaturation, Load, RunInfo,
+    Saturation, StopInfo, TokenSpecialization,
 };
 
 /// Significance level of the permutation test's wording.
@@ -333,5 +333,49 @@ pub fn coactivation(run: &str, l: &LayerAnalysis, c: &CoActivation, domains: &[S
         compare(c.path_nmi, l.specialization.nmi, 0.0005),
         f3(l.specialization.nmi),
         paths.join(", ")
+    )
+}
+
+/// Router saturation of one block (ANA-29): the first step at which the
+/// probe's top-1 routing agrees with the reference step's beyond the
+/// threshold, with the agreement at the first probe step.
+pub fn saturation(run: &str, sat: &Saturation, l: &LayerSaturation) -> String {
+    let at = |i: usize| format!("{} (chance {})", pct(l.agreement[i]), pct(l.chance[i]));
+    let before_end = l.first_step_above.filter(|&s| s < sat.reference_step);
+    let verdict = match before_end {
+        Some(step) => {
+            let i = l.steps.iter().position(|&s| s == step).unwrap_or(0);
+            format!(
+                "first agrees with step {}'s on more than {} of its tokens at step {step}: {}",
+                sat.reference_step,
+                pct(sat.threshold),
+                at(i)
+            )
+        }
+        None => {
+            // The last probe before the analysed step, if any.
+            let i = l.steps.iter().rposition(|&s| s < sat.reference_step);
+            format!(
+                "agrees with step {}'s on more than {} of its tokens not before step {}{}",
+                sat.reference_step,
+                pct(sat.threshold),
+                sat.reference_step,
+                i.map_or(String::new(), |i| format!(
+                    " (at step {}: {})",
+                    l.steps[i],
+                    at(i)
+                ))
+            )
+        }
+    };
+    let start = match l.steps.first() {
+        Some(s) if before_end != Some(*s) && *s < sat.reference_step => {
+            format!("; at step {s}: {}", at(0))
+        }
+        _ => String::new(),
+    };
+    format!(
+        "{run} block {}: the probe's top-1 routing {verdict}{start}.",
+        l.layer
     )
 }

@@ -193,6 +193,7 @@ fn history_only(run: &RunDir) -> Result<Analysis> {
         },
         layers: Vec::new(),
         history: crate::history::history(&events, &config.collapse),
+        saturation: None,
         figures: Vec::new(),
     })
 }

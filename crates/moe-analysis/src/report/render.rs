@@ -1,5 +1,5 @@
 //! The report's Markdown: a summary table, then eval loss (final and
-//! step-matched), specialization, expert removal and keep-k, load, collapse, routing details and
+//! step-matched), specialization, router saturation, expert removal and keep-k, load, collapse, routing details and
 //! throughput, each with its claim sentences and figures (ANA-16).
 
 use std::fmt::Write;
@@ -27,6 +27,7 @@ pub fn render(runs: &[ReportRun], comparison_figures: &[(String, String)]) -> St
     super::eval_loss::losses(&mut md, runs, comparison_figures);
     super::across_seeds::section(&mut md, runs);
     sections::specialization(&mut md, runs);
+    sections::saturation(&mut md, runs);
     super::causal::removal(&mut md, runs);
     super::causal::keep_k(&mut md, runs);
     sections::load(&mut md, runs);

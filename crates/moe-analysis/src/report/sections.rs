@@ -16,6 +16,70 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('`', "'")
 }
 
+/// Router saturation (ANA-29): a sentence per run and block, the spread of
+/// the saturation step over seeds, and the figures.
+pub fn saturation(md: &mut String, runs: &[ReportRun]) {
+    let with: Vec<(&ReportRun, &crate::schema::Saturation)> = runs
+        .iter()
+        .filter_map(|r| Some((r, r.analysis.saturation.as_ref()?)))
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Router saturation over training
+"
+    );
+    let _ = writeln!(
+        md,
+        "At step 0 and at every eval, training recorded the top-1 expert of each MoE block for a fixed probe of val tokens (the first 4 val blocks of each domain, routed without noise). Agreement: the share of probe tokens routed as by the analysed model; chance: the agreement of two independent routers with the same loads.\n"
+    );
+    for (r, sat) in &with {
+        for l in &sat.layers {
+            let _ = writeln!(md, "- {}", claims::saturation(r.name(), sat, l));
+        }
+    }
+    // Over seeds: the saturation step of each configuration and block.
+    let mut groups: Vec<(&str, Vec<&crate::schema::Saturation>)> = Vec::new();
+    for (r, sat) in &with {
+        let g = super::across_seeds::group_of(r);
+        match groups.iter_mut().find(|(name, _)| *name == g) {
+            Some((_, v)) => v.push(sat),
+            None => groups.push((g, vec![sat])),
+        }
+    }
+    for (g, sats) in groups.iter().filter(|(_, v)| v.len() > 1) {
+        for (slot, l) in sats[0].layers.iter().enumerate() {
+            let steps: Vec<f64> = sats
+                .iter()
+                .filter_map(|s| s.layers.get(slot)?.first_step_above)
+                .map(|s| s as f64)
+                .collect();
+            let spread = crate::intervals::spread(&steps).map_or(String::new(), |s| {
+                format!(
+                    ": mean step {:.0} ± {:.0} [{:.0}, {:.0}]",
+                    s.mean, s.sd, s.min, s.max
+                )
+            });
+            let _ = writeln!(
+                md,
+                "- {g}, block {}: above {} in {} of {} seeds{spread}.",
+                l.layer,
+                pct(sats[0].threshold),
+                steps.len(),
+                sats.len()
+            );
+        }
+    }
+    let _ = writeln!(md);
+    for (r, _) in &with {
+        if let Some(p) = r.figure("figures/saturation.png") {
+            let _ = writeln!(md, "![{} router saturation]({p})\n", r.name());
+        }
+    }
+}
+
 /// NMI, its nulls and controls, per run and layer, with the heatmaps.
 pub fn specialization(md: &mut String, runs: &[ReportRun]) {
     let _ = writeln!(
