@@ -65,6 +65,10 @@ pub struct ReproduceArgs {
     /// the spread over seeds.
     #[arg(long, default_value_t = 1)]
     pub seeds: usize,
+    /// Seeds of particular runs instead of --seeds: `moe=5,moe-bias=5`
+    /// (e.g. more seeds where a question is still unresolved).
+    #[arg(long, value_delimiter = ',', value_parser = run_seeds)]
+    pub seeds_for: Vec<(String, usize)>,
     /// Runs (and analyses) side by side; default: the machine's cores with
     /// `--device cpu`, else 1. The outputs do not depend on it.
     #[arg(long)]
@@ -101,6 +105,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
             .collect(),
         out: args.out.clone(),
         seeds: args.seeds,
+        seeds_for: args.seeds_for.clone(),
         max_steps: None,
         permutations: 1000,
         devices: if args.devices.is_empty() {
@@ -139,7 +144,7 @@ pub fn run(args: &ReproduceArgs) -> Result<()> {
         return Ok(());
     }
     let study = run_study(&opts, start)?;
-    print!("{}", study.summary(args.seeds > 1));
+    print!("{}", study.summary(opts.with_seeds()));
     Ok(())
 }
 
@@ -184,6 +189,17 @@ fn positive_rate(text: &str) -> std::result::Result<f64, String> {
             "{v} tokens/s: a rate must be a finite number above 0"
         )),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `RUN=N` of --seeds-for: a run's config stem and at least one seed.
+fn run_seeds(text: &str) -> std::result::Result<(String, usize), String> {
+    let (name, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected RUN=SEEDS, e.g. moe=5"))?;
+    match n.parse::<usize>() {
+        Ok(n) if n >= 1 && !name.is_empty() => Ok((name.to_string(), n)),
+        _ => Err(format!("{text:?}: expected RUN=SEEDS with SEEDS ≥ 1")),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct StudyOptions {
     pub out: PathBuf,
     /// Seeds per run (`run.seed`, `run.seed + 1`, …).
     pub seeds: usize,
+    /// Seeds of particular runs instead of `seeds`, by config stem.
+    pub seeds_for: Vec<(String, usize)>,
     /// Stop each run after this many steps (a quick check).
     pub max_steps: Option<u64>,
     /// Permutations (and bootstrap draws) of the specialization tests.
@@ -86,6 +88,7 @@ pub fn demo_options(out: &Path, seeds: usize, jobs: usize) -> StudyOptions {
             .collect(),
         out: out.to_path_buf(),
         seeds,
+        seeds_for: Vec::new(),
         max_steps: None,
         permutations: 1000,
         devices: vec![DeviceSlot::default_of(Device::Cpu); jobs.max(1)],
@@ -121,9 +124,38 @@ pub fn plan(opts: &StudyOptions) -> Result<Vec<RunPlan>> {
                 out.display()
             );
         }
-        plans.extend(seed_plans(config, &out, opts.seeds, opts.max_steps)?);
+        plans.extend(seed_plans(
+            config,
+            &out,
+            opts.seeds_of(&stem.to_string_lossy()),
+            opts.max_steps,
+        )?);
+    }
+    for (name, _) in &opts.seeds_for {
+        if !plans
+            .iter()
+            .any(|p| p.config.file_stem() == Some(name.as_ref()))
+        {
+            anyhow::bail!("--seeds-for {name}: no such run in the study");
+        }
     }
     Ok(plans)
+}
+
+impl StudyOptions {
+    /// The seeds of the config with file stem `stem`.
+    pub fn seeds_of(&self, stem: &str) -> usize {
+        self.seeds_for
+            .iter()
+            .rev()
+            .find(|(name, _)| name == stem)
+            .map_or(self.seeds, |(_, n)| *n)
+    }
+
+    /// Whether any run of the study has several seeds.
+    pub fn with_seeds(&self) -> bool {
+        self.seeds > 1 || self.seeds_for.iter().any(|(_, n)| *n > 1)
+    }
 }
 
 /// Runs the study, logging each step on stderr with the time since `start`.
@@ -318,4 +350,44 @@ pub fn summary(runs: &[(String, PathBuf)]) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Checks: CLI-7
+    #[test]
+    fn cli_7_seeds_for_gives_named_runs_their_own_seed_count() {
+        let tmp = std::env::temp_dir().join("moe-cli-7-plan");
+        let mut opts = demo_options(&tmp, 2, 1);
+        opts.seeds_for = vec![("moe-tiny".into(), 4)];
+        let plans = plan(&opts).unwrap();
+        let count = |stem: &str| {
+            plans
+                .iter()
+                .filter(|p| p.config.file_stem().unwrap() == stem)
+                .count()
+        };
+        assert_eq!(
+            (
+                count("dense-tiny"),
+                count("moe-tiny"),
+                count("moe-no-lb-tiny")
+            ),
+            (2, 4, 2)
+        );
+        let seeds: Vec<Option<u64>> = plans
+            .iter()
+            .filter(|p| p.config.file_stem().unwrap() == "moe-tiny")
+            .map(|p| p.seed)
+            .collect();
+        assert_eq!(seeds, [Some(42), Some(43), Some(44), Some(45)]);
+        assert!(opts.with_seeds());
+        // A name that is not a run of the study is refused, naming it.
+        opts.seeds_for = vec![("moe-bias-tiny".into(), 5)];
+        let err = plan(&opts).unwrap_err().to_string();
+        assert!(err.contains("moe-bias-tiny"), "{err}");
+        assert!(!tmp.exists(), "planning writes nothing");
+    }
 }
