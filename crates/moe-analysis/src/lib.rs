@@ -15,7 +15,8 @@
 //!   analyses mask experts out of the routing ([`masked`]): expert removal
 //!   ([`removal`]) and keep-k ([`keep_k`]); token specialization
 //!   ([`token_specialization`]) and co-activation across consecutive MoE
-//!   layers ([`coactivation`]) come from the routing table alone.
+//!   layers ([`coactivation`]) come from the routing table alone; the
+//!   experts' weights ([`expert_weights`]) from the checkpoints.
 //! - [`report()`] reads runs and their analyses and writes a Markdown report
 //!   whose every claim sentence is generated from the numbers next to it.
 //!
@@ -45,6 +46,7 @@ pub mod confidence;
 pub mod control;
 pub mod domain_stats;
 pub mod error;
+pub mod expert_weights;
 pub mod figures;
 pub mod history;
 pub mod intervals;

@@ -117,6 +117,7 @@ fn layer(index: usize, focus: f64, p: f64, baseline: f64, survival: f64) -> Laye
         keep_k: None,
         token_specialization: None,
         coactivation: None,
+        expert_weights: None,
     }
 }
 
@@ -300,11 +301,52 @@ fn fixture() -> Vec<ReportRun> {
     ]
 }
 
-// Checks: ANA-16
+/// Four experts upcycled from one MLP (reference similarity 0.999) that
+/// moved apart by step 100; expert 2 moved most.
+fn weights() -> ExpertWeights {
+    let distance = vec![0.12, 0.08, 0.31, 0.05];
+    let similarity: Vec<Vec<f64>> = (0..4)
+        .map(|i| {
+            (0..4)
+                .map(|j| {
+                    if i == j {
+                        1.0
+                    } else {
+                        0.6 + 0.05 * (i + j) as f64
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    ExpertWeights {
+        parameters: 8320,
+        reference_step: 0,
+        drift: vec![
+            DriftPoint {
+                step: 0,
+                distance: vec![0.0; 4],
+            },
+            DriftPoint {
+                step: 100,
+                distance: distance.clone(),
+            },
+        ],
+        analysed_step: Some(100),
+        relative_change: distance.iter().map(|d| Some(2.0 * d)).collect(),
+        distance,
+        mean_similarity: moe_analysis::expert_weights::mean_off_diagonal(&similarity),
+        similarity,
+        reference_mean_similarity: Some(0.999),
+    }
+}
+
+// Checks: ANA-16, ANA-30
 #[test]
 fn ana_16_report_snapshot_on_synthetic_runs() {
     let comparison = vec![("code".to_string(), "figures/loss_code.png".to_string())];
-    let md = render(&fixture(), &comparison);
+    let mut runs = fixture();
+    runs[1].analysis.layers[0].expert_weights = Some(weights());
+    let md = render(&runs, &comparison);
     snapshot_settings().bind(|| insta::assert_snapshot!("report", md));
 }
 

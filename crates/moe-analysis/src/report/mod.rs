@@ -14,6 +14,7 @@ pub mod eval_loss;
 pub mod render;
 pub mod run;
 pub mod sections;
+pub mod weights;
 
 use std::path::{Component, Path, PathBuf};
 
