@@ -9,6 +9,7 @@
 
 pub mod across_seeds;
 pub mod causal;
+pub mod causal_seeds;
 pub mod claims;
 pub mod eval_loss;
 pub mod render;
