@@ -1,6 +1,6 @@
 //! `moe analyze`: a run's checkpoint over the val shards, its step-0
-//! baseline, the metrics history, `analysis.json` and figures (ANA-1,
-//! ANA-6, ANA-14, ANA-15).
+//! baseline, the metrics history, the experts' weights against step 0,
+//! `analysis.json` and figures (ANA-1, ANA-6, ANA-14, ANA-15, ANA-30).
 
 use std::path::{Path, PathBuf};
 
@@ -14,13 +14,15 @@ use moe_train::{DataIdentity, RunConfig, RunDir};
 
 use crate::code_types::{PythonLexer, TokenClass};
 use crate::error::{AnalysisError, Result};
+use crate::expert_weights::{expert_vectors, layer_weights};
 use crate::keep_k::keep_k;
 use crate::layer::{Context, Draws, analyze_layer};
 use crate::masked::{MaskedLoss, ModelLoss};
 use crate::removal::expert_removal;
 use crate::route_val::collect;
 use crate::schema::{
-    Analysis, BaselineInfo, LayerAnalysis, OptionsRecord, RunInfo, SCHEMA_VERSION, ValInfo,
+    Analysis, BaselineInfo, DriftPoint, ExpertWeights, LayerAnalysis, OptionsRecord, RunInfo,
+    SCHEMA_VERSION, ValInfo,
 };
 use crate::token_routes::TokenRoutes;
 
@@ -93,8 +95,8 @@ pub fn analyze(
     check_architecture(&config, &model_config, &ckpt)?;
     let (val, vocab) = dir.val_blocks(data, options.max_blocks)?;
     let table = collect(&model, &val, options.batch, vocab.as_ref(), &device)?;
-    let (baseline, baseline_table) = if table.layers.is_empty() {
-        (none("dense model: no router"), None)
+    let (baseline, baseline_table, reference) = if table.layers.is_empty() {
+        (none("dense model: no router"), None, None)
     } else {
         baseline(dir, &config, &model_config, &val, options, vocab.as_ref())?
     };
@@ -124,6 +126,12 @@ pub fn analyze(
         let mut eval = ModelLoss::new(&model, &blocks, options.batch, &device);
         for layer in &mut layers {
             causal_layer(layer, &mut eval, &table.domains, options);
+        }
+    }
+    if let (Some(reference), Some(step)) = (reference, baseline.step) {
+        let weights = expert_weights(dir, reference, step, &model, ckpt_step)?;
+        for (layer, w) in layers.iter_mut().zip(weights) {
+            layer.expert_weights = Some(w);
         }
     }
     let mut analysis = Analysis {
@@ -299,10 +307,14 @@ fn none(note: &str) -> BaselineInfo {
     }
 }
 
+/// Each MoE layer's experts, per block (ANA-30).
+type ExpertVectors = Vec<(usize, Vec<Vec<f32>>)>;
+
 /// The step-0 router's table (ANA-6): the run's saved initial model
 /// (`initial/`, TRAIN-15); for a run without one, the initial model rebuilt
 /// from the config when that needs no download, else the earliest kept
-/// checkpoint, labelled with its step.
+/// checkpoint, labelled with its step. Also that model's experts, the
+/// reference of their drift (ANA-30).
 fn baseline(
     run: &RunDir,
     config: &RunConfig,
@@ -310,7 +322,7 @@ fn baseline(
     val: &Blocks,
     options: &AnalyzeOptions,
     vocab: Option<&VocabMap>,
-) -> Result<(BaselineInfo, Option<TokenRoutes>)> {
+) -> Result<(BaselineInfo, Option<TokenRoutes>, Option<ExpertVectors>)> {
     let device = Default::default();
     let local = config.model.init == Init::Scratch
         || config.model.hf_dir.as_ref().is_some_and(|d| d.exists());
@@ -345,10 +357,56 @@ fn baseline(
         return Ok((
             none("pretrained run without initial/, a local hf_dir or a checkpoint"),
             None,
+            None,
         ));
     };
     let table = collect(&model, val, options.batch, vocab, &device)?;
-    Ok((info, Some(table)))
+    let experts = expert_vectors(&model)?;
+    Ok((info, Some(table), Some(experts)))
+}
+
+/// Per MoE layer (block order), the experts' drift from `reference` (at
+/// `reference_step`) over the run's kept checkpoints and at the analysed
+/// `model`, and the analysed experts' similarity (ANA-30). Checkpoints are
+/// loaded one at a time; the one at the analysed step is the model itself.
+fn expert_weights(
+    run: &RunDir,
+    reference: ExpertVectors,
+    reference_step: u64,
+    model: &Gpt2<CpuBackend>,
+    analysed_step: Option<u64>,
+) -> Result<Vec<ExpertWeights>> {
+    let device = Default::default();
+    let analysed = expert_vectors(model)?;
+    let mut points: Vec<Vec<DriftPoint>> = vec![Vec::new(); reference.len()];
+    for step in run.checkpoints() {
+        if step == reference_step || Some(step) == analysed_step {
+            continue;
+        }
+        let dir = run.checkpoint_dir(step);
+        let (_, ckpt) = load_model_dir::<CpuBackend>(&dir, &device)?;
+        let experts = expert_vectors(&ckpt)?;
+        for ((slot, (layer, w0)), (ckpt_layer, w)) in reference.iter().enumerate().zip(&experts) {
+            if layer != ckpt_layer || w0.len() != w.len() {
+                return Err(AnalysisError::run(
+                    &dir,
+                    format!("its MoE block {ckpt_layer} is not the run's block {layer}"),
+                ));
+            }
+            points[slot].push(DriftPoint {
+                step,
+                distance: crate::expert_weights::drift(w0, w),
+            });
+        }
+    }
+    Ok(reference
+        .iter()
+        .zip(points)
+        .zip(&analysed)
+        .map(|(((_, w0), points), (_, w))| {
+            layer_weights(w0, reference_step, points, w, analysed_step)
+        })
+        .collect())
 }
 
 /// Python token classes of the code domain's tokens, aligned with `table`.

@@ -140,6 +140,7 @@ pub fn analyze_layer(
                 n_d,
             )
         }),
+        expert_weights: None,
     }
 }
 

@@ -16,7 +16,8 @@
 //!   ([`removal`]) and keep-k ([`keep_k`]); token specialization
 //!   ([`token_specialization`]) and co-activation across consecutive MoE
 //!   layers ([`coactivation`]) come from the routing table alone; router
-//!   saturation over training ([`saturation`]) from the run's routing probe.
+//!   saturation over training ([`saturation`]) from the run's routing probe;
+//!   the experts' weights ([`expert_weights`]) from the checkpoints.
 //! - [`report()`] reads runs and their analyses and writes a Markdown report
 //!   whose every claim sentence is generated from the numbers next to it.
 //!
@@ -46,6 +47,7 @@ pub mod confidence;
 pub mod control;
 pub mod domain_stats;
 pub mod error;
+pub mod expert_weights;
 pub mod figures;
 pub mod history;
 pub mod intervals;

@@ -229,6 +229,50 @@ pub struct LayerAnalysis {
     /// first MoE layer and in analyses made before it).
     #[serde(default)]
     pub coactivation: Option<CoActivation>,
+    /// The experts' weights: drift from step 0 and pairwise similarity
+    /// (ANA-30; absent for a run without a step-0 model and in analyses
+    /// made before it).
+    #[serde(default)]
+    pub expert_weights: Option<ExpertWeights>,
+}
+
+/// The experts' weights in one MoE layer (ANA-30). Each expert is one
+/// vector: `c_fc.weight`, `c_fc.bias`, `c_proj.weight`, `c_proj.bias`
+/// flattened in that order. Cosine distance is `1 − cos`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpertWeights {
+    /// Parameters per expert (the vector's length).
+    pub parameters: usize,
+    /// Step of the reference weights (`baseline`'s model: 0, or the
+    /// earliest kept checkpoint standing in for it).
+    pub reference_step: u64,
+    /// Per step (the reference, each kept checkpoint, the analysed model;
+    /// in step order), each expert's cosine distance from its reference weights.
+    pub drift: Vec<DriftPoint>,
+    /// Step of the analysed model (`None` for a checkpoint directory not
+    /// named by its step; then it is not in `drift`).
+    pub analysed_step: Option<u64>,
+    /// Per expert, its cosine distance from the reference at the analysed model.
+    pub distance: Vec<f64>,
+    /// Per expert, `‖w − w₀‖ / ‖w₀‖` at the analysed model (`None` when `w₀ = 0`).
+    pub relative_change: Vec<Option<f64>>,
+    /// `[i][j]`: cosine similarity of experts i and j of the analysed model.
+    pub similarity: Vec<Vec<f64>>,
+    /// Mean of `similarity` off its diagonal (`None` with one expert).
+    pub mean_similarity: Option<f64>,
+    /// The same mean for the reference experts (step `reference_step`).
+    pub reference_mean_similarity: Option<f64>,
+}
+
+/// Every expert's cosine distance from its reference weights at one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftPoint {
+    /// Training step.
+    pub step: u64,
+    /// Per expert.
+    pub distance: Vec<f64>,
 }
 
 /// Co-activation of this layer's top-1 expert with the previous MoE layer's (ANA-28).

@@ -1,4 +1,4 @@
-//! ANA-1, ANA-6, ANA-10, ANA-11, ANA-13 … ANA-17 end to end: a tiny MoE run
+//! ANA-1, ANA-6, ANA-10, ANA-11, ANA-13 … ANA-17, ANA-30 end to end: a tiny MoE run
 //! and a tiny dense run trained for a few steps on three small domains, then
 //! `analyze` and `report` on them.
 
@@ -63,7 +63,7 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
     (be(16), be(20))
 }
 
-// Checks: ANA-1, ANA-6, ANA-10, ANA-11, ANA-13, ANA-14, ANA-15, ANA-16, ANA-29, TRAIN-18
+// Checks: ANA-1, ANA-6, ANA-10, ANA-11, ANA-13, ANA-14, ANA-15, ANA-16, ANA-29, ANA-30, TRAIN-18
 #[test]
 fn ana_14_analyze_and_report_on_tiny_runs() {
     let tmp = tempfile::tempdir().unwrap();
@@ -114,6 +114,21 @@ fn ana_14_analyze_and_report_on_tiny_runs() {
         types.counts[0].iter().sum::<u64>() > 0,
         "no keyword found in `def … return`"
     );
+    // ANA-30: the experts' weights against initial/ at every kept
+    // checkpoint and the analysed model, in step order.
+    let w = l.expert_weights.as_ref().unwrap();
+    assert_eq!((w.reference_step, w.analysed_step), (0, Some(4)));
+    let mut steps = vec![0];
+    steps.extend(RunDir::new(&moe).checkpoints());
+    steps.push(4);
+    steps.dedup();
+    assert!(steps.len() >= 3, "{steps:?}");
+    assert_eq!(w.drift.iter().map(|p| p.step).collect::<Vec<_>>(), steps);
+    assert!(w.drift[0].distance.iter().all(|d| d.abs() < 1e-12));
+    assert_eq!(w.drift.last().unwrap().distance, w.distance);
+    assert!(w.distance.iter().all(|&d| d > 0.0), "{:?}", w.distance);
+    assert_eq!((w.similarity.len(), w.distance.len()), (4, 4));
+    assert!(w.mean_similarity.is_some_and(|m| m < 1.0));
     // ANA-13: history from metrics.jsonl.
     assert_eq!(a.history.train.len(), 4);
     assert_eq!(a.history.layers[0].steps, vec![1, 2, 3, 4]);
@@ -145,10 +160,13 @@ fn ana_14_analyze_and_report_on_tiny_runs() {
     assert!(!moe_analysis::analyze::is_current(&stale, &run).unwrap());
     let heat = Heatmap::of_layer(l, &a.val.domains, "moe").size();
     let line = LineChart::loss_curves(&a.history, "moe").size();
+    let similarity = moe_analysis::figures::weights::similarity_heatmap(w, 1, "moe").size();
     for (stem, size) in [
         ("heatmap_layer1", heat),
         ("load_layer1", line),
         ("loss", line),
+        ("expert_drift_layer1", line),
+        ("expert_similarity_layer1", similarity),
     ] {
         let png = std::fs::read(out.join(format!("figures/{stem}.png"))).unwrap();
         assert_eq!(png_size(&png), size, "{stem}.png");
@@ -183,6 +201,7 @@ fn ana_14_analyze_and_report_on_tiny_runs() {
     assert!(md.contains("| dense | 4 / 4 |") && md.contains("not analysed"));
     assert!(md.contains("The final evals are step-matched."));
     assert!(md.contains("Block 1 of moe: NMI(expert; domain) = "));
+    assert!(md.contains("## Expert weights") && md.contains("moe block 1: at step 4 expert "));
     let link = "../moe/analysis/figures/heatmap_layer1.png";
     assert!(md.contains(link) && rep.join(link).exists());
     for f in &summary.figures {

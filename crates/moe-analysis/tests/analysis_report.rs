@@ -117,6 +117,7 @@ fn layer(index: usize, focus: f64, p: f64, baseline: f64, survival: f64) -> Laye
         keep_k: None,
         token_specialization: None,
         coactivation: None,
+        expert_weights: None,
     }
 }
 
@@ -302,11 +303,52 @@ fn fixture() -> Vec<ReportRun> {
     ]
 }
 
-// Checks: ANA-16
+/// Four experts upcycled from one MLP (reference similarity 0.999) that
+/// moved apart by step 100; expert 2 moved most.
+fn weights() -> ExpertWeights {
+    let distance = vec![0.12, 0.08, 0.31, 0.05];
+    let similarity: Vec<Vec<f64>> = (0..4)
+        .map(|i| {
+            (0..4)
+                .map(|j| {
+                    if i == j {
+                        1.0
+                    } else {
+                        0.6 + 0.05 * (i + j) as f64
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    ExpertWeights {
+        parameters: 8320,
+        reference_step: 0,
+        drift: vec![
+            DriftPoint {
+                step: 0,
+                distance: vec![0.0; 4],
+            },
+            DriftPoint {
+                step: 100,
+                distance: distance.clone(),
+            },
+        ],
+        analysed_step: Some(100),
+        relative_change: distance.iter().map(|d| Some(2.0 * d)).collect(),
+        distance,
+        mean_similarity: moe_analysis::expert_weights::mean_off_diagonal(&similarity),
+        similarity,
+        reference_mean_similarity: Some(0.999),
+    }
+}
+
+// Checks: ANA-16, ANA-30
 #[test]
 fn ana_16_report_snapshot_on_synthetic_runs() {
     let comparison = vec![("code".to_string(), "figures/loss_code.png".to_string())];
-    let md = render(&fixture(), &comparison);
+    let mut runs = fixture();
+    runs[1].analysis.layers[0].expert_weights = Some(weights());
+    let md = render(&runs, &comparison);
     snapshot_settings().bind(|| insta::assert_snapshot!("report", md));
 }
 
@@ -628,4 +670,141 @@ fn ana_21_within_seed_intervals_pair_val_blocks() {
         "{md}"
     );
     assert!(!md.contains("## Eval-loss differences"));
+}
+
+/// A seed of `moe` whose block 2 has the causal figures: code's top expert
+/// is `code_top`, removing it costs code `code` and math `math` (prose
+/// nothing); code's own top-1 loss is `keep1` above the random draws' mean;
+/// token specialization is `token` above its random router's; path NMI `path`.
+#[allow(clippy::too_many_arguments)]
+fn causal_seed(
+    seed: u64,
+    code_top: usize,
+    code: f64,
+    math: f64,
+    keep1: f64,
+    token: f64,
+    path: f64,
+) -> ReportRun {
+    let mut r = seeded("moe", seed, 3.0, 0.7, None);
+    let l = &mut r.analysis.layers[0];
+    if code_top != 0 {
+        l.domain_expert_shares[0] = (0..4)
+            .map(|e| if e == code_top { 0.7 } else { 0.1 })
+            .collect();
+    }
+    let delta = |mean| LossDelta {
+        mean,
+        interval: None,
+    };
+    l.removal = Some(ExpertRemoval {
+        blocks: vec![4; 3],
+        full_loss: vec![3.0; 3],
+        delta: (0..4)
+            .map(|e| {
+                if e == code_top {
+                    vec![delta(code), delta(math), delta(0.0)]
+                } else {
+                    // Any other expert: a cost the lines must not pick up.
+                    vec![delta(9.0); 3]
+                }
+            })
+            .collect(),
+        own_domain: vec![Some(0), Some(1), Some(2), None],
+        most_hurt: vec![Some(0), Some(1), Some(2), None],
+    });
+    let spread = |mean: f64| moe_analysis::intervals::spread(&[mean, mean]);
+    l.keep_k = Some(KeepK {
+        scope: "this block only".into(),
+        draws: 2,
+        domains: vec![KeepKDomain {
+            domain: "code".into(),
+            ranking: vec![code_top, 1, 2, 3],
+            full_loss: 3.0,
+            own: vec![3.5 + keep1, 3.2, 3.1, 3.0],
+            others: vec![],
+            random: vec![spread(3.5), spread(3.3), spread(3.1), spread(3.0)],
+        }],
+    });
+    l.token_specialization = Some(TokenSpecialization {
+        min_occurrences: 10,
+        input: SpecializationValue {
+            ids: 50,
+            value: Some(0.4 + token),
+        },
+        next: SpecializationValue {
+            ids: 50,
+            value: Some(0.3),
+        },
+        uniform: 0.25,
+        random_router_input: Some(0.4),
+    });
+    l.coactivation = Some(CoActivation {
+        from_layer: 1,
+        conditional: vec![vec![0.25; 4]; 4],
+        independence: vec![0.25; 4],
+        top_paths: vec![],
+        path_nmi: path,
+    });
+    r
+}
+
+// Checks: ANA-31
+#[test]
+fn ana_31_causal_figures_get_intervals_over_seeds() {
+    use moe_analysis::report::across_seeds::label_seeds;
+    let mut old = seeded("moe", 4, 3.0, 0.7, None);
+    old.analysis.layers[0].domain_expert_shares[0] = vec![0.1, 0.1, 0.1, 0.7];
+    let mut runs = vec![
+        causal_seed(1, 0, 1.0, -0.1, -0.5, 0.2, 0.2),
+        causal_seed(2, 2, 1.1, 0.0, -0.6, 0.1, 0.3),
+        causal_seed(3, 0, 1.2, 0.2, -0.4, -0.1, 0.4),
+        // An analysis made before the causal figures: left out of every line.
+        old,
+        seeded("dense", 1, 3.2, 0.0, None),
+        seeded("dense", 2, 3.2, 0.0, None),
+    ];
+    label_seeds(&mut runs);
+    let md = render(&runs, &[]);
+    // Code's top expert is expert 0, 2, 0: its deltas 1.0, 1.1, 1.2 → mean
+    // 1.1, sd 0.1, t(2) = 4.303 → ±0.248; math −0.1, 0, 0.2 covers 0.
+    let want = "- moe, block 2: removing code's top expert (seed 1 expert 0, seed 2 expert 2, seed 3 expert 0) costs code +1.100 [+0.852, +1.348] over 3 seeds, resolved; math +0.033 [-0.346, +0.413] over 3 seeds, unresolved: the interval covers 0; prose +0.000 [+0.000, +0.000] over 3 seeds, unresolved: the interval covers 0.";
+    assert!(md.contains(want), "{md}");
+    // Keep-1: own − random = −0.5, −0.6, −0.4.
+    assert!(
+        md.contains("- moe, block 2, keep-1: code's val loss with only its own top-1 expert minus with one random expert (mean of the draws): -0.500 [-0.748, -0.252] over 3 seeds, resolved."),
+        "{md}"
+    );
+    assert!(
+        md.contains("- moe, block 2: token specialization by input token minus a random router's: +0.067 [-0.313, +0.446] over 3 seeds, unresolved: the interval covers 0."),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "- moe, block 2 after block 1: path NMI 0.300 ± 0.100 [0.200, 0.400] over 3 seeds."
+        ),
+        "{md}"
+    );
+    // The dense configuration has no block: no causal line names it.
+    assert!(!md.contains("- dense, block"), "{md}");
+    // Without any causal figure there is no causal paragraph.
+    let mut plain = vec![
+        seeded("moe", 1, 3.0, 0.3, None),
+        seeded("moe", 2, 3.1, 0.3, None),
+    ];
+    label_seeds(&mut plain);
+    let md = render(&plain, &[]);
+    assert!(
+        md.contains("## Across seeds") && !md.contains("top expert"),
+        "{md}"
+    );
+}
+
+// Checks: ANA-31
+#[test]
+fn ana_31_top_expert_is_the_largest_share_then_the_lower_index() {
+    use moe_analysis::report::causal_seeds::top_expert;
+    assert_eq!(top_expert(&[0.1, 0.4, 0.4, 0.1]), Some(1));
+    assert_eq!(top_expert(&[0.7, 0.1, 0.1, 0.1]), Some(0));
+    assert_eq!(top_expert(&[0.0, 0.0]), None);
 }

@@ -5,10 +5,12 @@
 //! - [`heatmap::Heatmap`]: a layer's expert × domain shares.
 //! - [`lines::LineChart`]: load over training, loss curves.
 //! - [`causal`]: the expert-removal heatmap and the keep-k curves.
+//! - [`weights`]: the experts' drift from step 0 and their similarity.
 
 pub mod causal;
 pub mod heatmap;
 pub mod lines;
+pub mod weights;
 
 use std::path::Path;
 use std::sync::Once;
@@ -109,6 +111,20 @@ pub fn write_run_figures(analysis: &Analysis, out: &Path) -> Result<Vec<String>>
             let chart = causal::keep_k_chart(k, layer.layer, name);
             let stem = format!("keep_k_layer{}_{}", layer.layer, slug(&k.domain));
             keep(save(&chart, &dir, &stem)?);
+        }
+        if let Some(w) = &layer.expert_weights {
+            let chart = weights::drift_chart(w, layer.layer, name);
+            keep(save(
+                &chart,
+                &dir,
+                &format!("expert_drift_layer{}", layer.layer),
+            )?);
+            let map = weights::similarity_heatmap(w, layer.layer, name);
+            keep(save(
+                &map,
+                &dir,
+                &format!("expert_similarity_layer{}", layer.layer),
+            )?);
         }
     }
     for h in &analysis.history.layers {

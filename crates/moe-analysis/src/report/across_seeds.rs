@@ -6,7 +6,8 @@
 //! (the first with MoE layers). NMI, its rise over step 0 and its excess
 //! over the token-identity control get their spread and interval over
 //! seeds, and each MoE configuration's NMI is compared with the main one's
-//! block by block; collapses are listed by seed.
+//! block by block; the causal figures get their intervals over seeds
+//! (ANA-31, [`super::causal_seeds`]); collapses are listed by seed.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -225,7 +226,26 @@ pub fn section(md: &mut String, runs: &[ReportRun]) {
     comparisons(md, &groups);
     nmi_spread(md, &groups);
     nmi_comparisons(md, &groups);
+    causal(md, &groups);
     collapses(md, &groups);
+}
+
+/// The causal figures over seeds (ANA-31), when some seed has one.
+fn causal(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
+    let lines: String = groups
+        .iter()
+        .filter(|(_, members)| members.len() > 1)
+        .map(|(g, members)| super::causal_seeds::lines(g, members))
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "Causal figures over seeds, per block. A domain's *top expert* is, in each seed's own analysis, the expert receiving the largest share of its tokens; removing it costs each domain the loss change in nats (positive: the loss rises). Keep-1 below 0: the domain's own top expert alone beats a random one. Token specialization above 0: routing follows the token id more than a random router drawing from the same load.\n"
+    );
+    md.push_str(&lines);
+    let _ = writeln!(md);
 }
 
 fn eval_spread(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {

@@ -9,11 +9,13 @@
 
 pub mod across_seeds;
 pub mod causal;
+pub mod causal_seeds;
 pub mod claims;
 pub mod eval_loss;
 pub mod render;
 pub mod run;
 pub mod sections;
+pub mod weights;
 
 use std::path::{Component, Path, PathBuf};
 

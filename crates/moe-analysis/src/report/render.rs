@@ -1,6 +1,7 @@
 //! The report's Markdown: a summary table, then eval loss (final and
-//! step-matched), specialization, router saturation, expert removal and keep-k, load, collapse, routing details and
-//! throughput, each with its claim sentences and figures (ANA-16).
+//! step-matched), specialization, router saturation, expert removal and
+//! keep-k, expert weights, load, collapse, routing details and throughput,
+//! each with its claim sentences and figures (ANA-16).
 
 use std::fmt::Write;
 
@@ -30,6 +31,7 @@ pub fn render(runs: &[ReportRun], comparison_figures: &[(String, String)]) -> St
     sections::saturation(&mut md, runs);
     super::causal::removal(&mut md, runs);
     super::causal::keep_k(&mut md, runs);
+    super::weights::section(&mut md, runs);
     sections::load(&mut md, runs);
     sections::collapse(&mut md, runs);
     sections::routing_details(&mut md, runs);
