@@ -142,6 +142,14 @@ fn atlas_1_one_offline_page_of_tiny_runs() {
         sentences.iter().any(|s| s.starts_with("The contrast of ")),
         "{sentences:?}"
     );
+    // The causal figures across seeds (ANA-31) stay in the report.
+    assert!(report.markdown.contains("## Causal figures across seeds"));
+    assert!(
+        !sentences
+            .iter()
+            .any(|s| s.contains("keep-1") || s.contains("top expert")),
+        "{sentences:?}"
+    );
     for s in &sentences {
         assert!(
             report.markdown.contains(&format!("- {s}")),

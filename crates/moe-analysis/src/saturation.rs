@@ -2,7 +2,8 @@
 //! probe (TRAIN-27), the share of the probe's tokens whose top-1 expert at
 //! each recorded step is already the one the analysed model gives them,
 //! against the agreement two independent routers with those loads would
-//! have by chance, and the first step above a threshold.
+//! have by chance, and the first step before the analysed one above a
+//! threshold (the analysed step itself agrees fully by definition).
 
 use moe_train::probe::ProbeRow;
 
@@ -47,7 +48,8 @@ pub fn saturation(
                 return None;
             }
             let (agree, chance) = agreement(&top1, &final_top1, n_experts);
-            if agree > SATURATION_THRESHOLD && out.first_step_above.is_none() {
+            let before = row.step < reference.step;
+            if before && agree > SATURATION_THRESHOLD && out.first_step_above.is_none() {
                 out.first_step_above = Some(row.step);
             }
             out.steps.push(row.step);

@@ -65,7 +65,8 @@ pub struct LayerSaturation {
     pub agreement: Vec<f64>,
     /// The agreement of independent routers with the same loads, per step.
     pub chance: Vec<f64>,
-    /// First probe step whose agreement exceeds the threshold.
+    /// First probe step before the reference step whose agreement exceeds
+    /// the threshold (`None`: no step before it does).
     pub first_step_above: Option<u64>,
 }
 

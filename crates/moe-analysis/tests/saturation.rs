@@ -38,7 +38,8 @@ fn ana_29_agreement_with_the_final_routing_and_its_chance_level() {
     assert_eq!(b2.steps, [0, 10, 20, 30]);
     // Final block 2 routing 0123012301: step 0 agrees at positions 0, 4, 5, 9.
     assert_eq!(b2.agreement, [0.4, 0.6, 0.9, 1.0]);
-    assert_eq!(b2.first_step_above, Some(30)); // 0.9 is not above 0.9
+    // 0.9 is not above 0.9, and the analysed step itself does not count.
+    assert_eq!(b2.first_step_above, None);
     let b3 = &sat.layers[1];
     assert_eq!(b3.agreement, [0.3, 0.1, 0.0, 1.0]);
     // Chance: Σ_e p_t(e) · p_final(e); block 3's final routing is all expert 1.
@@ -92,8 +93,13 @@ fn ana_29_claim_names_the_step_or_says_never() {
         row(20, &[(2, "0000011111")]),
     ];
     let sat = saturation(&late, Some(20), 4).unwrap();
-    assert_eq!(sat.layers[0].first_step_above, Some(20));
+    assert_eq!(sat.layers[0].first_step_above, None);
     let text = claims::saturation("moe", &sat, &sat.layers[0]);
-    assert!(text.contains("not before step 20"), "{text}");
+    assert!(text.contains("at no earlier probe step"), "{text}");
+    assert!(text.contains("at step 0: 0.0%"), "{text}");
     assert!(text.contains("at step 10: 50.0%"), "{text}");
+    // With one probe step before the end, it is shown once.
+    let sat = saturation(&late[1..], Some(20), 4).unwrap();
+    let text = claims::saturation("moe", &sat, &sat.layers[0]);
+    assert_eq!(text.matches("at step 10").count(), 1, "{text}");
 }

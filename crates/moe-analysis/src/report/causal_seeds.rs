@@ -1,5 +1,5 @@
-//! The causal figures across seeds (ANA-31), a part of the "Across seeds"
-//! section: per configuration and MoE block, each headline figure of one
+//! The causal figures across seeds (ANA-31), the section after "Across
+//! seeds": per configuration and MoE block, each headline figure of one
 //! seed's analysis taken over the configuration's seeds, with its 95%
 //! Student-t interval (unresolved when it covers 0): the loss change of
 //! every domain when a domain's top expert is removed, a domain's own

@@ -341,41 +341,41 @@ pub fn coactivation(run: &str, l: &LayerAnalysis, c: &CoActivation, domains: &[S
 /// threshold, with the agreement at the first probe step.
 pub fn saturation(run: &str, sat: &Saturation, l: &LayerSaturation) -> String {
     let at = |i: usize| format!("{} (chance {})", pct(l.agreement[i]), pct(l.chance[i]));
-    let before_end = l.first_step_above.filter(|&s| s < sat.reference_step);
-    let verdict = match before_end {
-        Some(step) => {
-            let i = l.steps.iter().position(|&s| s == step).unwrap_or(0);
-            format!(
-                "first agrees with step {}'s on more than {} of its tokens at step {step}: {}",
-                sat.reference_step,
-                pct(sat.threshold),
-                at(i)
-            )
-        }
-        None => {
-            // The last probe before the analysed step, if any.
-            let i = l.steps.iter().rposition(|&s| s < sat.reference_step);
-            format!(
-                "agrees with step {}'s on more than {} of its tokens not before step {}{}",
-                sat.reference_step,
-                pct(sat.threshold),
-                sat.reference_step,
-                i.map_or(String::new(), |i| format!(
-                    " (at step {}: {})",
-                    l.steps[i],
-                    at(i)
-                ))
-            )
-        }
+    let index = |step: u64| l.steps.iter().position(|&s| s == step);
+    let verdict = match l.first_step_above.and_then(|s| Some((s, index(s)?))) {
+        Some((step, i)) => format!(
+            "first agrees with step {}'s on more than {} of its tokens at step {step}: {}",
+            sat.reference_step,
+            pct(sat.threshold),
+            at(i)
+        ),
+        None => format!(
+            "agrees with step {}'s on more than {} of its tokens at no earlier probe step",
+            sat.reference_step,
+            pct(sat.threshold)
+        ),
     };
-    let start = match l.steps.first() {
-        Some(s) if before_end != Some(*s) && *s < sat.reference_step => {
-            format!("; at step {s}: {}", at(0))
+    // The first probe step and the last one before the reference, when
+    // they are not the step named above.
+    let before: Vec<usize> = (0..l.steps.len())
+        .filter(|&i| l.steps[i] < sat.reference_step && Some(l.steps[i]) != l.first_step_above)
+        .collect();
+    let mut shown = Vec::new();
+    for i in [before.first(), before.last()].into_iter().flatten() {
+        if !shown.contains(i) {
+            shown.push(*i);
         }
-        _ => String::new(),
+    }
+    let context: Vec<String> = shown
+        .iter()
+        .map(|&i| format!("at step {}: {}", l.steps[i], at(i)))
+        .collect();
+    let context = match context.is_empty() {
+        true => String::new(),
+        false => format!("; {}", context.join("; ")),
     };
     format!(
-        "{run} block {}: the probe's top-1 routing {verdict}{start}.",
+        "{run} block {}: the probe's top-1 routing {verdict}{context}.",
         l.layer
     )
 }

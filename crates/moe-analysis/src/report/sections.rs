@@ -51,20 +51,40 @@ pub fn saturation(md: &mut String, runs: &[ReportRun]) {
     }
     for (g, sats) in groups.iter().filter(|(_, v)| v.len() > 1) {
         for (slot, l) in sats[0].layers.iter().enumerate() {
-            let steps: Vec<f64> = sats
+            let layers: Vec<&crate::schema::LayerSaturation> =
+                sats.iter().filter_map(|s| s.layers.get(slot)).collect();
+            let steps: Vec<f64> = layers
                 .iter()
-                .filter_map(|s| s.layers.get(slot)?.first_step_above)
+                .filter_map(|l| l.first_step_above)
                 .map(|s| s as f64)
                 .collect();
-            let spread = crate::intervals::spread(&steps).map_or(String::new(), |s| {
+            let when = crate::intervals::spread(&steps).map_or(String::new(), |s| {
                 format!(
-                    ": mean step {:.0} ± {:.0} [{:.0}, {:.0}]",
+                    " (step {:.0} ± {:.0} [{:.0}, {:.0}])",
                     s.mean, s.sd, s.min, s.max
+                )
+            });
+            // The agreement at the last probe before each seed's analysed step.
+            let last: Vec<f64> = sats
+                .iter()
+                .zip(&layers)
+                .filter_map(|(s, l)| {
+                    let i = l.steps.iter().rposition(|&x| x < s.reference_step)?;
+                    Some(l.agreement[i])
+                })
+                .collect();
+            let last = crate::intervals::spread(&last).map_or(String::new(), |s| {
+                format!(
+                    "; agreement at the last probe before the analysed step {} ± {} [{}, {}]",
+                    pct(s.mean),
+                    pct(s.sd),
+                    pct(s.min),
+                    pct(s.max)
                 )
             });
             let _ = writeln!(
                 md,
-                "- {g}, block {}: above {} in {} of {} seeds{spread}.",
+                "- {g}, block {}: above {} before the analysed step in {} of {} seeds{when}{last}.",
                 l.layer,
                 pct(sats[0].threshold),
                 steps.len(),
