@@ -425,6 +425,26 @@ fn ana_20_the_no_lb_contrast_names_its_confound() {
     assert_eq!(claims::lb_contrast(&clean, main), None);
 }
 
+// Checks: ANA-20, TRAIN-26
+#[test]
+fn ana_20_a_run_balanced_by_the_bias_is_not_an_lb_off_contrast() {
+    let mut runs = fixture();
+    // The no-LB run, now balanced by the bias instead of the LB loss.
+    runs[2].analysis.run.bias_rate = 1e-3;
+    assert!(runs[2].analysis.run.balanced());
+    let md = render(&runs, &[]);
+    assert!(!md.contains("is not load balancing alone"), "{md}");
+    assert!(
+        md.contains("moe-no-lb balance with the auxiliary-loss-free bias"),
+        "{md}"
+    );
+    // Without the bias it is the LB-off contrast again, and no note.
+    runs[2].analysis.run.bias_rate = 0.0;
+    let md = render(&runs, &[]);
+    assert!(md.contains("is not load balancing alone"));
+    assert!(!md.contains("auxiliary-loss-free bias"));
+}
+
 // Checks: ANA-6
 #[test]
 fn ana_6_a_baseline_from_a_later_step_is_labelled_with_it() {

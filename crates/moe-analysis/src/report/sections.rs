@@ -114,6 +114,17 @@ pub fn specialization(md: &mut String, runs: &[ReportRun]) {
         let _ = writeln!(md, "No analysed MoE run.\n");
         return;
     }
+    let biased: Vec<&str> = moe_runs(runs)
+        .filter(|r| r.analysis.run.bias_rate > 0.0)
+        .map(ReportRun::name)
+        .collect();
+    if !biased.is_empty() {
+        let _ = writeln!(
+            md,
+            "{} balance with the auxiliary-loss-free bias (MOE-15, TRAIN-26): their val tokens are routed as they trained, the top-1 chosen by the router's logits plus each block's bias at the analysed step; probabilities, gates and entropies are the unbiased router's.\n",
+            biased.join(", ")
+        );
+    }
     let _ = writeln!(
         md,
         "| run | block | NMI | permutation null mean / p95 | p | random router | baseline NMI (step) | rise over baseline [95% CI] | token-identity NMI (survival) |"
