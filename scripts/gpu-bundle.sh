@@ -5,14 +5,17 @@
 #   scripts/gpu-bundle.sh [DIR]          # default: gpu-bundle/ (in .gitignore)
 #
 # DIR then holds `moe` (the CUDA binary, stripped), `data512/` (the embedded
-# corpora prepared at block 512, the data the GPU check trains on) and
-# MANIFEST.txt (git commit, features, sizes). The repository's tracked files
+# corpora prepared at block 512, the data the GPU check trains on),
+# `cubecl.toml` (scripts/cubecl-bundle.toml with its caches in DIR/cubecl-cache)
+# and MANIFEST.txt (git commit, features, CUDA version, sizes). The repository's tracked files
 # (configs/, scripts/) travel with the working tree; carry only DIR:
 #
 #   run(carry=["gpu-bundle"], command="MOE_BIN=gpu-bundle/moe DATA=gpu-bundle/data512 scripts/gpu-check.sh $OUT/gpu")
 #
 # MOE_BIN=path skips the build and stages that binary instead (tests, dry
 # runs); FEATURES (default cuda) are the cargo features of the build;
+# CUDARC_CUDA_VERSION (default 13000: the GPU machine's CUDA 13) is the CUDA
+# API the binary is built against;
 # BUNDLE_LIMIT_BYTES (default 64 MiB, what a device call can carry) is the
 # size the folder must stay under. The folder is built next to DIR and renamed
 # into place only when complete and under the limit.
@@ -23,6 +26,7 @@ features=${FEATURES:-cuda}
 limit=${BUNDLE_LIMIT_BYTES:-$((64 * 1024 * 1024))}
 
 bin=${MOE_BIN:-}
+export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000}
 if [ -z "$bin" ]; then
   cargo build --release --features "$features" --bin moe
   bin=target/release/moe
@@ -47,11 +51,12 @@ if ! "$tmp/moe" data prepare --config "$cfg" --out "$tmp/data512" --offline --fo
   exit 1
 fi
 rm -f "$cfg" "$tmp/prepare.log"
+sed "s#@CACHE@#$dir/cubecl-cache#g" scripts/cubecl-bundle.toml > "$tmp/cubecl.toml"
 
 size=$(du -sb "$tmp" | cut -f1)
 {
   echo "commit $(git rev-parse HEAD 2> /dev/null || echo unknown)$(git diff --quiet 2> /dev/null || echo ' (dirty)')"
-  if [ -n "${MOE_BIN:-}" ]; then echo "binary from $MOE_BIN (features not known)"; else echo "features $features"; fi
+  if [ -n "${MOE_BIN:-}" ]; then echo "binary from $MOE_BIN (features not known)"; else echo "features $features, CUDARC_CUDA_VERSION $CUDARC_CUDA_VERSION"; fi
   echo "binary $(stat -c %s "$tmp/moe") bytes (stripped)"
   echo "data512 $(du -sb "$tmp/data512" | cut -f1) bytes"
   echo "total $size bytes (limit $limit)"

@@ -56,7 +56,25 @@ limit() {
 }
 
 say "gpu-check $(date -u +%FT%TZ) device=$device preset=$preset block=$block bundle: $(head -1 gpu-bundle/MANIFEST.txt 2> /dev/null || echo none)"
+# The bundle's CubeCL settings (shared autotune and PTX caches, one stream),
+# at the repository root where CubeCL looks, for this check only.
+bundle_dir=$(dirname "$bin")
+if [ -f "$bundle_dir/cubecl.toml" ] && [ ! -e cubecl.toml ]; then
+  cp "$bundle_dir/cubecl.toml" cubecl.toml
+  trap 'rm -f cubecl.toml' EXIT
+  say "cubecl.toml: $bundle_dir/cubecl.toml"
+fi
 if [ "$device" = cuda ]; then
+  # Driver and NVRTC first: a mismatch with the CUDA API the binary was
+  # built for (MANIFEST.txt) explains a failure of any later step.
+  {
+    echo "driver $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>&1 | head -1)"
+    echo "driver $(nvidia-smi 2> /dev/null | grep -o 'CUDA Version: [0-9.]*' | head -1)"
+    echo "nvrtc $(ls /usr/local/cuda*/lib64/libnvrtc.so.* /usr/lib/x86_64-linux-gnu/libnvrtc.so.* 2> /dev/null | xargs -r -n1 basename | sort -u | tr '\n' ' ')"
+    echo "nvcc $(nvcc --version 2> /dev/null | tail -1)"
+    echo "binary $(grep -h 'CUDARC_CUDA_VERSION' "$bundle_dir/MANIFEST.txt" 2> /dev/null || echo 'CUDA API version not recorded')"
+  } > "$out/versions.txt" 2>&1
+  tee -a "$log" < "$out/versions.txt"
   nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv > "$out/card.txt" 2>&1
   nvidia-smi >> "$out/card.txt" 2>&1
   say "card: $(sed -n 2p "$out/card.txt")"

@@ -639,3 +639,22 @@ fn back_6_fused_backend_grows_host_memory_per_moe_step() {
         "without fusion: {plain:.0} B/step"
     );
 }
+
+// Checks: BACK-11
+#[test]
+fn back_11_the_bundles_cubecl_toml_parses_as_cubecls_config() {
+    use burn::cubecl::config::CubeClRuntimeConfig;
+    use burn::cubecl::config::cache::CacheConfig;
+    let template =
+        std::fs::read_to_string(common::repo_root().join("scripts/cubecl-bundle.toml")).unwrap();
+    let text = template.replace("@CACHE@", "gpu-bundle/cubecl-cache");
+    // CubeCL panics on a file it cannot parse: parse it as CubeCL does.
+    let config: CubeClRuntimeConfig = toml::from_str(&text).unwrap();
+    assert_eq!(config.streaming.max_streams, 1);
+    let in_bundle = |c: &CacheConfig| matches!(c, CacheConfig::File(p) if p == Path::new("gpu-bundle/cubecl-cache"));
+    assert!(in_bundle(&config.autotune.cache), "{config:?}");
+    assert!(
+        config.compilation.cache.as_ref().is_some_and(in_bundle),
+        "{config:?}"
+    );
+}

@@ -20,7 +20,7 @@ fn bundle(dir: &Path, limit: Option<u64>) -> std::process::Output {
     cmd.output().unwrap()
 }
 
-// Checks: BACK-8
+// Checks: BACK-8, BACK-11
 #[test]
 fn back_8_bundle_holds_binary_and_data_under_the_limit() {
     let tmp = tempfile::tempdir().unwrap();
@@ -37,6 +37,11 @@ fn back_8_bundle_holds_binary_and_data_under_the_limit() {
     let moe = dir.join("moe");
     let version = Command::new(&moe).arg("--version").output().unwrap();
     assert!(version.status.success());
+    // BACK-11: CubeCL settings with their caches inside the bundle.
+    let cubecl = std::fs::read_to_string(dir.join("cubecl.toml")).unwrap();
+    let cache = format!("file = \"{}/cubecl-cache\"", dir.display());
+    assert_eq!(cubecl.matches(&cache).count(), 2, "{cubecl}");
+    assert!(cubecl.contains("max_streams = 1") && !cubecl.contains("@CACHE@"));
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.txt")).unwrap();
     let total: u64 = manifest
         .lines()
