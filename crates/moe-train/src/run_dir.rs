@@ -205,7 +205,7 @@ impl RunDir {
 
     /// Opens the routing probe for a run starting at step `start`: a
     /// resume keeps the rows up to `start`, a fresh start none.
-    pub fn open_probe(&self, start: u64) -> Result<MetricsLog> {
+    pub fn open_probe(&self, start: u64) -> Result<crate::metrics::JsonlLog> {
         crate::probe::open_probe(&self.root.join(PROBE_FILE), start)
     }
 

@@ -248,7 +248,7 @@ fn causal(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
     let _ = writeln!(md, "{CAUSAL_SEEDS_HEADING}\n");
     let _ = writeln!(
         md,
-        "Per configuration and block, over its seeds (95% Student-t intervals, paired by nothing: each seed's own figure). A domain's *top expert* is, in each seed's own analysis, the expert receiving the largest share of its tokens; removing it costs each domain the loss change in nats (positive: the loss rises). Keep-1 below 0: the domain's own top expert alone beats a random one. Token specialization above 0: routing follows the token id more than a random router drawing from the same load.\n"
+        "Per configuration and block, each seed's own figure taken over the configuration's seeds with its 95% Student-t interval. A domain's *top expert* is, in each seed's own analysis, the expert receiving the largest share of its tokens; removing it costs each domain the loss change in nats (positive: the loss rises). Keep-1 below 0: the domain's own top expert alone beats a random one. Token specialization above 0: routing follows the token id more than a random router drawing from the same load.\n"
     );
     md.push_str(&lines);
     let _ = writeln!(md);
