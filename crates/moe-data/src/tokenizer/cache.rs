@@ -3,13 +3,9 @@
 //! Most pieces of natural text and code repeat, so after warm-up almost every
 //! piece is answered here instead of by the merge loop. Pieces of up to 16
 //! bytes — nearly all of them — live in an open-addressing table whose slots
-//! hold the piece bytes packed into a `u128` and up to three ids inline. In
-//! front of the slots is a byte per slot, its *tag* (seven bits of the
-//! piece's hash, high bit set; 0 for empty), in rows of 16: a lookup compares
-//! one row of tags at once (SSE2 where the target has it, else two `u64`
-//! words) and reads only the slots whose tag matches, so a hit is one hash,
-//! one row of a small array that stays in cache, one slot read and a copy
-//! (TOK-8). Longer pieces (up to [`MAX_PIECE`] bytes) go to an ordinary map.
+//! hold the piece bytes packed into a `u128` and up to three ids inline, so a
+//! hit is one hash, one or two slot reads and a copy, with no pointer to
+//! follow. Longer pieces (up to [`MAX_PIECE`] bytes) go to an ordinary map.
 //! The cache only ever changes speed, never ids.
 
 use rustc_hash::FxHashMap;
@@ -20,17 +16,16 @@ pub const MAX_PIECE: usize = 64;
 const INLINE_KEY: usize = 16;
 /// Ids stored in the slot itself; more spill into a shared buffer.
 const INLINE_IDS: usize = 3;
-/// Slots per tag row.
-const ROW: usize = 16;
 /// Slots at first use; the table doubles at half load up to [`MAX_SLOTS`].
 const MIN_SLOTS: usize = 1 << 12;
-/// Beyond this the table is cleared instead of grown (4 MiB of slots, 128 KiB of tags).
+/// Beyond this the table is cleared instead of grown (4 MiB of slots).
 const MAX_SLOTS: usize = 1 << 17;
 /// The long-piece map is cleared when it grows past this many entries.
 const MAX_LONG: usize = 1 << 16;
 
-/// One table slot: 32 bytes. With more than [`INLINE_IDS`] ids, `ids[0]`
-/// is their offset in the spill buffer. Whether it is used is its tag's business.
+/// One table slot: 32 bytes. `len == 0` marks an empty slot (pieces are
+/// never empty). With more than [`INLINE_IDS`] ids, `ids[0]` is their offset
+/// in the spill buffer.
 #[derive(Clone, Copy, Default)]
 struct Slot {
     key: u128,
@@ -42,8 +37,6 @@ struct Slot {
 /// Memo of piece → ids; create one per thread and keep it for the whole run.
 #[derive(Default)]
 pub struct PieceCache {
-    /// One tag per slot (0: empty), rows of [`ROW`].
-    tags: Vec<u8>,
     slots: Vec<Slot>,
     used: usize,
     spill: Vec<u32>,
@@ -80,70 +73,7 @@ fn hash(key: u128, len: u8) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-/// The tag of a hash: its top seven bits with the high bit set (never 0).
-#[inline(always)]
-fn tag_of(h: u64) -> u8 {
-    (h >> 57) as u8 | 0x80
-}
-
-/// Row matching: bit `i` of the result is set where `row[i] == tag`.
-pub(crate) mod rows {
-    use super::ROW;
-
-    /// With SSE2 (every x86-64): one compare and a mask move.
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    #[inline(always)]
-    pub fn matches(row: &[u8; ROW], tag: u8) -> u32 {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-        };
-        // SAFETY: SSE2 is enabled for this target (checked by the cfg), and
-        // the load reads exactly the 16 bytes of `row`, unaligned.
-        unsafe {
-            let v = _mm_loadu_si128(row.as_ptr().cast::<__m128i>());
-            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(tag as i8))) as u32
-        }
-    }
-
-    /// Elsewhere: [`matches_swar`].
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-    #[inline(always)]
-    pub fn matches(row: &[u8; ROW], tag: u8) -> u32 {
-        matches_swar(row, tag)
-    }
-
-    /// The same on two `u64` words, for any target (on x86-64 only tested
-    /// against SSE2's).
-    #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
-    #[inline(always)]
-    pub fn matches_swar(row: &[u8; ROW], tag: u8) -> u32 {
-        const LO7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-        const HI: u64 = 0x8080_8080_8080_8080;
-        let splat = 0x0101_0101_0101_0101u64 * u64::from(tag);
-        let mut bits = 0u32;
-        for (half, chunk) in row.chunks_exact(8).enumerate() {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let x = u64::from_le_bytes(word) ^ splat;
-            // High bit of each byte of x that is zero; exact (no carries
-            // cross bytes: (x & 0x7F) + 0x7F < 0x100).
-            let zero = !(((x & LO7) + LO7) | x) & HI;
-            // Gather the eight high bits into one byte.
-            let packed = ((zero >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
-            bits |= packed << (8 * half);
-        }
-        bits
-    }
-}
-
 impl PieceCache {
-    /// The row at `row_index` of the tags.
-    #[inline(always)]
-    fn row(&self, row_index: usize) -> &[u8; ROW] {
-        let at = row_index * ROW;
-        self.tags[at..at + ROW].try_into().unwrap_or(&[0; ROW])
-    }
-
     /// Appends the cached ids of the piece `text[start..end]` to `out`;
     /// false when not cached.
     #[inline(always)]
@@ -162,34 +92,27 @@ impl PieceCache {
             return false;
         }
         let (key, len) = (pack(text, start, end), piece.len() as u8);
-        let h = hash(key, len);
-        let tag = tag_of(h);
-        let row_mask = self.slots.len() / ROW - 1;
-        let mut r = h as usize & row_mask;
+        let mask = self.slots.len() - 1;
+        let mut i = hash(key, len) as usize & mask;
         loop {
-            let row = self.row(r);
-            let mut hits = rows::matches(row, tag);
-            while hits != 0 {
-                let slot = &self.slots[r * ROW + hits.trailing_zeros() as usize];
-                if slot.len == len && slot.key == key {
-                    let n = slot.n_ids as usize;
-                    if n <= INLINE_IDS {
-                        // A push loop: `extend_from_slice` of 1-3 ids is a memcpy call.
-                        for &id in &slot.ids[..n] {
-                            out.push(id);
-                        }
-                    } else {
-                        let at = slot.ids[0] as usize;
-                        out.extend_from_slice(&self.spill[at..at + n]);
+            let slot = &self.slots[i];
+            if slot.len == len && slot.key == key {
+                let n = slot.n_ids as usize;
+                if n <= INLINE_IDS {
+                    // A push loop: `extend_from_slice` of 1-3 ids is a memcpy call.
+                    for &id in &slot.ids[..n] {
+                        out.push(id);
                     }
-                    return true;
+                } else {
+                    let at = slot.ids[0] as usize;
+                    out.extend_from_slice(&self.spill[at..at + n]);
                 }
-                hits &= hits - 1;
+                return true;
             }
-            if rows::matches(row, 0) != 0 {
+            if slot.len == 0 {
                 return false;
             }
-            r = (r + 1) & row_mask;
+            i = (i + 1) & mask;
         }
     }
 
@@ -223,36 +146,29 @@ impl PieceCache {
         self.used += 1;
     }
 
-    /// Puts `slot` in the first empty place of its probe sequence.
     fn place(&mut self, slot: Slot) {
-        let h = hash(slot.key, slot.len);
-        let row_mask = self.slots.len() / ROW - 1;
-        let mut r = h as usize & row_mask;
-        loop {
-            let empty = rows::matches(self.row(r), 0);
-            if empty != 0 {
-                let i = r * ROW + empty.trailing_zeros() as usize;
-                self.tags[i] = tag_of(h);
-                self.slots[i] = slot;
-                return;
-            }
-            r = (r + 1) & row_mask;
+        let mask = self.slots.len() - 1;
+        let mut i = hash(slot.key, slot.len) as usize & mask;
+        while self.slots[i].len != 0 {
+            i = (i + 1) & mask;
         }
+        self.slots[i] = slot;
     }
 
     /// Doubles the table, or empties it once it is at [`MAX_SLOTS`].
     fn make_room(&mut self) {
         let size = self.slots.len();
         if size >= MAX_SLOTS {
-            self.tags.fill(0);
+            self.slots.fill(Slot::default());
             self.spill.clear();
             self.used = 0;
             return;
         }
-        let new_size = (size * 2).max(MIN_SLOTS);
-        let old_tags = std::mem::replace(&mut self.tags, vec![0; new_size]);
-        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); new_size]);
-        for (slot, _) in old.into_iter().zip(old_tags).filter(|(_, t)| *t != 0) {
+        let old = std::mem::replace(
+            &mut self.slots,
+            vec![Slot::default(); (size * 2).max(MIN_SLOTS)],
+        );
+        for slot in old.into_iter().filter(|s| s.len != 0) {
             self.place(slot);
         }
     }
@@ -292,26 +208,9 @@ mod tests {
     }
 
     proptest::proptest! {
-        // Checks: TOK-8
+        // Checks: TOK-1
         #[test]
-        fn tok_8_tag_row_matching_is_exact(
-            row in proptest::array::uniform16(proptest::prop_oneof![
-                proptest::num::u8::ANY,
-                proptest::sample::select(vec![0u8, 0x80, 0x81, 0xFF, 0x7F, 0x01]),
-            ]),
-            tag in proptest::prop_oneof![
-                proptest::num::u8::ANY,
-                proptest::sample::select(vec![0u8, 0x80, 0x81, 0xFF]),
-            ],
-        ) {
-            let want: u32 = (0..ROW).filter(|&i| row[i] == tag).map(|i| 1 << i).sum();
-            proptest::prop_assert_eq!(rows::matches(&row, tag), want);
-            proptest::prop_assert_eq!(rows::matches_swar(&row, tag), want);
-        }
-
-        // Checks: TOK-8
-        #[test]
-        fn tok_8_cache_answers_like_a_map(
+        fn tok_1_cache_answers_like_a_map(
             ops in proptest::collection::vec(
                 (proptest::collection::vec(proptest::sample::select(b"ab \0".to_vec()), 1..20), 1u32..6),
                 1..400,

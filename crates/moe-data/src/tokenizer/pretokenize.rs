@@ -7,10 +7,11 @@
 //! alternation, greedy repetition, the `(?!\S)` look-ahead resolved by hand),
 //! which is several times faster than a backtracking regex (TOK-2).
 //!
-//! Runs of ASCII are measured eight bytes at a time: each byte of a `u64`
-//! word is classified with carry-free byte arithmetic (SWAR), so a word of
-//! letters costs a handful of integer operations instead of eight table
-//! lookups and branches. It needs no CPU feature, so it runs the same on every
+//! Runs of ASCII letters and whitespace are measured eight bytes at a time:
+//! each byte of a `u64` word is classified with carry-free byte arithmetic
+//! (SWAR), so a word of letters costs a handful of integer operations instead
+//! of eight table lookups and branches (runs of digits and punctuation are
+//! mostly a byte or two, and stay byte by byte). It needs no CPU feature, so it runs the same on every
 //! target; [`pieces_bytewise`], the byte-at-a-time walk, is kept as its
 //! reference and splits identically (TOK-6).
 
@@ -160,7 +161,9 @@ impl<'a, const SWAR: bool> Pieces<'a, SWAR> {
     /// End (byte offset) of the run of chars of class `class` starting at `from`.
     #[inline(always)]
     fn run_end(&self, from: usize, class: Class) -> usize {
-        if SWAR {
+        // Runs of digits and punctuation are mostly a byte or two: a word
+        // at a time pays only for letters and whitespace.
+        if SWAR && matches!(class, Class::Letter | Class::Space) {
             self.run_end_swar(from, class)
         } else {
             self.run_end_bytewise(from, class)
@@ -172,6 +175,13 @@ impl<'a, const SWAR: bool> Pieces<'a, SWAR> {
     #[inline(always)]
     fn run_end_swar(&self, mut from: usize, class: Class) -> usize {
         let bytes = self.text.as_bytes();
+        // A run that ends at once (a one-letter word): one lookup.
+        if let Some(&b) = bytes.get(from)
+            && b < 0x80
+            && ASCII_CLASS[b as usize] != class
+        {
+            return from;
+        }
         loop {
             while let Some(word) = swar::word_at(bytes, from) {
                 let outside = !swar::class_mask(word, class) & swar::HIGH;
@@ -334,6 +344,29 @@ mod tests {
             let fast: Vec<&str> = pieces(&text).collect();
             let slow: Vec<&str> = pieces_bytewise(&text).collect();
             proptest::prop_assert_eq!(fast, slow);
+        }
+    }
+
+    // Checks: TOK-6
+    #[test]
+    fn tok_6_word_classes_match_the_byte_table() {
+        use super::{ASCII_CLASS, Class, swar};
+        for class in [Class::Letter, Class::Number, Class::Space, Class::Other] {
+            for b in 0..=255u8 {
+                for at in 0..8 {
+                    let mut bytes = [b'a', 0x80, b' ', b'7', b'-', 0xFF, b'\t', b'Z'];
+                    bytes[at] = b;
+                    let mask = swar::class_mask(u64::from_le_bytes(bytes), class);
+                    for (k, &c) in bytes.iter().enumerate() {
+                        let want = c < 0x80 && ASCII_CLASS[c as usize] == class;
+                        assert_eq!(
+                            mask >> (8 * k + 7) & 1 == 1,
+                            want,
+                            "{class:?} {bytes:?} {k}"
+                        );
+                    }
+                }
+            }
         }
     }
 
