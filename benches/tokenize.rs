@@ -17,6 +17,8 @@
 //!   (its word cache lives in the tokenizer, so it is warm after the first pass).
 //! - `tokenizers-0.23`: HF `tokenizers` 0.23 `encode_fast`, one document at a time.
 //! - `bpe-crate`: the `bpe` crate's backtracking encoder behind the GPT-2 pattern.
+//! - `splintr-0.22`: `splintr` 0.22 (its own JIT regex engine, no rayon)
+//!   reading the same GPT-2 `tokenizer.json`, `encode_raw` (no specials).
 //!
 //! `cargo bench --bench tokenize`
 
@@ -42,6 +44,7 @@ struct Encoders {
     hf_opts: tokenizers::pipeline::EncodeOptions,
     hf023: tokenizers_023::Tokenizer,
     bpe: BpeCrate,
+    splintr: splintr::AnyTokenizer,
 }
 
 impl Encoders {
@@ -55,6 +58,8 @@ impl Encoders {
             hf_opts: common::hf_plain(),
             hf023: common::hf023_gpt2(),
             bpe,
+            splintr: splintr::from_json_bytes(common::hf_gpt2_json(false).as_bytes())
+                .expect("splintr reads the GPT-2 tokenizer.json"),
         }
     }
 
@@ -98,6 +103,7 @@ impl Encoders {
             assert_eq!(ids, self.hf023(doc), "{}", what("tokenizers 0.23"));
             self.bpe(doc, &mut other);
             assert_eq!(ids, other, "{}", what("bpe crate"));
+            assert_eq!(ids, self.splintr.encode_raw(doc), "{}", what("splintr"));
         }
         tokens
     }
@@ -162,6 +168,13 @@ fn bench_domain(c: &mut Criterion, enc: &Encoders, domain: &Domain) {
                 enc.bpe(d, &mut out);
                 black_box(out.len());
             }
+        })
+    });
+    group.bench_function("splintr-0.22", |b| {
+        b.iter(|| {
+            docs.iter()
+                .map(|d| enc.splintr.encode_raw(d).len())
+                .sum::<usize>()
         })
     });
     group.finish();

@@ -6,7 +6,10 @@
 //! Rows are read in order into batches; a batch is filtered, hashed and
 //! tokenized in parallel (results keep their order), then consumed one by
 //! one, so the documents kept — and where reading stops — never depend on the
-//! thread count (DATA-6). Kept documents go to a [`DocSpool`] file, so memory
+//! thread count (DATA-6). A file is read and parsed on a thread of its own,
+//! a few batches ahead of the tokenizing pool (DATA-15); what it read past
+//! the point where the domain stopped is thrown away, an error there
+//! included, so the output and the errors are those of reading in step. Kept documents go to a [`DocSpool`] file, so memory
 //! does not grow with the data; each worker thread keeps its encoder scratch
 //! (the piece cache) for the whole run.
 
@@ -19,17 +22,18 @@ use std::sync::{Mutex, MutexGuard};
 
 use indicatif::ProgressBar;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::config::{DataConfig, DomainConfig, SourceConfig, SourceKind};
 use crate::error::{DataError, Result};
 use crate::filter::{DropReason, check_length, content_key};
 use crate::manifest::{FileStats, SourceStats};
-use crate::sources::{self, Candidate, HubOptions, SourceFile};
+use crate::sources::{self, Candidate, FileDigest, HubOptions, SourceFile, digest_file};
 use crate::tokenizer::TokenEncoder;
 
 /// Candidates tokenized per parallel batch.
 const BATCH: usize = 256;
+/// Batches the reading thread may have ready ahead of the tokenizers.
+const READ_AHEAD: usize = 2;
 
 /// A domain's kept documents, as tokens, in reading order.
 #[derive(Debug)]
@@ -247,64 +251,105 @@ impl<E: TokenEncoder> Collector<'_, E> {
             drops: Default::default(),
         };
         // Local files are all hashed (the manifest pins every file the path
-        // matches); Hub files only once fetched, just before they are read,
-        // so nothing after the one that meets the target is downloaded (SRC-10).
+        // matches): those read while they are read, the rest at the end; Hub
+        // files only once fetched, just before they are read, so nothing after
+        // the one that meets the target is downloaded (SRC-10).
         let hub = source.kind == SourceKind::Hf;
-        if !hub {
-            for file in &resolved.files {
-                stats.files.push(file_stats(file, self.base)?);
-            }
-        }
+        let mut local: Vec<Option<FileStats>> = vec![None; resolved.files.len()];
         self.progress
             .set_message(format!("{} ← {}", domain.name, stats.label));
-        let mut source_budget = SourceLimit {
+        let mut limit = SourceLimit {
             max_docs: source.max_documents,
             stopped: false,
         };
-        let utf8_policy = self.config.pipeline.invalid_utf8;
-        for file in &resolved.files {
-            if budget.reached() || source_budget.stopped {
+        for (i, file) in resolved.files.iter().enumerate() {
+            if budget.reached() || limit.stopped {
                 break;
             }
             let file = &resolved.fetch(file)?;
-            if hub {
-                stats.files.push(file_stats(file, self.base)?);
-            }
-            let mut batch: Vec<Candidate> = Vec::with_capacity(BATCH);
-            let mut visit = |c: Candidate| -> Result<ControlFlow<()>> {
-                batch.push(c);
-                if batch.len() < BATCH {
-                    return Ok(ControlFlow::Continue(()));
-                }
-                let pending = std::mem::take(&mut batch);
-                self.consume(
-                    pending,
-                    source,
-                    budget,
-                    &mut source_budget,
-                    &mut stats,
-                    docs,
-                )
+            let mut sink = Sink {
+                source,
+                budget,
+                limit: &mut limit,
+                stats: &mut stats,
+                docs,
             };
-            sources::read_candidates(file, source, utf8_policy, &mut visit)?;
-            if !budget.reached() && !source_budget.stopped {
-                let _ =
-                    self.consume(batch, source, budget, &mut source_budget, &mut stats, docs)?;
+            let digest = self.read_file(file, &mut sink)?;
+            let entry = file_stats(file, self.base, digest);
+            match hub {
+                true => stats.files.push(entry),
+                false => local[i] = Some(entry),
+            }
+        }
+        if !hub {
+            for (file, entry) in resolved.files.iter().zip(local) {
+                let entry = match entry {
+                    Some(entry) => entry,
+                    None => file_stats(file, self.base, digest_file(&file.path)?),
+                };
+                stats.files.push(entry);
             }
         }
         Ok(stats)
     }
 
+    /// Reads `file` on a thread of its own, batches of candidates going to
+    /// [`Self::consume`] on this one as they come, until the file ends or a
+    /// limit is met (DATA-15). Returns the file's digest, hashed while read.
+    fn read_file(&mut self, file: &SourceFile, sink: &mut Sink<'_>) -> Result<FileDigest> {
+        let (source, policy) = (sink.source, self.config.pipeline.invalid_utf8);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Candidate>>(READ_AHEAD);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                let mut visit = |c: Candidate| -> Result<ControlFlow<()>> {
+                    batch.push(c);
+                    if batch.len() < BATCH {
+                        return Ok(ControlFlow::Continue(()));
+                    }
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    // A closed channel: the consumer stopped; stop reading.
+                    Ok(match tx.send(full) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(_) => ControlFlow::Break(()),
+                    })
+                };
+                let digest = sources::read_candidates(file, source, policy, &mut visit)?;
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
+                }
+                Ok(digest)
+            });
+            let mut stopped = false;
+            for batch in rx.iter() {
+                if self.consume(batch, sink)?.is_break() {
+                    stopped = true;
+                    break;
+                }
+            }
+            drop(rx);
+            let read: Result<FileDigest> = reader
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            match read {
+                // Read ahead of where the domain stopped: reading in step
+                // would never have got there.
+                Err(_) if stopped => digest_file(&file.path),
+                read => read,
+            }
+        })
+    }
+
     /// Processes a batch in parallel, then keeps its documents in order until a limit.
-    fn consume(
-        &mut self,
-        batch: Vec<Candidate>,
-        source: &SourceConfig,
-        budget: &mut Budget,
-        limit: &mut SourceLimit,
-        stats: &mut SourceStats,
-        docs: &mut DocSpool,
-    ) -> Result<ControlFlow<()>> {
+    fn consume(&mut self, batch: Vec<Candidate>, sink: &mut Sink<'_>) -> Result<ControlFlow<()>> {
+        let Sink {
+            source,
+            budget,
+            limit,
+            stats,
+            docs,
+        } = sink;
+        let source = *source;
         if budget.reached() || limit.stopped {
             return Ok(ControlFlow::Break(()));
         }
@@ -350,6 +395,15 @@ struct SourceLimit {
     stopped: bool,
 }
 
+/// Where one source's kept documents go, and its limits and counts.
+struct Sink<'a> {
+    source: &'a SourceConfig,
+    budget: &'a mut Budget,
+    limit: &'a mut SourceLimit,
+    stats: &'a mut SourceStats,
+    docs: &'a mut DocSpool,
+}
+
 fn process<E: TokenEncoder>(
     candidate: Candidate,
     source: &SourceConfig,
@@ -371,17 +425,15 @@ fn process<E: TokenEncoder>(
     }
 }
 
-fn file_stats(file: &SourceFile, base: &Path) -> Result<FileStats> {
-    let mut f = std::fs::File::open(&file.path).map_err(|e| DataError::io(&file.path, e))?;
-    let mut hasher = Sha256::new();
-    let bytes = std::io::copy(&mut f, &mut hasher).map_err(|e| DataError::io(&file.path, e))?;
+/// The manifest entry of `file` (its name relative to `base` where it is under it).
+fn file_stats(file: &SourceFile, base: &Path, digest: FileDigest) -> FileStats {
     let name = Path::new(&file.name)
         .strip_prefix(base)
         .map(|p| p.to_string_lossy().to_string())
         .unwrap_or_else(|_| file.name.clone());
-    Ok(FileStats {
+    FileStats {
         name,
-        sha256: hex::encode(hasher.finalize()),
-        bytes,
-    })
+        sha256: digest.sha256,
+        bytes: digest.bytes,
+    }
 }

@@ -320,7 +320,7 @@ fn src_8_every_single_byte_mutation_of_a_parquet_file_is_rows_or_an_error() {
                     errors += 1;
                     assert!(e.to_string().contains("m.parquet"), "{e}");
                 }
-                Ok(Ok(())) => {}
+                Ok(Ok(_)) => {}
             }
         }
     }

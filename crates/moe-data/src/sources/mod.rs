@@ -19,6 +19,8 @@ use crate::filter::{DropReason, check_suffix};
 use crate::format::{ArticleAssembler, Template, strip_calc_annotations, wikitext_detokenize};
 use readers::RowData;
 
+pub use readers::{FileDigest, digest_file};
+
 pub use hf::{HubOptions, NetOptions};
 
 /// One file of a resolved source.
@@ -150,13 +152,14 @@ pub enum Candidate {
     Dropped(DropReason),
 }
 
-/// Reads one file of `source`, calling `visit` with each candidate.
+/// Reads one file of `source`, calling `visit` with each candidate; returns
+/// the file's digest, hashed while it was read (DATA-14).
 pub fn read_candidates(
     file: &SourceFile,
     source: &SourceConfig,
     policy: Utf8Policy,
     visit: &mut dyn FnMut(Candidate) -> Result<ControlFlow<()>>,
-) -> Result<()> {
+) -> Result<FileDigest> {
     let mut fields = source.fields.clone();
     let suffix_idx = source.require_suffix.as_ref().map(|rule| {
         fields
@@ -215,9 +218,9 @@ pub fn read_candidates(
             },
         }
     };
-    readers::for_each_row(&file.path, source.format, &fields, &mut on_row)?;
+    let digest = readers::for_each_row(&file.path, source.format, &fields, &mut on_row)?;
     if let Some(article) = articles.and_then(ArticleAssembler::finish) {
         let _ = visit(Candidate::Doc(article_row, finish(article)))?;
     }
-    Ok(())
+    Ok(digest)
 }

@@ -4,6 +4,13 @@
 //! visitor, which may stop the read early. Malformed input is an error that
 //! names the file and the row (SRC-3); a non-UTF-8 row is reported to the
 //! visitor so the configured policy can skip or fail it.
+//!
+//! A file is hashed while it is read (DATA-14): the bytes pass through
+//! SHA-256 on their way to the parser, and whatever the visitor left unread
+//! is hashed at the end, so each byte is read from disk once. (Parquet is
+//! read by seeking, so its file is hashed in a pass of its own.)
+
+mod json_row;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -12,7 +19,7 @@ use std::path::Path;
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
-use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::config::FileFormat;
 use crate::error::{DataError, Result};
@@ -29,28 +36,90 @@ pub enum RowData {
 /// Called with each row's 1-based number and data; `Break` stops the file.
 pub type Visitor<'a> = dyn FnMut(u64, RowData) -> Result<ControlFlow<()>> + 'a;
 
-/// Streams the rows of `path`, extracting `fields` from each.
+/// A whole file's SHA-256 and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    /// sha256 of the bytes, lowercase hex.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// A reader that hashes every byte it hands out.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Hashing<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Hashes what is left unread, then the digest of everything.
+    fn finish(mut self, path: &Path) -> Result<FileDigest> {
+        std::io::copy(&mut self, &mut std::io::sink()).map_err(|e| DataError::io(path, e))?;
+        Ok(FileDigest {
+            sha256: hex::encode(self.hasher.finalize()),
+            bytes: self.bytes,
+        })
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// The digest of the file at `path`, in a pass of its own.
+pub fn digest_file(path: &Path) -> Result<FileDigest> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    Hashing::new(file).finish(path)
+}
+
+/// Streams the rows of `path`, extracting `fields` from each; returns the
+/// file's digest, hashed on the way (the part after a `Break` included).
 pub fn for_each_row(
     path: &Path,
     format: FileFormat,
     fields: &[String],
     visit: &mut Visitor<'_>,
-) -> Result<()> {
-    let open = || File::open(path).map_err(|e| DataError::io(path, e));
+) -> Result<FileDigest> {
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut src = Hashing::new(file);
     match format {
-        FileFormat::Text => read_text(path, open()?, visit),
+        FileFormat::Text => read_text(path, &mut src, visit)?,
         FileFormat::Jsonl => read_jsonl(
             path,
-            BufReader::with_capacity(1 << 20, open()?),
+            BufReader::with_capacity(1 << 20, &mut src),
             fields,
             visit,
-        ),
+        )?,
         FileFormat::JsonlGz => {
-            let gz = flate2::read::MultiGzDecoder::new(BufReader::new(open()?));
-            read_jsonl(path, BufReader::with_capacity(1 << 20, gz), fields, visit)
+            let gz = flate2::read::MultiGzDecoder::new(BufReader::new(&mut src));
+            read_jsonl(path, BufReader::with_capacity(1 << 20, gz), fields, visit)?
         }
-        FileFormat::Parquet => read_parquet(path, open()?, fields, visit),
+        FileFormat::Parquet => {
+            let digest = src.finish(path)?;
+            read_parquet(
+                path,
+                File::open(path).map_err(|e| DataError::io(path, e))?,
+                fields,
+                visit,
+            )?;
+            return Ok(digest);
+        }
     }
+    src.finish(path)
 }
 
 /// The longest row (a jsonl line, a text file) read (SRC-11): far above any
@@ -69,7 +138,7 @@ fn too_long(path: &Path, row: u64) -> DataError {
     }
 }
 
-fn read_text(path: &Path, file: File, visit: &mut Visitor<'_>) -> Result<()> {
+fn read_text(path: &Path, file: impl Read, visit: &mut Visitor<'_>) -> Result<()> {
     let mut bytes = Vec::new();
     file.take(MAX_ROW_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -123,12 +192,13 @@ fn read_jsonl(
 }
 
 fn json_fields(path: &Path, row: u64, text: &str, fields: &[String]) -> Result<Vec<String>> {
+    use json_row::{FieldValue, Row};
     let read_err = |reason: String| DataError::Read {
         path: path.to_path_buf(),
         row: Some(row),
         reason,
     };
-    let value: Value = serde_json::from_str(text).map_err(|e| {
+    let parsed = json_row::parse(text, fields).map_err(|e| {
         read_err(match lone_surrogate(text) {
             Some((escape, column)) => format!(
                 "invalid JSON: the escape {escape} at column {column} is a lone UTF-16 surrogate, which is no Unicode character (serde_json: {e})"
@@ -136,24 +206,25 @@ fn json_fields(path: &Path, row: u64, text: &str, fields: &[String]) -> Result<V
             None => format!("invalid JSON: {e}"),
         })
     })?;
-    let Value::Object(map) = value else {
+    let Row::Object(values) = parsed else {
         return Err(read_err("expected a JSON object".into()));
     };
     fields
         .iter()
-        .map(|field| match map.get(field) {
+        .zip(values)
+        .map(|(field, value)| match value {
             None => Err(DataError::MissingField {
                 path: path.to_path_buf(),
                 row,
                 field: field.clone(),
             }),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(Value::Null) => Ok(String::new()),
-            Some(other) => Err(DataError::NotAString {
+            Some(FieldValue::Str(s)) => Ok(s.into_owned()),
+            Some(FieldValue::Null) => Ok(String::new()),
+            Some(FieldValue::Other(kind)) => Err(DataError::NotAString {
                 path: path.to_path_buf(),
                 row,
                 field: field.clone(),
-                found: json_kind(other).to_string(),
+                found: kind.to_string(),
             }),
         })
         .collect()
@@ -185,17 +256,6 @@ fn lone_surrogate(text: &str) -> Option<(String, usize)> {
         }
     }
     None
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn read_parquet(path: &Path, file: File, fields: &[String], visit: &mut Visitor<'_>) -> Result<()> {

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 
 use rustc_hash::FxHashMap;
 
+use super::ranks::PairRanks;
+
 /// GPT-2's reversible byte → printable character map.
 pub fn byte_to_unicode() -> [char; 256] {
     let mut map = ['\0'; 256];
@@ -30,7 +32,8 @@ pub fn byte_to_unicode() -> [char; 256] {
 /// Pieces up to this many bytes merge by array scan; longer ones by heap.
 const SHORT_PIECE: usize = 64;
 
-/// Merge table: for a pair of token ids, the merge rank and the merged id.
+/// Merge list as read: for a pair of token ids, the merge rank and the
+/// merged id (a later line for the same pair wins).
 pub type Merges = FxHashMap<(u32, u32), (u32, u32)>;
 
 /// The loaded vocabulary: bytes ↔ ids, plus the merge table.
@@ -42,8 +45,8 @@ pub struct BpeTables {
     pub decoder: Vec<Vec<u8>>,
     /// Single byte → id.
     pub byte_ids: [u32; 256],
-    /// `(left, right)` → `(rank, merged)`.
-    pub merges: Merges,
+    /// `(left, right)` → `(rank, merged)`, without hashing (TOK-7).
+    pub ranks: PairRanks,
 }
 
 /// Why the vocabulary files could not be turned into BPE tables.
@@ -104,11 +107,12 @@ impl BpeTables {
                 .ok_or_else(|| TablesError::Vocab(format!("no token for byte {b}")))?;
         }
         let merges = parse_merges(merges_txt, &encoder, &inverse)?;
+        let merges: Vec<_> = merges.into_iter().collect();
         Ok(Self {
             encoder,
             decoder,
             byte_ids,
-            merges,
+            ranks: PairRanks::new(&merges)?,
         })
     }
 
@@ -221,10 +225,7 @@ impl BpeTables {
     /// `(rank, merged id)` of an adjacent pair; rank `u32::MAX` when it never merges.
     #[inline(always)]
     fn rank(&self, left: u32, right: u32) -> (u32, u32) {
-        self.merges
-            .get(&(left, right))
-            .copied()
-            .unwrap_or((u32::MAX, 0))
+        self.ranks.get(left, right)
     }
 }
 
@@ -306,6 +307,31 @@ mod tests {
         }
     }
 
+    /// The merge list as a hash map, the way the pair table was built from.
+    fn merge_map() -> &'static Merges {
+        static MAP: std::sync::OnceLock<Merges> = std::sync::OnceLock::new();
+        MAP.get_or_init(|| {
+            let inverse: HashMap<char, u8> = byte_to_unicode()
+                .iter()
+                .enumerate()
+                .map(|(b, &c)| (c, b as u8))
+                .collect();
+            parse_merges(crate::tokenizer::MERGES_TXT, &tables().encoder, &inverse).unwrap()
+        })
+    }
+
+    // Checks: TOK-7
+    #[test]
+    fn tok_7_pair_table_holds_every_merge() {
+        let (tables, map) = (tables(), merge_map());
+        assert_eq!(map.len(), 50_000);
+        for (&(l, r), &want) in map {
+            assert_eq!(tables.ranks.get(l, r), want, "pair ({l}, {r})");
+        }
+        assert_eq!(tables.ranks.get(u32::MAX, 7), (u32::MAX, 0));
+        assert_eq!(tables.ranks.get(7, u32::MAX), (u32::MAX, 0));
+    }
+
     proptest::proptest! {
         // Checks: TOK-5
         #[test]
@@ -317,6 +343,16 @@ mod tests {
         ) {
             let tables = tables();
             proptest::prop_assert_eq!(ids_by(tables, &piece, true), ids_by(tables, &piece, false));
+        }
+
+        // Checks: TOK-7
+        #[test]
+        fn tok_7_pair_table_answers_any_pair_like_the_map(
+            l in proptest::prop_oneof![0u32..256, 0u32..50_300],
+            r in proptest::prop_oneof![0u32..256, 0u32..50_300],
+        ) {
+            let want = merge_map().get(&(l, r)).copied().unwrap_or((u32::MAX, 0));
+            proptest::prop_assert_eq!(tables().ranks.get(l, r), want);
         }
     }
 }

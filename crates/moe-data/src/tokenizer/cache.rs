@@ -206,4 +206,34 @@ mod tests {
         }
         assert!(!cache.get_into(b"\0\0\0", 0, 3, &mut Vec::new()));
     }
+
+    proptest::proptest! {
+        // Checks: TOK-1
+        #[test]
+        fn tok_1_cache_answers_like_a_map(
+            ops in proptest::collection::vec(
+                (proptest::collection::vec(proptest::sample::select(b"ab \0".to_vec()), 1..20), 1u32..6),
+                1..400,
+            )
+        ) {
+            let mut cache = PieceCache::default();
+            let mut map = std::collections::HashMap::<Vec<u8>, Vec<u32>>::new();
+            for (i, (piece, n)) in ops.iter().enumerate() {
+                let mut got = Vec::new();
+                let hit = cache.get_into(piece, 0, piece.len(), &mut got);
+                match map.get(piece) {
+                    Some(ids) => {
+                        proptest::prop_assert!(hit);
+                        proptest::prop_assert_eq!(&got, ids);
+                    }
+                    None => {
+                        proptest::prop_assert!(!hit);
+                        let ids: Vec<u32> = (0..*n).map(|k| k + i as u32).collect();
+                        cache.insert(piece, 0, piece.len(), &ids);
+                        map.insert(piece.clone(), ids);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -13,10 +13,12 @@
 mod bpe;
 mod cache;
 mod pretokenize;
+mod ranks;
 
 pub use bpe::{BpeTables, TablesError, byte_to_unicode};
 pub use cache::PieceCache;
-pub use pretokenize::pieces;
+pub use pretokenize::{Pieces, pieces, pieces_bytewise};
+pub use ranks::PairRanks;
 
 use sha2::{Digest, Sha256};
 
