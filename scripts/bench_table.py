@@ -15,7 +15,7 @@ target = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__fi
 root = os.path.join(target, "criterion")
 tokens = json.load(open(os.path.join(root, "tokenize-tokens.json")))
 domains = ["code", "math", "prose", "mixed"]
-encoders = ["ours-warm", "ours-cold", "tokenizers-1.0rc3", "bpe-crate", "tiktoken-rs", "tokenizers-0.23"]
+encoders = ["ours-warm", "ours-cold", "tokenizers-1.0rc3", "splintr-0.22", "bpe-crate", "tiktoken-rs", "tokenizers-0.23"]
 
 
 def median_s(domain, enc):
