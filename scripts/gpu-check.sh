@@ -9,8 +9,9 @@
 #     PYTHON=/tmp/torchvenv/bin/python scripts/gpu-check.sh /tmp/gpu-dry
 #
 # Writes into RESULTS_DIR:
-#   card.txt, parity.txt, matmul.txt  card and driver; CPU-vs-CUDA logits in
-#                                     f32 and mixed bf16; the matmul rates
+#   card.txt, versions.txt,           card and driver; driver CUDA, NVRTC and
+#   parity.txt, matmul.txt            the binary's CUDA API; CPU-vs-CUDA logits
+#                                     in f32 and mixed bf16; the matmul rates
 #   throughput.tsv   tokens/s and device memory of training steps (ours: the
 #                    most in use at a train event; PyTorch: its allocator's peak),
 #                    ours (`moe train`) and PyTorch's (scripts/torch_gpu_bench.py),
@@ -91,8 +92,6 @@ if [ "$device" = cuda ]; then
     limit "$bin" gpu parity --preset gpt2 --moe --seq 512
   } > "$out/parity.txt" 2>&1
   tee -a "$log" < "$out/parity.txt"
-  limit "$bin" gpu matmul --size 8192 > "$out/matmul.txt" 2>&1
-  tee -a "$log" < "$out/matmul.txt"
 fi
 
 # The embedded corpora at $block: staged by scripts/gpu-bundle.sh (DATA), or
@@ -169,30 +168,40 @@ ours_run() { # kind moe precision micro_batch → a throughput row; 2 = out of m
 }
 
 printf 'impl\trun\tprecision\tmicro_batch\ttok_per_s\tmem_bytes\n' > "$out/throughput.tsv"
-# First the largest micro-batch that fits (tried largest first; a failure
-# other than out-of-memory ends the search), then micro-batch 2.
-for kind in dense moe; do
-  moe=0
-  [ "$kind" = moe ] && moe=1
-  for precision in $precisions; do
+# The figures that matter most first (issue 29): per precision, bf16 before
+# f32, dense and MoE at the largest micro-batch that fits (tried largest
+# first; a failure other than out-of-memory ends the search), then PyTorch
+# at the same shapes; then the matmul rate, micro-batch 2 and the long run.
+ordered=""
+for p in bf16 f32; do
+  case " $precisions " in *" $p "*) ordered="$ordered $p" ;; esac
+done
+for precision in $ordered; do
+  for kind in dense moe; do
+    moe=0
+    [ "$kind" = moe ] && moe=1
     for mb in $micro_batches; do
       ours_run "$kind" "$moe" "$precision" "$mb"
       [ $? = 2 ] || break
     done
   done
+  # PyTorch on the same card, same shapes (scripts/torch_gpu_bench.py).
+  if [ "${TORCH:-1}" = 1 ]; then
+    limit "$python" scripts/torch_gpu_bench.py --device "$device" --preset "$preset" --block "$block" \
+      --micro-batches "$(echo "$micro_batches" | tr ' ' ',')" --dtypes "$precision" \
+      --out "$out/torch-$precision.tsv" > "$out/torch-$precision.log" 2>&1 ||
+      say "torch_gpu_bench $precision failed (see torch-$precision.log)"
+    tail -n +2 "$out/torch-$precision.tsv" >> "$out/throughput.tsv" 2> /dev/null
+  fi
 done
-
-# PyTorch on the same card, same shapes (scripts/torch_gpu_bench.py).
-if [ "${TORCH:-1}" = 1 ]; then
-  limit "$python" scripts/torch_gpu_bench.py --device "$device" --preset "$preset" --block "$block" \
-    --micro-batches "$(echo "$micro_batches" | tr ' ' ',')" --dtypes "$(echo "$precisions" | tr ' ' ',')" \
-    --out "$out/torch.tsv" > "$out/torch.log" 2>&1 || say "torch_gpu_bench failed (see torch.log)"
-  tail -n +2 "$out/torch.tsv" >> "$out/throughput.tsv" 2> /dev/null
+if [ "$device" = cuda ]; then
+  limit "$bin" gpu matmul --size 8192 > "$out/matmul.txt" 2>&1
+  tee -a "$log" < "$out/matmul.txt"
 fi
-for kind in dense moe; do
-  moe=0
-  [ "$kind" = moe ] && moe=1
-  for precision in $precisions; do
+for precision in $ordered; do
+  for kind in dense moe; do
+    moe=0
+    [ "$kind" = moe ] && moe=1
     grep -q "^ours	$kind	$precision	2	" "$out/throughput.tsv" || ours_run "$kind" "$moe" "$precision" 2
   done
 done
