@@ -769,7 +769,7 @@ fn causal_seed(
     r
 }
 
-// Checks: ANA-31
+// Checks: ANA-31, ANA-30
 #[test]
 fn ana_31_causal_figures_get_intervals_over_seeds() {
     use moe_analysis::report::across_seeds::label_seeds;
@@ -784,8 +784,27 @@ fn ana_31_causal_figures_get_intervals_over_seeds() {
         seeded("dense", 1, 3.2, 0.0, None),
         seeded("dense", 2, 3.2, 0.0, None),
     ];
+    // ANA-30 over seeds: mean similarity 0.6, 0.7, 0.8 from 1.0 at step 0.
+    for (r, m) in runs.iter_mut().zip([0.6, 0.7, 0.8]) {
+        r.analysis.layers[0].expert_weights = Some(ExpertWeights {
+            parameters: 10,
+            reference_step: 0,
+            drift: vec![],
+            analysed_step: Some(100),
+            distance: vec![0.1; 4],
+            relative_change: vec![Some(0.2); 4],
+            similarity: vec![vec![m; 4]; 4],
+            mean_similarity: Some(m),
+            reference_mean_similarity: Some(1.0),
+        });
+    }
     label_seeds(&mut runs);
     let md = render(&runs, &[]);
+    // Mean 0.7, sd 0.1; change −0.3 ± 4.303·0.1/√3 = ±0.248.
+    assert!(
+        md.contains("- moe, block 2: the experts' mean pairwise cosine similarity 0.700 ± 0.100 [0.600, 0.800] over 3 seeds; its change since step 0: -0.300 [-0.548, -0.052] over 3 seeds, resolved."),
+        "{md}"
+    );
     // Code's top expert is expert 0, 2, 0: its deltas 1.0, 1.1, 1.2 → mean
     // 1.1, sd 0.1, t(2) = 4.303 → ±0.248; math −0.1, 0, 0.2 covers 0.
     let want = "- moe, block 2: removing code's top expert (seed 1 expert 0, seed 2 expert 2, seed 3 expert 0) costs code +1.100 [+0.852, +1.348] over 3 seeds, resolved; math +0.033 [-0.346, +0.413] over 3 seeds, unresolved: the interval covers 0; prose +0.000 [+0.000, +0.000] over 3 seeds, unresolved: the interval covers 0.";

@@ -4,7 +4,8 @@
 //! Student-t interval (unresolved when it covers 0): the loss change of
 //! every domain when a domain's top expert is removed, a domain's own
 //! top-1 expert against a random one (keep-1), token specialization above
-//! its random router, and the spread of the path NMI. A figure absent from
+//! its random router, the spread of the path NMI, and the experts' mean
+//! pairwise similarity with its change since step 0 (ANA-30). A figure absent from
 //! an analysis (made before it, or without the causal analyses) leaves
 //! that seed out; a figure no seed has gives no line.
 
@@ -76,8 +77,33 @@ pub fn lines(group: &str, members: &[&ReportRun]) -> String {
         }
         token_line(&mut md, group, members, layer);
         path_line(&mut md, group, members, layer);
+        similarity_line(&mut md, group, members, layer);
     }
     md
+}
+
+/// The experts' mean pairwise cosine similarity (ANA-30) over seeds, and
+/// its change since step 0 (below 0: the experts grew apart).
+fn similarity_line(md: &mut String, group: &str, members: &[&ReportRun], layer: usize) {
+    let rows = per_seed(members, layer, |_, l| {
+        let w = l.expert_weights.as_ref()?;
+        Some((w.mean_similarity?, w.reference_mean_similarity?))
+    });
+    let level: Vec<f64> = rows.iter().map(|(_, (m, _))| *m).collect();
+    let Some(s) = spread(&level) else {
+        return;
+    };
+    let change: Vec<f64> = rows.iter().map(|(_, (m, m0))| m - m0).collect();
+    let _ = writeln!(
+        md,
+        "- {group}, block {layer}: the experts' mean pairwise cosine similarity {} ± {} [{}, {}] over {} seeds; its change since step 0: {}.",
+        f3(s.mean),
+        f3(s.sd),
+        f3(s.min),
+        f3(s.max),
+        s.n,
+        over_seeds(&change)
+    );
 }
 
 /// Removing domain `d`'s top expert (per seed): every domain's loss change.
