@@ -241,7 +241,7 @@ pub fn study_summary(
     {
         out += &format!("\n{text}");
     }
-    let causal = moe_analysis::report::across_seeds::CAUSAL_SEEDS_HEADING;
+    let causal = moe_analysis::report::causal_seeds::CAUSAL_SEEDS_HEADING;
     if let Some(text) = section(&report.markdown, causal, "causal figures across seeds:") {
         out += &format!("\n{text}");
     }

@@ -9,9 +9,10 @@
 //! thread count (DATA-6). A file is read and parsed on a thread of its own,
 //! a few batches ahead of the tokenizing pool (DATA-15); what it read past
 //! the point where the domain stopped is thrown away, an error there
-//! included, so the output and the errors are those of reading in step. Kept documents go to a [`DocSpool`] file, so memory
-//! does not grow with the data; each worker thread keeps its encoder scratch
-//! (the piece cache) for the whole run.
+//! included, so the output and the errors are those of reading in step.
+//! Kept documents go to a [`DocSpool`] file, so memory does not grow with
+//! the data; each worker thread keeps its encoder scratch (the piece cache)
+//! for the whole run.
 
 use std::collections::HashSet;
 use std::fs::File;

@@ -291,7 +291,7 @@ impl<B: Backend> Router<B> {
     /// received over an optimizer step's whole batch (MOE-15):
     /// `b_i ← b_i + rate · sign(mean load − load_i)`, in f32 on the host
     /// (the same bits on every backend). No-op without a bias.
-    pub fn update_expert_bias(self, load: &[u64], rate: f64) -> Self {
+    pub fn update_expert_bias(mut self, load: &[u64], rate: f64) -> Self {
         let Some(values) = self.bias_values() else {
             return self;
         };
@@ -308,22 +308,11 @@ impl<B: Backend> Router<B> {
                 _ => b,
             })
             .collect();
-        let Self {
-            linear,
-            expert_bias,
-        } = self;
-        let bias = expert_bias.map(|p| {
-            let device = p.device();
-            let (id, _, _) = p.consume();
-            Param::initialized(
-                id,
-                Tensor::<B, 1>::from_data(TensorData::new(updated, [n]), &device),
-            )
-        });
-        Self {
-            linear,
-            expert_bias: bias,
-        }
+        // Same parameter id, new values, still without a gradient.
+        self.expert_bias = self
+            .expert_bias
+            .map(|p| p.map(|b| Tensor::from_data(TensorData::new(updated, [n]), &b.device())));
+        self
     }
 
     /// Number of experts routed over.

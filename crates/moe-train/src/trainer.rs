@@ -201,7 +201,7 @@ impl<B: AutodiffBackend> Run<'_, B> {
         let start = self.state.step;
         self.log_start(start)?;
         if start == 0 {
-            self.take_probe(&model, 0)?;
+            self.take_probe(&model.valid(), 0)?;
         }
         let end = self.opts.max_steps.map_or(steps, |m| m.min(steps));
         let bar = progress(self.opts.progress, start, end);
@@ -367,17 +367,17 @@ impl<B: AutodiffBackend> Run<'_, B> {
         let precision = self.config.train.precision;
         let event = evaluate(&inner, &self.val, batch, step, precision, self.device);
         self.log.write(&event)?;
-        self.take_probe(model, step)?;
+        self.take_probe(&inner, step)?;
         Ok(event)
     }
 
-    /// Writes the probe's routing at `step` (MoE runs).
-    fn take_probe(&mut self, model: &Gpt2<B>, step: u64) -> Result<()> {
+    /// Writes the probe's routing of `model` (the inner, gradient-free
+    /// model) at `step` (MoE runs).
+    fn take_probe(&mut self, model: &Gpt2<B::InnerBackend>, step: u64) -> Result<()> {
         let Some((probe, log)) = &mut self.probe else {
             return Ok(());
         };
-        let inner = model.valid();
-        match probe.take(&inner, step, self.config.train.precision, self.device) {
+        match probe.take(model, step, self.config.train.precision, self.device) {
             Some(row) => log.write(&row),
             None => Ok(()),
         }

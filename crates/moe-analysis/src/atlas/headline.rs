@@ -22,11 +22,6 @@ pub fn sentences(runs: &[AtlasRun]) -> Vec<String> {
     let reports: Vec<_> = runs.iter().map(|r| r.run.clone()).collect();
     let mut md = String::new();
     across_seeds::section(&mut md, &reports);
-    // The causal figures across seeds (ANA-31) follow in their own
-    // section: the report's, not the overview's.
-    if let Some(cut) = md.find(across_seeds::CAUSAL_SEEDS_HEADING) {
-        md.truncate(cut);
-    }
     let mut out: Vec<String> = bullets(&md).collect();
     if !across_seeds::has_seeds(&reports) {
         for r in reports.iter().filter(|r| r.analyzed) {

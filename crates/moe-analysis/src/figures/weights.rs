@@ -28,7 +28,7 @@ pub fn drift_chart(w: &ExpertWeights, layer: usize, run: &str) -> LineChart {
             w.reference_step
         ),
         x_label: "step".into(),
-        y_label: "cosine distance from step 0".into(),
+        y_label: format!("cosine distance from step {}", w.reference_step),
         series,
         y_range: None,
         reference: None,

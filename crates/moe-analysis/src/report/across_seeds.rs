@@ -6,8 +6,9 @@
 //! (the first with MoE layers). NMI, its rise over step 0 and its excess
 //! over the token-identity control get their spread and interval over
 //! seeds, and each MoE configuration's NMI is compared with the main one's
-//! block by block; the causal figures get their intervals over seeds
-//! (ANA-31, [`super::causal_seeds`]); collapses are listed by seed.
+//! block by block; collapses are listed by seed. The causal figures get
+//! their intervals over seeds in the section after it
+//! ([`super::causal_seeds`], ANA-31).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -16,9 +17,6 @@ use super::claims::{f3, signed};
 use super::run::ReportRun;
 use crate::intervals::{Interval, paired_differences, spread, t_interval};
 use moe_train::metrics::StopReason;
-
-/// The heading of the causal figures over seeds (ANA-31).
-pub const CAUSAL_SEEDS_HEADING: &str = "## Causal figures across seeds";
 
 /// The suffix `report` gives runs that share a name: `moe@s43`.
 pub const SEED_SUFFIX: &str = "@s";
@@ -43,7 +41,7 @@ pub fn label_seeds(runs: &mut [ReportRun]) {
 }
 
 /// Runs by configuration, in first-seen order.
-fn groups(runs: &[ReportRun]) -> Vec<(&str, Vec<&ReportRun>)> {
+pub fn groups(runs: &[ReportRun]) -> Vec<(&str, Vec<&ReportRun>)> {
     let mut out: Vec<(&str, Vec<&ReportRun>)> = Vec::new();
     for r in runs {
         match out.iter_mut().find(|(g, _)| *g == group_of(r)) {
@@ -230,28 +228,6 @@ pub fn section(md: &mut String, runs: &[ReportRun]) {
     nmi_spread(md, &groups);
     nmi_comparisons(md, &groups);
     collapses(md, &groups);
-    causal(md, &groups);
-}
-
-/// The causal figures over seeds (ANA-31), when some seed has one, in a
-/// section of their own after "Across seeds" (whose bullets stay the
-/// report's headline claims, as the atlas quotes them).
-fn causal(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {
-    let lines: String = groups
-        .iter()
-        .filter(|(_, members)| members.len() > 1)
-        .map(|(g, members)| super::causal_seeds::lines(g, members))
-        .collect();
-    if lines.is_empty() {
-        return;
-    }
-    let _ = writeln!(md, "{CAUSAL_SEEDS_HEADING}\n");
-    let _ = writeln!(
-        md,
-        "Per configuration and block, each seed's own figure taken over the configuration's seeds with its 95% Student-t interval. A domain's *top expert* is, in each seed's own analysis, the expert receiving the largest share of its tokens; removing it costs each domain the loss change in nats (positive: the loss rises). Keep-1 below 0: the domain's own top expert alone beats a random one. Token specialization above 0: routing follows the token id more than a random router drawing from the same load.\n"
-    );
-    md.push_str(&lines);
-    let _ = writeln!(md);
 }
 
 fn eval_spread(md: &mut String, groups: &[(&str, Vec<&ReportRun>)]) {

@@ -1,5 +1,5 @@
-//! The causal figures across seeds (ANA-31), the section after "Across
-//! seeds": per configuration and MoE block, each headline figure of one
+//! The "Causal figures across seeds" section (ANA-31), rendered after
+//! "Across seeds": per configuration and MoE block, each headline figure of one
 //! seed's analysis taken over the configuration's seeds, with its 95%
 //! Student-t interval (unresolved when it covers 0): the loss change of
 //! every domain when a domain's top expert is removed, a domain's own
@@ -11,22 +11,43 @@
 
 use std::fmt::Write;
 
-use super::across_seeds::interval_text;
+use super::across_seeds::{groups, interval_text};
 use super::claims::{f3, signed};
 use super::run::ReportRun;
 use crate::intervals::{spread, t_interval};
+use crate::keep_k::ranking;
 use crate::schema::{Analysis, LayerAnalysis};
 
-/// The expert receiving the largest share of a domain's tokens (ties: the
-/// lower index); `None` when no expert receives any.
-pub fn top_expert(shares: &[f64]) -> Option<usize> {
-    let mut best: Option<(usize, f64)> = None;
-    for (e, &s) in shares.iter().enumerate() {
-        if s > 0.0 && best.is_none_or(|(_, b)| s > b) {
-            best = Some((e, s));
-        }
+/// The heading of the section.
+pub const CAUSAL_SEEDS_HEADING: &str = "## Causal figures across seeds";
+
+/// The section: every configuration with several seeds, when some seed
+/// has a causal figure (nothing otherwise).
+pub fn section(md: &mut String, runs: &[ReportRun]) {
+    let lines: String = groups(runs)
+        .iter()
+        .filter(|(_, members)| members.len() > 1)
+        .map(|(g, members)| lines(g, members))
+        .collect();
+    if lines.is_empty() {
+        return;
     }
-    best.map(|(e, _)| e)
+    let _ = writeln!(md, "{CAUSAL_SEEDS_HEADING}\n");
+    let _ = writeln!(
+        md,
+        "Per configuration and block, each seed's own figure taken over the configuration's seeds with its 95% Student-t interval. A domain's *top expert* is, in each seed's own analysis, the expert receiving the largest share of its tokens; removing it costs each domain the loss change in nats (positive: the loss rises). Keep-1 below 0: the domain's own top expert alone beats a random one. Token specialization above 0: routing follows the token id more than a random router drawing from the same load.\n"
+    );
+    md.push_str(&lines);
+    let _ = writeln!(md);
+}
+
+/// The expert receiving the largest share of a domain's tokens (ties: the
+/// lower index, as keep-k ranks them); `None` when no expert receives any.
+pub fn top_expert(shares: &[f64]) -> Option<usize> {
+    ranking(shares)
+        .first()
+        .copied()
+        .filter(|&e| shares[e] > 0.0)
 }
 
 /// `mean [low, high] over n seeds, verdict`, or the one value without an interval.
@@ -83,25 +104,34 @@ pub fn lines(group: &str, members: &[&ReportRun]) -> String {
 }
 
 /// The experts' mean pairwise cosine similarity (ANA-30) over seeds, and
-/// its change since step 0 (below 0: the experts grew apart).
+/// its change since the reference step (below 0: the experts grew apart).
 fn similarity_line(md: &mut String, group: &str, members: &[&ReportRun], layer: usize) {
     let rows = per_seed(members, layer, |_, l| {
         let w = l.expert_weights.as_ref()?;
-        Some((w.mean_similarity?, w.reference_mean_similarity?))
+        Some((
+            w.mean_similarity?,
+            w.reference_mean_similarity?,
+            w.reference_step,
+        ))
     });
-    let level: Vec<f64> = rows.iter().map(|(_, (m, _))| *m).collect();
+    let level: Vec<f64> = rows.iter().map(|(_, (m, _, _))| *m).collect();
     let Some(s) = spread(&level) else {
         return;
     };
-    let change: Vec<f64> = rows.iter().map(|(_, (m, m0))| m - m0).collect();
+    let change: Vec<f64> = rows.iter().map(|(_, (m, m0, _))| m - m0).collect();
+    let mut steps: Vec<u64> = rows.iter().map(|(_, (_, _, s))| *s).collect();
+    steps.sort_unstable();
+    steps.dedup();
+    let steps: Vec<String> = steps.iter().map(u64::to_string).collect();
     let _ = writeln!(
         md,
-        "- {group}, block {layer}: the experts' mean pairwise cosine similarity {} ± {} [{}, {}] over {} seeds; its change since step 0: {}.",
+        "- {group}, block {layer}: the experts' mean pairwise cosine similarity {} ± {} [{}, {}] over {} seeds; its change since step {}: {}.",
         f3(s.mean),
         f3(s.sd),
         f3(s.min),
         f3(s.max),
         s.n,
+        steps.join("/"),
         over_seeds(&change)
     );
 }

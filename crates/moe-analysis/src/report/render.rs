@@ -27,6 +27,7 @@ pub fn render(runs: &[ReportRun], comparison_figures: &[(String, String)]) -> St
     summary(&mut md, runs);
     super::eval_loss::losses(&mut md, runs, comparison_figures);
     super::across_seeds::section(&mut md, runs);
+    super::causal_seeds::section(&mut md, runs);
     sections::specialization(&mut md, runs);
     sections::saturation(&mut md, runs);
     super::causal::removal(&mut md, runs);

@@ -26,11 +26,7 @@ pub fn saturation(md: &mut String, runs: &[ReportRun]) {
     if with.is_empty() {
         return;
     }
-    let _ = writeln!(
-        md,
-        "## Router saturation over training
-"
-    );
+    let _ = writeln!(md, "## Router saturation over training\n");
     let _ = writeln!(
         md,
         "At step 0 and at every eval, training recorded the top-1 expert of each MoE block for a fixed probe of val tokens (the first 4 val blocks of each domain, routed without noise). Agreement: the share of probe tokens routed as by the analysed model; chance: the agreement of two independent routers with the same loads.\n"
@@ -41,15 +37,14 @@ pub fn saturation(md: &mut String, runs: &[ReportRun]) {
         }
     }
     // Over seeds: the saturation step of each configuration and block.
-    let mut groups: Vec<(&str, Vec<&crate::schema::Saturation>)> = Vec::new();
-    for (r, sat) in &with {
-        let g = super::across_seeds::group_of(r);
-        match groups.iter_mut().find(|(name, _)| *name == g) {
-            Some((_, v)) => v.push(sat),
-            None => groups.push((g, vec![sat])),
+    for (g, members) in super::across_seeds::groups(runs) {
+        let sats: Vec<&crate::schema::Saturation> = members
+            .iter()
+            .filter_map(|r| r.analysis.saturation.as_ref())
+            .collect();
+        if sats.len() < 2 {
+            continue;
         }
-    }
-    for (g, sats) in groups.iter().filter(|(_, v)| v.len() > 1) {
         for (slot, l) in sats[0].layers.iter().enumerate() {
             let layers: Vec<&crate::schema::LayerSaturation> =
                 sats.iter().filter_map(|s| s.layers.get(slot)).collect();

@@ -46,8 +46,9 @@ pub fn section(md: &mut String, runs: &[ReportRun]) {
                 let _ = writeln!(md, "| {e} | {} | {change} | {others} |", f4(*d));
             }
             let _ = writeln!(md, "\n- {}\n", claim(r.name(), l.layer, w));
+            let drift = format!("drift from step {}", w.reference_step);
             for (stem, what) in [
-                ("expert_drift", "drift from step 0"),
+                ("expert_drift", drift.as_str()),
                 ("expert_similarity", "expert similarity"),
             ] {
                 if let Some(p) = r.figure(&format!("figures/{stem}_layer{}.png", l.layer)) {
