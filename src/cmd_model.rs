@@ -83,6 +83,7 @@ impl ModelArgs {
                 n_experts: self.n_experts.unwrap_or(default.n_experts),
                 top_k: self.top_k.unwrap_or(default.top_k),
                 capacity_factor: self.capacity_factor,
+                group_alignment: None,
             }
         })
     }

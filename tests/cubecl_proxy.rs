@@ -91,6 +91,7 @@ fn micro(top_k: Option<usize>, capacity_factor: Option<f64>) -> ModelConfig {
         n_experts: 8,
         top_k,
         capacity_factor,
+        group_alignment: None,
     });
     config
 }

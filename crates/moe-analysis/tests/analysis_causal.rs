@@ -123,6 +123,7 @@ fn ana_25_identical_experts_make_every_mask_free() {
         n_experts: 3,
         top_k: 1,
         capacity_factor: None,
+        group_alignment: None,
     };
     config.moe = None;
     let model = Gpt2::<CpuBackend>::init(&config, 4, &device).upcycle(&moe, 0.0, 9);

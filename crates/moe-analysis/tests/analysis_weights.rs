@@ -96,6 +96,7 @@ fn ana_30_upcycled_experts_are_identical_at_zero_noise() {
         n_experts: 3,
         top_k: 1,
         capacity_factor: None,
+        group_alignment: None,
     };
     let dense = Gpt2::<CpuBackend>::init(&config, 4, &device);
     let step0 = expert_vectors(&dense.clone().upcycle(&moe, 0.0, 9)).unwrap();

@@ -1,7 +1,8 @@
 //! Router and dispatch cost at the 124M model's width (issue: benchmarks):
 //! router forward + backward (f32 logits, softmax, top-1, straight-through
-//! gate, LB and z losses) and grouped dispatch + combine with identity
-//! experts, against a plain copy of the same activations (a gather by a
+//! gate, LB and z losses) and dispatch + combine (the plan from the expert
+//! ids, the gather into the expert-sorted rows, and the gated gather back,
+//! MODEL-20) with identity experts, against a plain copy of the same activations (a gather by a
 //! permutation — what any dispatch must at least do), for T ∈ {4096, 16384}
 //! tokens, d_model 768, 8 experts.
 //!
@@ -10,8 +11,10 @@
 use burn::tensor::{Int, Tensor, TensorData};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use moe_model::moe::{
-    DispatchPlan, Router, RouterNoise, dispatch_combine, expert_counts, load_balance_loss, z_loss,
+    DispatchPlan, Router, RouterNoise, dispatch_combine_grouped, expert_counts, load_balance_loss,
+    z_loss,
 };
+use moe_model::moe::{combine_rows, dispatch_rows};
 use moe_model::{CpuAutodiff, CpuBackend, NormalRng, Stream};
 
 // mimalloc that keeps freed memory: large tensors are not page-faulted in
@@ -71,18 +74,19 @@ fn bench_dispatch(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("dispatch_combine", tokens), &x, |b, x| {
             b.iter(|| {
                 let plan = DispatchPlan::new(idx.clone(), N_EXPERTS, None);
-                dispatch_combine(x.clone(), gate.clone(), &plan, |_, xe| xe).into_data()
+                dispatch_combine_grouped(x.clone(), gate.clone(), &plan, |xs| xs).into_data()
             })
         });
         group.bench_with_input(BenchmarkId::new("plan_only", tokens), &x, |b, _| {
             b.iter(|| DispatchPlan::new(idx.clone(), N_EXPERTS, None))
         });
         let plan = DispatchPlan::new(idx.clone(), N_EXPERTS, None);
-        group.bench_with_input(
-            BenchmarkId::new("select_by_plan_only", tokens),
-            &x,
-            |b, x| b.iter(|| x.clone().select(0, plan.order.clone()).into_data()),
-        );
+        group.bench_with_input(BenchmarkId::new("dispatch_only", tokens), &x, |b, x| {
+            b.iter(|| dispatch_rows(x.clone(), &plan).into_data())
+        });
+        group.bench_with_input(BenchmarkId::new("combine_only", tokens), &x, |b, x| {
+            b.iter(|| combine_rows(x.clone(), gate.clone(), &plan).into_data())
+        });
         group.bench_with_input(BenchmarkId::new("gate_mul_only", tokens), &x, |b, x| {
             b.iter(|| (x.clone() * gate.clone()).into_data())
         });

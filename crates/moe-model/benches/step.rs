@@ -15,7 +15,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use common::step_models::{self, BATCH, SEQ};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use moe_model::NormalRng;
-use moe_model::moe::{DispatchPlan, dispatch_combine};
+use moe_model::moe::{DispatchPlan, dispatch_combine_grouped};
 
 // mimalloc that keeps freed memory: large tensors are not page-faulted in
 // again on every step (crates/moe-alloc).
@@ -61,7 +61,7 @@ fn bench_dispatch(c: &mut Criterion) {
         |b, x| {
             b.iter(|| {
                 let plan = DispatchPlan::new(idx.clone(), n_experts, None);
-                dispatch_combine(x.clone(), gate.clone(), &plan, |_, xe| xe).into_data()
+                dispatch_combine_grouped(x.clone(), gate.clone(), &plan, |xs| xs).into_data()
             })
         },
     );

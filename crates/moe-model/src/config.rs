@@ -41,6 +41,12 @@ pub struct MoeConfig {
     /// Expert capacity factor; `None` is dropless (the default).
     #[serde(default)]
     pub capacity_factor: Option<f64>,
+    /// Rows each expert's group is padded to a multiple of (MOE-16): few
+    /// distinct matmul shapes for backends that compile a kernel per shape.
+    /// `None` (the default) is the backend's: 1 (no padding) on the CPU,
+    /// [`GPU_GROUP_ALIGNMENT`](crate::moe::GPU_GROUP_ALIGNMENT) elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_alignment: Option<usize>,
 }
 
 /// A whole model: GPT-2 plus an optional MoE layout.
@@ -129,6 +135,7 @@ impl MoeConfig {
             n_experts: 8,
             top_k: 1,
             capacity_factor: None,
+            group_alignment: None,
         }
     }
 
@@ -142,6 +149,11 @@ impl MoeConfig {
                 "top_k {} must be in 1..={}",
                 self.top_k, self.n_experts
             )));
+        }
+        if self.group_alignment == Some(0) {
+            return Err(ModelError::Config(
+                "group_alignment must be at least 1 (1: no padding)".into(),
+            ));
         }
         if self.layers.is_empty() {
             return Err(ModelError::Config(

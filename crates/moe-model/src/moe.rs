@@ -34,6 +34,7 @@
 //! 2025) <https://arxiv.org/abs/2501.11873>.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use burn::module::{Module, Param, ParamId};
 use burn::nn::Linear;
@@ -45,6 +46,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::MoeConfig;
 use crate::init;
 use crate::mlp::Mlp;
+use crate::ops::cpu::is_cpu_backend;
+pub use crate::ops::{combine_rows, dispatch_rows, grouped_mlp};
 use crate::precision::Precision;
 use crate::seeds::{NormalRng, Stream};
 
@@ -62,6 +65,9 @@ pub struct MoeLayer<B: Backend> {
     pub top_k: usize,
     /// Capacity factor, `None` for dropless.
     pub capacity_factor: Option<f64>,
+    /// Rows each expert group is padded to a multiple of (MOE-16); `None`
+    /// for the backend's default ([`default_group_alignment`]).
+    pub group_alignment: Option<usize>,
     /// Block index (for the routing record).
     pub layer: usize,
 }
@@ -124,6 +130,7 @@ impl<B: Backend> MoeLayer<B> {
             experts,
             top_k: cfg.top_k,
             capacity_factor: cfg.capacity_factor,
+            group_alignment: cfg.group_alignment,
             layer,
         }
     }
@@ -174,11 +181,14 @@ impl<B: Backend> MoeLayer<B> {
         let cap = self
             .capacity_factor
             .map(|cf| capacity(n_tokens, self.top_k, n_experts, cf));
-        let plan = DispatchPlan::new(routing.expert_idx.clone(), n_experts, cap);
+        let alignment = self
+            .group_alignment
+            .unwrap_or_else(default_group_alignment::<B>);
+        let plan = DispatchPlan::aligned(routing.expert_idx.clone(), n_experts, cap, alignment);
         let out_dtype = x.dtype();
         let gate = routing.gate.clone().cast(out_dtype); // [tokens, top_k]
-        let y = dispatch_combine(precision.compute(x), gate, &plan, |e, xe| {
-            self.experts[e].forward(xe).cast(out_dtype)
+        let y = dispatch_combine_grouped(precision.compute(x), gate, &plan, |x_sorted| {
+            grouped_mlp(&self.experts, x_sorted, &plan).cast(out_dtype)
         });
 
         let top1 = routing
@@ -517,23 +527,6 @@ pub fn noise_std_at(step: u64, total_steps: u64, std0: f64, anneal_fraction: f64
 // 2. Dispatch
 // ---------------------------------------------------------------------------
 
-/// How a batch of assignments is grouped by expert.
-#[derive(Debug, Clone)]
-pub struct DispatchPlan<B: Backend> {
-    /// Assignment ids `t * top_k + j` in dispatch order. `[A]`
-    pub order: Tensor<B, 1, Int>,
-    /// Dispatch position of each assignment (inverse of `order`). `[A]`
-    pub inverse: Tensor<B, 1, Int>,
-    /// Assignments per expert, before capacity. `[n_experts]`
-    pub counts: Vec<usize>,
-    /// Assignments per expert that are processed (`min(count, capacity)`). `[n_experts]`
-    pub kept: Vec<usize>,
-    /// Tokens in the batch.
-    pub n_tokens: usize,
-    /// Choices per token.
-    pub top_k: usize,
-}
-
 /// How many entries of `idx` equal each of `0..n` (Burn has no `bincount`).
 ///
 /// # Shapes
@@ -554,45 +547,151 @@ pub fn capacity(n_tokens: usize, top_k: usize, n_experts: usize, factor: f64) ->
     (factor * (n_tokens * top_k) as f64 / n_experts as f64).ceil() as usize
 }
 
-impl<B: Backend> DispatchPlan<B> {
-    /// Plans the dispatch of `expert_idx` (values in `0..n_experts`), keeping at
-    /// most `capacity` assignments per expert when given.
+/// The default group alignment (MOE-16) of the GPU backends: a multiple of
+/// the matmul tiles, so a run meets at most `tokens / 128` group shapes.
+pub const GPU_GROUP_ALIGNMENT: usize = 128;
+
+/// The group alignment a layer without one uses on backend `B`: 1 (no
+/// padding) on the CPU backends, [`GPU_GROUP_ALIGNMENT`] elsewhere.
+pub fn default_group_alignment<B: Backend>() -> usize {
+    if is_cpu_backend::<B>() {
+        1
+    } else {
+        GPU_GROUP_ALIGNMENT
+    }
+}
+
+/// Marks an assignment without a row (dropped by the capacity limit) or a
+/// row without an assignment (padding) in a [`DispatchPlan`].
+pub const NO_ROW: u32 = u32::MAX;
+
+/// How a batch's assignments are laid out by expert (MOE-7), on the host.
+///
+/// Assignment `a = t·top_k + j` (token `t`, choice `j`) gets a row of the
+/// expert-sorted buffer: the experts' groups one after another, each in the
+/// order first choices before second choices, then by token (a counting
+/// sort: a total order, so nothing depends on sort stability or thread
+/// count). With a capacity `C` only the first `C` of each expert get a row
+/// (MOE-6). Each non-empty group is padded with rows holding no assignment
+/// up to a multiple of `alignment` (MOE-16), so a backend that compiles a
+/// kernel per shape meets few shapes; an empty group takes no rows and its
+/// expert is not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DispatchPlan {
+    /// Assignments per expert, before capacity. `[n_experts]`
+    pub counts: Vec<usize>,
+    /// Assignments per expert that are processed (`min(count, capacity)`). `[n_experts]`
+    pub kept: Vec<usize>,
+    /// Rows of each expert's group: `kept` rounded up to a multiple of
+    /// `alignment` (0 for an empty group). `[n_experts]`
+    pub group_rows: Vec<usize>,
+    /// The padding multiple of the groups (1: no padding).
+    pub alignment: usize,
+    /// Tokens in the batch.
+    pub n_tokens: usize,
+    /// Choices per token.
+    pub top_k: usize,
+    /// The row of each assignment, [`NO_ROW`] when dropped. `[A]`
+    row_of_assignment: Arc<[u32]>,
+    /// The assignment in each row, [`NO_ROW`] for padding. `[rows]`
+    assignment_of_row: Arc<[u32]>,
+}
+
+impl DispatchPlan {
+    /// Plans the dispatch of `expert_idx` (values in `0..n_experts`), keeping
+    /// at most `capacity` assignments per expert when given, without padding.
+    /// Reads the expert ids to the host (one device→host copy per MoE layer:
+    /// the group sizes decide the shapes the experts run at).
     ///
     /// # Shapes
     /// - `expert_idx`: `[tokens, top_k]`
-    pub fn new(expert_idx: Tensor<B, 2, Int>, n_experts: usize, capacity: Option<usize>) -> Self {
+    pub fn new<B: Backend>(
+        expert_idx: Tensor<B, 2, Int>,
+        n_experts: usize,
+        capacity: Option<usize>,
+    ) -> Self {
+        Self::aligned(expert_idx, n_experts, capacity, 1)
+    }
+
+    /// [`new`](Self::new) with each group padded to a multiple of
+    /// `alignment` rows (MOE-16).
+    ///
+    /// # Shapes
+    /// - `expert_idx`: `[tokens, top_k]`
+    pub fn aligned<B: Backend>(
+        expert_idx: Tensor<B, 2, Int>,
+        n_experts: usize,
+        capacity: Option<usize>,
+        alignment: usize,
+    ) -> Self {
         let [n_tokens, top_k] = expert_idx.dims();
-        let n_assign = n_tokens * top_k;
-        let device = expert_idx.device();
-        let experts = expert_idx.reshape([n_assign]); // [A]
-        let token = Tensor::<B, 1, Int>::arange(0..n_tokens as i64, &device)
-            .reshape([n_tokens, 1])
-            .repeat_dim(1, top_k)
-            .reshape([n_assign]); // [A]
-        let choice = Tensor::<B, 1, Int>::arange(0..top_k as i64, &device)
-            .reshape([1, top_k])
-            .repeat_dim(0, n_tokens)
-            .reshape([n_assign]); // [A]
-        let priority = choice * (n_tokens as i64) + token; // [A], unique per assignment
-        let key = experts.clone() * (n_assign as i64) + priority; // [A], unique
-        let order = key.argsort(0); // [A]
-        let inverse = order.clone().argsort(0); // [A]
-        let counts: Vec<usize> = bincount(experts, n_experts)
+        let ids: Vec<usize> = expert_idx
             .into_data()
             .iter::<i64>()
-            .map(|c| c as usize)
+            .map(|e| usize::try_from(e).unwrap_or(usize::MAX))
             .collect();
-        let kept = counts
+        Self::from_ids(&ids, [n_tokens, top_k], n_experts, capacity, alignment)
+    }
+
+    /// The plan of host expert ids `ids` (`[tokens, top_k]` row-major).
+    ///
+    /// # Panics
+    /// When an id is not below `n_experts`, `ids` is not `tokens · top_k`
+    /// long, or `alignment` is 0.
+    pub fn from_ids(
+        ids: &[usize],
+        [n_tokens, top_k]: [usize; 2],
+        n_experts: usize,
+        capacity: Option<usize>,
+        alignment: usize,
+    ) -> Self {
+        assert_eq!(ids.len(), n_tokens * top_k, "one expert id per assignment");
+        assert!(alignment > 0, "the group alignment is at least 1");
+        let mut counts = vec![0usize; n_experts];
+        for &e in ids {
+            assert!(e < n_experts, "expert id {e} out of range 0..{n_experts}");
+            counts[e] += 1;
+        }
+        let kept: Vec<usize> = counts
             .iter()
             .map(|&c| capacity.map_or(c, |cap| c.min(cap)))
             .collect();
+        let group_rows: Vec<usize> = kept
+            .iter()
+            .map(|&k| k.next_multiple_of(alignment))
+            .collect();
+        let mut next_row: Vec<usize> = group_rows
+            .iter()
+            .scan(0, |start, &rows| {
+                let s = *start;
+                *start += rows;
+                Some(s)
+            })
+            .collect();
+        let group_end: Vec<usize> = next_row.iter().zip(&kept).map(|(s, k)| s + k).collect();
+        let rows: usize = group_rows.iter().sum();
+        let mut row_of_assignment = vec![NO_ROW; ids.len()];
+        let mut assignment_of_row = vec![NO_ROW; rows];
+        for j in 0..top_k {
+            for t in 0..n_tokens {
+                let a = t * top_k + j;
+                let e = ids[a];
+                if next_row[e] < group_end[e] {
+                    row_of_assignment[a] = next_row[e] as u32;
+                    assignment_of_row[next_row[e]] = a as u32;
+                    next_row[e] += 1;
+                }
+            }
+        }
         Self {
-            order,
-            inverse,
             counts,
             kept,
+            group_rows,
+            alignment,
             n_tokens,
             top_k,
+            row_of_assignment: row_of_assignment.into(),
+            assignment_of_row: assignment_of_row.into(),
         }
     }
 
@@ -600,11 +699,40 @@ impl<B: Backend> DispatchPlan<B> {
     pub fn dropped(&self) -> usize {
         self.counts.iter().zip(&self.kept).map(|(c, k)| c - k).sum()
     }
+
+    /// Rows of the expert-sorted buffer (kept assignments and padding).
+    pub fn rows(&self) -> usize {
+        self.assignment_of_row.len()
+    }
+
+    /// The row of each assignment `t·top_k + j`, [`NO_ROW`] when dropped.
+    pub fn row_of_assignment(&self) -> &[u32] {
+        &self.row_of_assignment
+    }
+
+    /// The assignment in each row, [`NO_ROW`] for padding.
+    pub fn assignment_of_row(&self) -> &[u32] {
+        &self.assignment_of_row
+    }
+
+    /// The non-empty groups as `(expert, first row, rows)`, in row order.
+    pub fn groups(&self) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+        self.group_rows
+            .iter()
+            .enumerate()
+            .scan(0, |start, (e, &rows)| {
+                let s = *start;
+                *start += rows;
+                Some((e, s, rows))
+            })
+            .filter(|&(_, _, rows)| rows > 0)
+    }
 }
 
 /// Runs `expert(e, x_e)` once per expert on its group of rows and combines the
 /// results weighted by `gate`: `y[t] = Σ_j gate[t, j] · expert_{idx[t, j]}(x[t])`,
-/// with dropped assignments contributing 0.
+/// with dropped assignments contributing 0. Padding rows (MOE-16) reach the
+/// experts as zeros and their outputs are never read.
 ///
 /// # Shapes
 /// - `x`: `[tokens, d_model]`, `gate`: `[tokens, top_k]` → `[tokens, d_model]`
@@ -613,47 +741,55 @@ impl<B: Backend> DispatchPlan<B> {
 pub fn dispatch_combine<B, F>(
     x: Tensor<B, 2>,
     gate: Tensor<B, 2>,
-    plan: &DispatchPlan<B>,
+    plan: &DispatchPlan,
     mut expert: F,
 ) -> Tensor<B, 2>
 where
     B: Backend,
     F: FnMut(usize, Tensor<B, 2>) -> Tensor<B, 2>,
 {
-    let [n_tokens, d_model] = x.dims();
-    let top_k = plan.top_k;
-    let n_assign = n_tokens * top_k;
-    let x_assign = if top_k == 1 {
-        x // [A = tokens, d_model]: no copy needed
-    } else {
-        x.unsqueeze_dim::<3>(1) // [tokens, 1, d_model]
-            .repeat_dim(1, top_k) // [tokens, top_k, d_model]
-            .reshape([n_assign, d_model]) // [A, d_model]
-    };
-    let x_sorted = x_assign.select(0, plan.order.clone()); // [A, d_model], grouped by expert
-    let mut pieces = Vec::with_capacity(2 * plan.counts.len());
-    let mut start = 0;
-    for (e, (&count, &kept)) in plan.counts.iter().zip(&plan.kept).enumerate() {
-        if kept > 0 {
-            let group = x_sorted.clone().narrow(0, start, kept); // [kept, d_model]
-            pieces.push(expert(e, group));
-        }
-        if count > kept {
-            let zeros = (&x_sorted.device(), gate.dtype());
-            pieces.push(Tensor::zeros([count - kept, d_model], zeros));
-        }
-        start += count;
+    dispatch_combine_grouped(x, gate, plan, |xs| by_groups(xs, plan, &mut expert))
+}
+
+/// Dispatch (MOE-7): `x`'s rows gathered into the expert-sorted buffer,
+/// `experts` run on the whole buffer at once, and the combine by the gate.
+/// On the CPU backend dispatch and combine are kernels with a hand-written
+/// backward (MODEL-20), elsewhere generic gathers.
+///
+/// # Shapes
+/// - `x`: `[tokens, d_model]`, `gate`: `[tokens, top_k]` → `[tokens, d_model]`
+/// - `experts` maps the sorted `[plan.rows(), d_model]` to the same shape,
+///   in `gate`'s dtype
+pub fn dispatch_combine_grouped<B: Backend>(
+    x: Tensor<B, 2>,
+    gate: Tensor<B, 2>,
+    plan: &DispatchPlan,
+    experts: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>,
+) -> Tensor<B, 2> {
+    let x_sorted = dispatch_rows(x, plan); // [rows, d_model]
+    let y_sorted = experts(x_sorted); // [rows, d_model]
+    combine_rows(y_sorted, gate, plan) // [tokens, d_model]
+}
+
+/// `expert(e, group)` on each non-empty group of the sorted rows, the
+/// results concatenated back in row order (the generic grouping: one
+/// `narrow` per group, one `cat`).
+///
+/// # Shapes
+/// - `x_sorted`: `[plan.rows(), d]` → `[plan.rows(), d]`
+pub fn by_groups<B, F>(x_sorted: Tensor<B, 2>, plan: &DispatchPlan, mut expert: F) -> Tensor<B, 2>
+where
+    B: Backend,
+    F: FnMut(usize, Tensor<B, 2>) -> Tensor<B, 2>,
+{
+    let pieces: Vec<Tensor<B, 2>> = plan
+        .groups()
+        .map(|(e, start, rows)| expert(e, x_sorted.clone().narrow(0, start, rows)))
+        .collect();
+    if pieces.len() == 1 {
+        return pieces.into_iter().next().expect("one piece");
     }
-    let y_sorted = Tensor::cat(pieces, 0); // [A, d_model]
-    let y_assign = y_sorted.select(0, plan.inverse.clone()); // [A, d_model], assignment order
-    let weighted = y_assign * gate.reshape([n_assign, 1]); // [A, d_model]
-    if top_k == 1 {
-        return weighted; // [tokens, d_model]
-    }
-    weighted
-        .reshape([n_tokens, top_k, d_model])
-        .sum_dim(1) // [tokens, 1, d_model]
-        .reshape([n_tokens, d_model])
+    Tensor::cat(pieces, 0)
 }
 
 // ---------------------------------------------------------------------------

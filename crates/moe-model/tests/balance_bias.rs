@@ -77,6 +77,7 @@ fn moe_model_with_bias() -> (ModelConfig, Gpt2<B>) {
         n_experts: 4,
         top_k: 1,
         capacity_factor: None,
+        group_alignment: None,
     });
     let model = Gpt2::<B>::init(&config, 5, &Default::default()).with_expert_bias();
     (config, model)

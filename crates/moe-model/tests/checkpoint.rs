@@ -17,6 +17,7 @@ fn moe_config() -> ModelConfig {
         n_experts: 3,
         top_k: 2,
         capacity_factor: Some(1.5),
+        group_alignment: None,
     });
     c
 }

@@ -151,6 +151,7 @@ fn layer(n_experts: usize) -> MoeLayer<B> {
         n_experts,
         top_k: 1,
         capacity_factor: None,
+        group_alignment: None,
     };
     let mut rng = NormalRng::new(11, 0);
     let dense = Mlp::<B>::init(&mut rng, 8, 16, 0.02, &Dev::default());

@@ -70,6 +70,7 @@ fn moe_14_an_empty_mask_is_no_mask_bit_for_bit() {
         n_experts: 4,
         top_k: 1,
         capacity_factor: None,
+        group_alignment: None,
     });
     let model = Gpt2::<B>::init(&config, 5, &device);
     let ids: Vec<i64> = (0..24).map(|i| (i * 5 % 96) as i64).collect();

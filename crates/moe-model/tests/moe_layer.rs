@@ -19,6 +19,7 @@ fn moe_cfg(n_experts: usize, top_k: usize) -> MoeConfig {
         n_experts,
         top_k,
         capacity_factor: None,
+        group_alignment: None,
     }
 }
 

@@ -34,6 +34,7 @@ fn micro(moe: bool) -> ModelConfig {
             n_experts: 8,
             top_k: 1,
             capacity_factor: None,
+            group_alignment: None,
         });
     }
     config

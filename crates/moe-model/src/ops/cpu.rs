@@ -18,6 +18,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::{AutodiffBackend, Backend, BackendTypes};
 use burn::tensor::{Bytes, DType, Shape, Tensor, TensorPrimitive};
 use burn_flex::{FlexTensor, Layout};
+use rayon::prelude::*;
 
 /// The autodiff CPU backend whose tensors [`to_flex`] unwraps.
 type FlexAutodiff = Autodiff<Flex>;
@@ -217,6 +218,25 @@ pub(crate) fn matmul(a: &[f32], a_t: bool, b: &[f32], b_t: bool, dims: [usize; 3
     out
 }
 
+/// `out = a·b` into a buffer of `m·n` elements, operands as in [`matmul`].
+pub(crate) fn matmul_to(
+    out: &mut [f32],
+    a: &[f32],
+    a_t: bool,
+    b: &[f32],
+    b_t: bool,
+    dims: [usize; 3],
+) {
+    assert_eq!(out.len(), dims[0] * dims[1], "output is [m, n]");
+    if dims[2] == 0 {
+        out.fill(0.0); // an empty sum
+        return;
+    }
+    // SAFETY: `out` holds m·n writable elements; gemm with read_dst = false
+    // only writes them.
+    unsafe { gemm_into(out.as_mut_ptr(), false, a, a_t, b, b_t, dims) }
+}
+
 /// `out += a·b`, operands as in [`matmul`].
 pub(crate) fn matmul_add(
     out: &mut [f32],
@@ -343,6 +363,61 @@ pub(crate) fn row_sum(row: &[f32]) -> f32 {
     }
     let tail: f32 = chunks.remainder().iter().sum();
     acc.iter().sum::<f32>() + tail
+}
+
+/// Rows per block of [`column_sums`].
+const ROWS_PER_BLOCK: usize = 32;
+
+/// The sum over rows of each column of the row-major `[rows, width]`
+/// `values`: blocks of [`ROWS_PER_BLOCK`] rows summed in parallel, the
+/// blocks added in order, so the result does not depend on the number of
+/// threads. (A bias gradient.)
+pub(crate) fn column_sums(values: &[f32], width: usize) -> Vec<f32> {
+    let mut sums = vec![0.0f32; width];
+    if width == 0 {
+        return sums;
+    }
+    let partials: Vec<Vec<f32>> = values
+        .par_chunks(ROWS_PER_BLOCK * width)
+        .map(|block| {
+            let mut acc = vec![0.0f32; width];
+            for row in block.chunks_exact(width) {
+                acc.iter_mut().zip(row).for_each(|(a, &g)| *a += g);
+            }
+            acc
+        })
+        .collect();
+    for part in &partials {
+        sums.iter_mut().zip(part).for_each(|(s, &p)| *s += p);
+    }
+    sums
+}
+
+/// `Σ a_i·b_i` in [`LANES`] partials, added in a fixed order.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f32; LANES];
+    let mut a_chunks = a.chunks_exact(LANES);
+    let mut b_chunks = b.chunks_exact(LANES);
+    for (ca, cb) in (&mut a_chunks).zip(&mut b_chunks) {
+        for ((s, &x), &y) in acc.iter_mut().zip(ca).zip(cb) {
+            *s += x * y;
+        }
+    }
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Whether `B` is one of the CPU backends (`Flex`, `Autodiff<Flex>`), by
+/// its float tensor type.
+pub(crate) fn is_cpu_backend<B: Backend>() -> bool {
+    let id = std::any::TypeId::of::<<B as BackendTypes>::FloatTensorPrimitive>();
+    id == std::any::TypeId::of::<FlexTensor>() || id == std::any::TypeId::of::<FlexAutodiffTensor>()
 }
 
 /// `f` on a rayon pool of `threads` threads (the kernels' thread-count

@@ -10,6 +10,8 @@
 //! | [`gelu`] | [`gelu_new`] | value and derivative in one pass |
 //! | [`attention`] | [`causal_self_attention`] | from `c_attn`'s output to the merged heads |
 //! | [`lm_loss`] | [`lm_head_cross_entropy`] | the tied head and the cross-entropy fused |
+//! | [`dispatch`] | [`dispatch_rows`], [`combine_rows`] | one pass over rows each, hand-written backward |
+//! | [`experts`] | [`grouped_mlp`] | every expert's MLP on its group, one op, hand-written backward |
 //!
 //! Which one runs is decided by [`cpu_or_generic`], the one place that
 //! looks at the backend: the kernel when the input is an f32 tensor of
@@ -25,12 +27,16 @@ use burn::tensor::backend::Backend;
 
 pub(crate) mod attention;
 pub(crate) mod cpu;
+pub(crate) mod dispatch;
+pub(crate) mod experts;
 pub(crate) mod gelu;
 pub(crate) mod layer_norm;
 pub(crate) mod linear;
 pub(crate) mod lm_loss;
 
 pub use attention::causal_self_attention;
+pub use dispatch::{combine_rows, dispatch_rows};
+pub use experts::grouped_mlp;
 pub use gelu::gelu_new;
 pub use layer_norm::LayerNorm;
 pub use linear::linear_rows;

@@ -18,20 +18,27 @@ use burn::tensor::{Shape, Tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use crate::ops::cpu::{backward_parts, f32s, matmul, off_flex, on_flex, run_op, tensor_of};
-
-/// Rows per block of the bias-gradient sums.
-const ROWS_PER_BLOCK: usize = 32;
+use crate::ops::cpu::{
+    backward_parts, column_sums, f32s, matmul, off_flex, on_flex, run_op, tensor_of,
+};
 
 /// `x·W + b` for `x` `[rows, in]`, `W` `[in, out]`, `b` `[out]`.
 fn forward(x: &FlexTensor, w: &FlexTensor, b: &[f32]) -> FlexTensor {
     let (rows, d_in) = (x.layout().shape()[0], x.layout().shape()[1]);
     let d_out = b.len();
     let mut y = matmul(f32s(x), false, f32s(w), false, [rows, d_out, d_in]);
-    y.par_chunks_mut(d_out).for_each(|row| {
+    add_bias(&mut y, b);
+    tensor_of(y, Shape::new([rows, d_out]))
+}
+
+/// `y[r] += b` for every row `r` of the row-major `y`, rows in parallel.
+pub(crate) fn add_bias(y: &mut [f32], b: &[f32]) {
+    if b.is_empty() {
+        return;
+    }
+    y.par_chunks_mut(b.len()).for_each(|row| {
         row.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
     });
-    tensor_of(y, Shape::new([rows, d_out]))
 }
 
 /// `(∂x, ∂W, ∂b)` from the output gradient `g` `[rows, out]`.
@@ -42,20 +49,7 @@ fn backward(x: &FlexTensor, w: &FlexTensor, g: &FlexTensor) -> [FlexTensor; 3] {
     let d_out = w.layout().shape()[1];
     let dx = matmul(gs, false, ws, true, [rows, d_in, d_out]); // g·Wᵀ
     let dw = matmul(xs, true, gs, false, [d_in, d_out, rows]); // xᵀ·g
-    let partials: Vec<Vec<f32>> = gs
-        .par_chunks(ROWS_PER_BLOCK * d_out)
-        .map(|block| {
-            let mut acc = vec![0.0f32; d_out];
-            for row in block.chunks_exact(d_out) {
-                acc.iter_mut().zip(row).for_each(|(a, &g)| *a += g);
-            }
-            acc
-        })
-        .collect();
-    let mut db = vec![0.0f32; d_out];
-    for part in &partials {
-        db.iter_mut().zip(part).for_each(|(s, &p)| *s += p);
-    }
+    let db = column_sums(gs, d_out);
     [
         tensor_of(dx, Shape::new([rows, d_in])),
         tensor_of(dw, Shape::new([d_in, d_out])),
