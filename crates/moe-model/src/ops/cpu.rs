@@ -10,6 +10,7 @@
 //! thread count.
 
 use std::any::Any;
+use std::mem::MaybeUninit;
 
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
@@ -218,23 +219,105 @@ pub(crate) fn matmul(a: &[f32], a_t: bool, b: &[f32], b_t: bool, dims: [usize; 3
     out
 }
 
-/// `out = a·b` into a buffer of `m·n` elements, operands as in [`matmul`].
-pub(crate) fn matmul_to(
-    out: &mut [f32],
-    a: &[f32],
-    a_t: bool,
-    b: &[f32],
-    b_t: bool,
-    dims: [usize; 3],
-) {
-    assert_eq!(out.len(), dims[0] * dims[1], "output is [m, n]");
-    if dims[2] == 0 {
-        out.fill(0.0); // an empty sum
-        return;
+/// One product of a [`matmul_batch`]: `dst = a·b`, operands as in
+/// [`matmul`] (`dims` = `[m, n, k]`); `dst` row-major `[m, n]`, or stored
+/// `[n, m]` when `dst_t`. `dst` may be uninitialised: every element is
+/// written.
+pub(crate) struct Product<'a> {
+    pub(crate) dst: &'a mut [MaybeUninit<f32>],
+    pub(crate) dst_t: bool,
+    pub(crate) a: &'a [f32],
+    pub(crate) a_t: bool,
+    pub(crate) b: &'a [f32],
+    pub(crate) b_t: bool,
+    pub(crate) dims: [usize; 3],
+}
+
+/// A buffer of `len` f32 for [`matmul_batch`] to fill: `fill(spare)` must
+/// write every one of the `len` elements.
+pub(crate) fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    fill(&mut v.spare_capacity_mut()[..len]);
+    // SAFETY: per the caller, every element was written.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// Output columns per task of a [`matmul_batch`].
+const BATCH_COLUMNS: usize = 256;
+
+/// Every product of `batch` at once on rayon's pool: each split into
+/// blocks of at most [`BATCH_COLUMNS`] output columns, each block one
+/// single-threaded `matrixmultiply` sgemm. For many small products (the
+/// experts' groups, MODEL-20), where a multithreaded gemm per product
+/// wastes most of its tile on a few dozen rows. Each output element is
+/// computed by one sgemm call, so the result does not depend on the
+/// number of threads.
+pub(crate) fn matmul_batch(batch: Vec<Product<'_>>) {
+    /// A block's destination, shared with the task that writes it.
+    #[derive(Clone, Copy)]
+    struct Dst(*mut f32);
+    // SAFETY: every task writes a disjoint block of columns of one product.
+    unsafe impl Send for Dst {}
+    unsafe impl Sync for Dst {}
+    let mut tasks = Vec::new();
+    for p in batch {
+        let [m, n, k] = p.dims;
+        assert_eq!(p.dst.len(), m * n, "output is [m, n]");
+        assert_eq!(p.a.len(), m * k, "a is [m, k]");
+        assert_eq!(p.b.len(), k * n, "b is [k, n]");
+        if k == 0 {
+            p.dst.fill(MaybeUninit::new(0.0)); // an empty sum
+            continue;
+        }
+        let dst = Dst(p.dst.as_mut_ptr().cast::<f32>());
+        for c0 in (0..n).step_by(BATCH_COLUMNS) {
+            tasks.push((dst, p.dst_t, p.a, p.a_t, p.b, p.b_t, p.dims, c0));
+        }
     }
-    // SAFETY: `out` holds m·n writable elements; gemm with read_dst = false
-    // only writes them.
-    unsafe { gemm_into(out.as_mut_ptr(), false, a, a_t, b, b_t, dims) }
+    tasks
+        .into_par_iter()
+        .for_each(|(dst, dst_t, a, a_t, b, b_t, [m, n, k], c0)| {
+            let cols = BATCH_COLUMNS.min(n - c0);
+            let (rsa, csa) = if a_t {
+                (1, m as isize)
+            } else {
+                (k as isize, 1)
+            };
+            let (rsb, csb) = if b_t {
+                (1, k as isize)
+            } else {
+                (n as isize, 1)
+            };
+            let (rsc, csc) = if dst_t {
+                (1, m as isize)
+            } else {
+                (n as isize, 1)
+            };
+            let b_block = if b_t { c0 * k } else { c0 };
+            let c_block = if dst_t { c0 * m } else { c0 };
+            // SAFETY: the strides address exactly the elements of `a`, of
+            // `b`'s columns c0..c0+cols and of dst's; beta = 0 makes sgemm
+            // write, not read, dst; no other task writes these columns.
+            unsafe {
+                matrixmultiply::sgemm(
+                    m,
+                    k,
+                    cols,
+                    1.0,
+                    a.as_ptr(),
+                    rsa,
+                    csa,
+                    b.as_ptr().add(b_block),
+                    rsb,
+                    csb,
+                    0.0,
+                    dst.0.add(c_block),
+                    rsc,
+                    csc,
+                );
+            }
+        });
 }
 
 /// `out += a·b`, operands as in [`matmul`].
