@@ -263,4 +263,17 @@ mod tests {
         c.n_head = 5;
         assert!(c.validate().is_err());
     }
+
+    // MOE-16: a group alignment of 0 is rejected; 1 and more are accepted.
+    #[test]
+    fn moe_16_group_alignment_must_be_positive() {
+        let mut cfg = MoeConfig::default_for(4);
+        cfg.group_alignment = Some(0);
+        let err = cfg.validate(4).unwrap_err().to_string();
+        assert!(err.contains("group_alignment"), "{err}");
+        for ok in [None, Some(1), Some(128)] {
+            cfg.group_alignment = ok;
+            assert!(cfg.validate(4).is_ok());
+        }
+    }
 }

@@ -1079,4 +1079,39 @@ mod tests {
         assert_eq!(route(7), route(7));
         assert_ne!(route(7), route(8));
     }
+
+    // MOE-7, MOE-16: the plan's layout: groups in expert order, each padded
+    // to the alignment (an empty one takes no rows), within a group first
+    // choices before second, then by token; the two maps are inverse; the
+    // capacity keeps the earliest assignments.
+    #[test]
+    fn moe_16_plan_pads_groups_and_orders_rows() {
+        // 5 tokens, top-2, 4 experts; expert 3 gets nothing.
+        let ids = [0, 1, 1, 0, 0, 2, 1, 0, 2, 1];
+        let plan = DispatchPlan::from_ids(&ids, [5, 2], 4, Some(3), 4);
+        assert_eq!(plan.counts, vec![4, 4, 2, 0]);
+        assert_eq!(plan.kept, vec![3, 3, 2, 0]);
+        assert_eq!(plan.group_rows, vec![4, 4, 4, 0]);
+        assert_eq!(plan.dropped(), 2);
+        let groups: Vec<_> = plan.groups().collect();
+        assert_eq!(groups, vec![(0, 0, 4), (1, 4, 4), (2, 8, 4)]);
+        // Expert 0: first choices of tokens 0, 2 (a = 0, 4), then token 1's
+        // second choice (a = 3); token 3's (a = 7) is dropped by capacity 3.
+        let a = |r: usize| plan.assignment_of_row()[r];
+        assert_eq!([a(0), a(1), a(2), a(3)], [0, 4, 3, NO_ROW]);
+        // Expert 1: first choices of tokens 1, 3 (a = 2, 6), then token 0's
+        // second choice (a = 1); token 4's second choice (a = 9) dropped.
+        assert_eq!([a(4), a(5), a(6), a(7)], [2, 6, 1, NO_ROW]);
+        // Expert 2: token 4's first choice (a = 8), token 2's second (a = 5).
+        assert_eq!([a(8), a(9), a(10), a(11)], [8, 5, NO_ROW, NO_ROW]);
+        for (assignment, &row) in plan.row_of_assignment().iter().enumerate() {
+            if row != NO_ROW {
+                assert_eq!(plan.assignment_of_row()[row as usize], assignment as u32);
+            }
+        }
+        let dropped: Vec<usize> = (0..10)
+            .filter(|&a| plan.row_of_assignment()[a] == NO_ROW)
+            .collect();
+        assert_eq!(dropped, vec![7, 9]);
+    }
 }

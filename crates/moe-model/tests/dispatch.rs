@@ -70,21 +70,28 @@ struct Case {
     n_experts: usize,
 }
 
-fn run(case: &Case, cap: Option<usize>, dev: &Dev) -> (Vec<f32>, usize) {
+fn run(case: &Case, cap: Option<usize>, alignment: usize, dev: &Dev) -> (Vec<f32>, usize) {
     let (t_n, d, k) = (case.x.len(), case.x[0].len(), case.idx[0].len());
     let flat = |v: &[Vec<f64>]| v.iter().flatten().map(|&a| a as f32).collect::<Vec<_>>();
     let x = Tensor::<B, 2>::from_data(TensorData::new(flat(&case.x), [t_n, d]), dev);
     let gate = Tensor::<B, 2>::from_data(TensorData::new(flat(&case.gate), [t_n, k]), dev);
     let ids: Vec<i64> = case.idx.iter().flatten().map(|&e| e as i64).collect();
     let idx = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [t_n, k]), dev);
-    let plan = DispatchPlan::new(idx, case.n_experts, cap);
+    let plan = DispatchPlan::aligned(idx, case.n_experts, cap, alignment);
     let y = dispatch_combine(x, gate, &plan, toy_expert);
     (common::values(&y), plan.dropped())
 }
 
 fn check(case: &Case, cap: Option<usize>) {
+    // MOE-16: padded groups (alignment 4) give the same output.
+    for alignment in [1, 4] {
+        check_aligned(case, cap, alignment);
+    }
+}
+
+fn check_aligned(case: &Case, cap: Option<usize>, alignment: usize) {
     let dev = Dev::default();
-    let (got, dropped) = run(case, cap, &dev);
+    let (got, dropped) = run(case, cap, alignment, &dev);
     let kept = kept_ref(&case.idx, case.n_experts, cap);
     let want: Vec<f32> = naive(&case.x, &case.idx, &case.gate, &kept)
         .into_iter()
@@ -96,7 +103,7 @@ fn check(case: &Case, cap: Option<usize>) {
     let want_dropped = kept.iter().flatten().filter(|k| !**k).count();
     assert_eq!(dropped, want_dropped);
     // MOE-7: identical run to run, bit for bit.
-    assert_eq!(run(case, cap, &dev).0, got);
+    assert_eq!(run(case, cap, alignment, &dev).0, got);
 }
 
 /// Distinct experts per token (like a top-k), from a seed-free formula.

@@ -114,6 +114,28 @@ mod tests {
         out
     }
 
+    /// Every output of `got` within 1e-6 of the largest term of `want`'s.
+    fn assert_close(got: &[Vec<f32>], want: &[Vec<f32>]) -> Result<(), TestCaseError> {
+        let names = ["y", "dx", "dgate"];
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            prop_assert_eq!(a.len(), b.len());
+            let magnitude = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let err = a
+                .iter()
+                .zip(b)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            let what = names
+                .get(i)
+                .map_or_else(|| format!("parameter {}", i - 3), |n| n.to_string());
+            prop_assert!(
+                err <= 1e-6 * magnitude,
+                "{what}: error {err} (magnitude {magnitude})"
+            );
+        }
+        Ok(())
+    }
+
     fn case_strategy() -> impl Strategy<Value = Case> {
         (
             1usize..30,
@@ -180,13 +202,16 @@ mod tests {
         fn model_20_cpu_moe_kernels_equal_the_generic_path(case in case_strategy()) {
             let got = outcome(&case, true);
             let want = outcome(&case, false);
-            let names = ["y", "dx", "dgate"];
-            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                prop_assert_eq!(a.len(), b.len());
-                let magnitude = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-                let err = a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                let what = names.get(i).map_or_else(|| format!("parameter {}", i - 3), |n| n.to_string());
-                prop_assert!(err <= 1e-6 * magnitude, "{what}: error {err} (magnitude {magnitude})");
+            assert_close(&got, &want)?;
+        }
+
+        // MOE-16: padding changes nothing: the padded layer's output and
+        // every gradient equal the unpadded layer's, on both paths.
+        #[test]
+        fn moe_16_padding_rows_contribute_nothing(case in case_strategy()) {
+            let unpadded = Case { alignment: 1, ..case.clone() };
+            for kernels in [true, false] {
+                assert_close(&outcome(&case, kernels), &outcome(&unpadded, kernels))?;
             }
         }
     }
