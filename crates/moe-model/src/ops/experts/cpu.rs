@@ -76,7 +76,6 @@ fn per_group<'a, T>(buffer: &'a mut [T], groups: &[Group], width: usize) -> Vec<
     let mut rest = buffer;
     let mut slices = Vec::with_capacity(groups.len());
     for g in groups {
-        debug_assert_eq!(g.start * width + rest.len(), groups_rows(groups) * width);
         let (head, tail) = std::mem::take(&mut rest).split_at_mut(g.rows * width);
         slices.push(head);
         rest = tail;
@@ -87,11 +86,6 @@ fn per_group<'a, T>(buffer: &'a mut [T], groups: &[Group], width: usize) -> Vec<
 /// Group `g`'s rows of `buf` (`width` values a row).
 fn rows_of<'a>(buf: &'a [f32], g: &Group, width: usize) -> &'a [f32] {
     &buf[g.start * width..(g.start + g.rows) * width]
-}
-
-/// Rows covered by the groups.
-fn groups_rows(groups: &[Group]) -> usize {
-    groups.last().map_or(0, |g| g.start + g.rows)
 }
 
 /// The forward pass: the output rows and, when `keep`, the hidden units'

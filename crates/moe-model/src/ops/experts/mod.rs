@@ -58,22 +58,28 @@ mod tests {
         seed: u64,
     }
 
-    /// The layer's output and the gradients of x, the gate and every expert
-    /// parameter (zeros where an expert got none) under `Σ(w·y)`, through
-    /// the CPU kernels or the generic path.
-    fn outcome(case: &Case, kernels: bool) -> Vec<Vec<f32>> {
+    /// `case.n_experts` experts with random weights and biases.
+    fn biased_experts<B: Backend>(case: &Case, rng: &mut NormalRng) -> Vec<Mlp<B>> {
         let dev = Default::default();
-        let mut rng = NormalRng::new(case.seed, 11);
-        let experts: Vec<Mlp<Ad>> = (0..case.n_experts)
+        (0..case.n_experts)
             .map(|_| {
-                let mut m = Mlp::init(&mut rng, case.d_model, case.d_ff, 0.5, &dev);
+                let mut m = Mlp::init(rng, case.d_model, case.d_ff, 0.5, &dev);
                 for (layer, n) in [(&mut m.c_fc, case.d_ff), (&mut m.c_proj, case.d_model)] {
                     let b = Tensor::from_data(TensorData::new(rng.samples(n, 0.5), [n]), &dev);
                     layer.bias = Some(Param::from_tensor(b));
                 }
                 m
             })
-            .collect();
+            .collect()
+    }
+
+    /// The layer's output and the gradients of x, the gate and every expert
+    /// parameter (zeros where an expert got none) under `Σ(w·y)`, through
+    /// the CPU kernels or the generic path.
+    fn outcome(case: &Case, kernels: bool) -> Vec<Vec<f32>> {
+        let dev = Default::default();
+        let mut rng = NormalRng::new(case.seed, 11);
+        let experts: Vec<Mlp<Ad>> = biased_experts(case, &mut rng);
         let (t, k, d) = (case.tokens, case.top_k, case.d_model);
         let x = Tensor::<Ad, 2>::from_data(TensorData::new(rng.samples(t * d, 1.0), [t, d]), &dev)
             .require_grad();
@@ -234,16 +240,7 @@ mod tests {
         let ad = outcome(&case, true)[0].clone();
         let dev = Default::default();
         let mut rng = NormalRng::new(case.seed, 11);
-        let experts: Vec<Mlp<crate::CpuBackend>> = (0..case.n_experts)
-            .map(|_| {
-                let mut m = Mlp::init(&mut rng, case.d_model, case.d_ff, 0.5, &dev);
-                for (layer, n) in [(&mut m.c_fc, case.d_ff), (&mut m.c_proj, case.d_model)] {
-                    let b = Tensor::from_data(TensorData::new(rng.samples(n, 0.5), [n]), &dev);
-                    layer.bias = Some(Param::from_tensor(b));
-                }
-                m
-            })
-            .collect();
+        let experts: Vec<Mlp<crate::CpuBackend>> = biased_experts(&case, &mut rng);
         let (t, d) = (case.tokens, case.d_model);
         let x = Tensor::<crate::CpuBackend, 2>::from_data(
             TensorData::new(rng.samples(t * d, 1.0), [t, d]),
