@@ -60,7 +60,11 @@ fn main() {
     let result: Result<()> = match cli.command {
         None => cmd_demo::run(&cmd_demo::DemoArgs::default()),
         Some(Command::Demo(args)) => cmd_demo::run(&args),
-        Some(Command::Data(cmd)) => cmd_data::run(cmd),
+        Some(Command::Data(cmd)) => {
+            // Streaming documents: peak resident set over page faults (DATA-16).
+            moe_alloc::purge_freed_memory_after(0);
+            cmd_data::run(cmd)
+        }
         Some(Command::Model(cmd)) => cmd_model::run(cmd),
         Some(Command::Train(args)) => cmd_train::run(&args),
         Some(Command::Analyze(args)) => cmd_analysis::run_analyze(&args),

@@ -528,21 +528,20 @@ fn slope(ys: &[f64]) -> f64 {
     num / den
 }
 
-/// Trains `config` on fresh random batches for `warmup + steps` steps on the
-/// wgpu backend `B`; returns the growth per step after the warm-up (host RSS,
-/// device bytes in use), as least-squares slopes.
-fn memory_growth_on<B: AutodiffBackend>(
+/// Trains `config` on fresh random batches (2 micro-batches of 4 × 32
+/// tokens per step, AdamW, clipping) for `steps` steps on the wgpu backend
+/// `B`, calling `after(step)` once each step has synced.
+fn train_micro_steps<B: AutodiffBackend>(
     config: &ModelConfig,
-    warmup: usize,
     steps: usize,
-) -> (f64, f64) {
+    mut after: impl FnMut(usize),
+) {
     let device = Default::default();
     let mut model = Gpt2::<B>::init(config, 1, &device);
     let mut optim = AdamWConfig::new().init::<B, Gpt2<B>>();
     let train = train_section();
-    let (mut host, mut dev) = (Vec::new(), Vec::new());
     let block = 32;
-    for step in 0..warmup + steps {
+    for step in 0..steps {
         let rows = token_rows(1000 + step as u64, 8, block, 96);
         let noise = RouterNoise {
             std: 0.1,
@@ -562,12 +561,31 @@ fn memory_growth_on<B: AutodiffBackend>(
         clip_global_norm::<B, Gpt2<B>>(&model, &mut grads, 1.0);
         model = optim.step(1e-3, model, grads);
         B::sync(&device).unwrap();
+        after(step);
+    }
+}
+
+/// What `warmup + steps` training steps of `config` on `B` cost in memory
+/// and time: the growth per step after the warm-up (host RSS, device bytes
+/// in use; least-squares slopes) and the mean seconds per step after it.
+fn memory_growth_on<B: AutodiffBackend>(
+    config: &ModelConfig,
+    warmup: usize,
+    steps: usize,
+) -> (f64, f64, f64) {
+    let (mut host, mut dev) = (Vec::new(), Vec::new());
+    let mut clock = None;
+    train_micro_steps::<B>(config, warmup + steps, |step| {
+        if step + 1 == warmup {
+            clock = Some(std::time::Instant::now());
+        }
         if step >= warmup {
             host.push(host_rss() as f64);
             dev.push(device_bytes() as f64);
         }
-    }
-    (slope(&host), slope(&dev))
+    });
+    let secs = clock.map_or(0.0, |c| c.elapsed().as_secs_f64() / steps as f64);
+    (slope(&host), slope(&dev), secs)
 }
 
 // BACK-6: after a warm-up, neither host RSS nor device memory in use grows
@@ -579,7 +597,7 @@ fn back_6_memory_is_flat_over_training_steps() {
         ("dense", micro(None, None)),
         ("moe top-1", micro(Some(1), None)),
     ] {
-        let (host, dev) = memory_growth_on::<W>(&config, 50, 300);
+        let (host, dev, _) = memory_growth_on::<W>(&config, 50, 300);
         eprintln!("{name}: host RSS {host:.0} B/step, device {dev:.0} B/step");
         assert!(
             host <= HOST_BYTES_PER_STEP,
@@ -624,21 +642,146 @@ fn back_1_cli_device_wgpu_runs_the_parity_check() {
     );
 }
 
-// BACK-6: why the GPU backends run without burn-fusion. The same MoE steps
-// on Burn's stock (fused) wgpu backend grow host memory; run by hand:
-// `cargo test --release --features wgpu --test cubecl_proxy -- --ignored --nocapture`.
+// BACK-6: whether the GPU backends can run with burn-fusion. The same MoE
+// steps on Burn's stock (fused) wgpu backend, with the expert groups padded
+// (MOE-16, the default off the CPU) and unpadded, against the backend
+// without fusion: host RSS and device memory growth per step and the step
+// time. Run by hand:
+// `cargo test --release --features wgpu --test cubecl_proxy back_6_fused -- --ignored --nocapture`.
 #[test]
-#[ignore = "about 5 minutes on lavapipe; a measurement, see BENCHMARKS.md"]
-fn back_6_fused_backend_grows_host_memory_per_moe_step() {
+#[ignore = "20-30 minutes on lavapipe; a measurement, see BENCHMARKS.md"]
+fn back_6_fused_backend_memory_and_step_time() {
     let _serial = serial();
-    let config = micro(Some(1), None);
-    let (fused, _) = memory_growth_on::<moe_model::WgpuFusedAutodiff>(&config, 50, 300);
-    let (plain, _) = memory_growth_on::<W>(&config, 50, 300);
-    eprintln!("moe top-1 host RSS: fused {fused:.0} B/step, without fusion {plain:.0} B/step");
+    for alignment in [128, 1] {
+        let mut config = micro(Some(1), None);
+        config.moe.as_mut().unwrap().group_alignment = Some(alignment);
+        let (f_host, f_dev, f_secs) =
+            memory_growth_on::<moe_model::WgpuFusedAutodiff>(&config, 50, 300);
+        let (host, dev, secs) = memory_growth_on::<W>(&config, 50, 300);
+        eprintln!(
+            "moe top-1, group_alignment {alignment}: fused host RSS {f_host:.0} B/step, \
+             device {f_dev:.0} B/step, {:.1} ms/step; without fusion {host:.0} B/step, \
+             {dev:.0} B/step, {:.1} ms/step",
+            f_secs * 1e3,
+            secs * 1e3
+        );
+        assert!(
+            host <= HOST_BYTES_PER_STEP && dev <= DEVICE_BYTES_PER_STEP,
+            "without fusion: {host:.0} B/step host, {dev:.0} B/step device"
+        );
+    }
+}
+
+// MOE-16: with the expert groups padded to 128 rows, a run meets a bounded
+// set of kernels: after a warm-up, no training step compiles a kernel or
+// autotunes a key. Each alignment (1, then 128) runs in a child process of
+// its own — this test again, told by MOE_KERNEL_COUNT_ALIGNMENT which run
+// it is — with CubeCL's compilation and autotune loggers on and a fresh
+// autotune cache, so neither run reuses the other's kernels (CubeCL's
+// configuration is global to a process and set once). Run by hand:
+// `cargo test --release --features wgpu --test cubecl_proxy moe_16 -- --ignored --nocapture`.
+#[test]
+#[ignore = "10-20 minutes on lavapipe; a measurement, see BENCHMARKS.md"]
+fn moe_16_padded_groups_stop_compiling_after_warm_up() {
+    if let Ok(alignment) = std::env::var("MOE_KERNEL_COUNT_ALIGNMENT") {
+        let alignment = alignment
+            .parse()
+            .expect("MOE_KERNEL_COUNT_ALIGNMENT: a row count");
+        let dir = std::env::var_os("MOE_KERNEL_COUNT_DIR").expect("MOE_KERNEL_COUNT_DIR");
+        eprintln!("{}", kernel_count_of_one_run(alignment, Path::new(&dir)));
+        return;
+    }
+    let mut padded = None;
+    for alignment in [1usize, 128] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "--nocapture",
+                "moe_16_padded_groups_stop_compiling_after_warm_up",
+            ])
+            .env("MOE_KERNEL_COUNT_ALIGNMENT", alignment.to_string())
+            .env("MOE_KERNEL_COUNT_DIR", dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "alignment {alignment}: {stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("kernel count:"))
+            .unwrap_or_else(|| panic!("alignment {alignment}: no count line in {stderr}"));
+        eprintln!("{line}");
+        if alignment == 128 {
+            padded = Some(line.to_string());
+        }
+    }
+    let padded = padded.unwrap();
     assert!(
-        plain <= HOST_BYTES_PER_STEP,
-        "without fusion: {plain:.0} B/step"
+        padded.contains("after warm-up: 0 kernels compiled, 0 keys tuned"),
+        "{padded}"
     );
+}
+
+/// Kernels compiled and autotune keys tuned by the end of each of these steps.
+const KERNEL_COUNT_STEPS: [usize; 6] = [10, 25, 50, 100, 150, 200];
+/// The step after which a run counts as warmed up.
+const KERNEL_COUNT_WARMUP: usize = 25;
+
+/// One run of MOE-16's count, in a process of its own: 200 training steps of
+/// the micro MoE (top-1 of 8 experts in both blocks, 2 × 128 tokens a step)
+/// with the expert groups padded to `alignment` rows, CubeCL's loggers and
+/// autotune cache in `dir`. Returns the `kernel count:` line.
+fn kernel_count_of_one_run(alignment: usize, dir: &Path) -> String {
+    use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+    let (compiled_log, tuned_log) = (dir.join("compiled.log"), dir.join("tuned.log"));
+    let text = format!(
+        "[compilation.logger]\nlevel = \"basic\"\nfile = {:?}\n\
+         [autotune]\ncache = {{ file = {:?} }}\n[autotune.logger]\nlevel = \"minimal\"\nfile = {:?}\n",
+        compiled_log,
+        dir.join("autotune-cache"),
+        tuned_log
+    );
+    let config: CubeClRuntimeConfig = toml::from_str(&text).unwrap();
+    CubeClRuntimeConfig::set(config);
+
+    let count = |path: &Path, marker: &str| {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(marker))
+            .count()
+    };
+    let mut model = micro(Some(1), None);
+    model.moe.as_mut().unwrap().group_alignment = Some(alignment);
+    let mut counts = Vec::new();
+    train_micro_steps::<W>(&model, *KERNEL_COUNT_STEPS.last().unwrap(), |step| {
+        if KERNEL_COUNT_STEPS.contains(&(step + 1)) {
+            // The loggers write from a task of their own: let it catch up.
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            counts.push((
+                step + 1,
+                count(&compiled_log, "[Compiling kernel]"),
+                count(&tuned_log, "Fastest result"),
+            ));
+        }
+    });
+    let at_warmup = counts
+        .iter()
+        .find(|(s, ..)| *s == KERNEL_COUNT_WARMUP)
+        .copied()
+        .unwrap();
+    let last = *counts.last().unwrap();
+    let table: Vec<String> = counts
+        .iter()
+        .map(|(s, k, t)| format!("step {s}: {k} kernels, {t} keys"))
+        .collect();
+    format!(
+        "kernel count: group_alignment {alignment}: {}; after warm-up: {} kernels compiled, {} keys tuned",
+        table.join("; "),
+        last.1 - at_warmup.1,
+        last.2 - at_warmup.2
+    )
 }
 
 // Checks: BACK-11

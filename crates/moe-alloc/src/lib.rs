@@ -9,6 +9,12 @@
 //! reused (`clear_page_erms` was 15% of a width-512 step's samples). With
 //! purging off, the resident set stays at the run's peak instead.
 //!
+//! `moe data` wants the opposite (DATA-16): it streams documents through
+//! batches allocated on the reading thread and freed on the workers, whose
+//! freed pages, with purging off, stayed resident (peak RSS 65 against
+//! 44 MiB on a 90 MB corpus, BENCHMARKS.md); [`purge_freed_memory_after`] turns purging
+//! back on for it.
+//!
 //! ```text
 //! #[global_allocator]
 //! static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
@@ -34,6 +40,17 @@ pub fn configure() {
         // decides whether to purge. It allocates nothing.
         unsafe { sys::mi_option_set(PURGE_DELAY, -1) };
     }
+}
+
+/// Turns purging back on, with freed memory handed back to the OS after
+/// `delay_ms` milliseconds (0: at once), for work whose peak resident set
+/// matters more than page faults: `moe data` streams documents through
+/// batches that are allocated on one thread and freed on another, and with
+/// purging off the freed batches stayed resident (DATA-16).
+pub fn purge_freed_memory_after(delay_ms: u32) {
+    configure();
+    // SAFETY: stores an option value, as in `configure`.
+    unsafe { sys::mi_option_set(PURGE_DELAY, delay_ms.into()) };
 }
 
 /// mimalloc with purging off (see the crate docs).
@@ -93,5 +110,17 @@ mod tests {
         }
         // SAFETY: as above.
         assert_eq!(unsafe { sys::mi_option_get(PURGE_DELAY) }, -1);
+        // Checks: DATA-16 (in this test: the option is global to the process).
+        purge_freed_memory_after(0);
+        // SAFETY: as above.
+        assert_eq!(unsafe { sys::mi_option_get(PURGE_DELAY) }, 0);
+        // SAFETY: non-zero size; freed with the same layout.
+        unsafe {
+            let p = Allocator.alloc(layout);
+            p.write_bytes(2, layout.size());
+            Allocator.dealloc(p, layout);
+        }
+        // SAFETY: as above.
+        assert_eq!(unsafe { sys::mi_option_get(PURGE_DELAY) }, 0);
     }
 }

@@ -17,17 +17,6 @@ use std::time::Instant;
 #[global_allocator]
 static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
 
-/// user + system CPU seconds of this process so far, if `/proc` has them.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the
-    // 12th and 13th of them, in clock ticks (100 per second on Linux).
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let group = args.get(1).map_or("tiny_fwd_bwd", String::as_str);
@@ -46,7 +35,7 @@ fn main() {
     for _ in 0..2 {
         step_models::step(&model, &input, &target);
     }
-    let cpu0 = cpu_seconds();
+    let cpu0 = moe_testkit::process_cpu_seconds();
     let mut wall: Vec<f64> = (0..steps)
         .map(|_| {
             let t = Instant::now();
@@ -55,7 +44,7 @@ fn main() {
         })
         .collect();
     let cpu = cpu0
-        .zip(cpu_seconds())
+        .zip(moe_testkit::process_cpu_seconds())
         .map(|(a, b)| (b - a) * 1e3 / steps as f64);
     wall.sort_by(f64::total_cmp);
     println!(
