@@ -1,7 +1,7 @@
 //! The CubeCL proxy (BACK-2 … BACK-6): the model and the trainer on Burn's
-//! wgpu backend — the CubeCL kernels, autotune and memory management the
-//! CUDA backend shares (both without burn-fusion, BACK-6) — against the flex
-//! CPU backend from the same seed.
+//! wgpu backend — the CubeCL kernels, autotune, memory management and
+//! burn-fusion the CUDA backend shares (BACK-6) — against the flex CPU
+//! backend from the same seed.
 //!
 //! Needs `--features wgpu` and a Vulkan driver; Mesa's software driver
 //! (lavapipe, Debian's `mesa-vulkan-drivers`) is enough:
@@ -642,11 +642,12 @@ fn back_1_cli_device_wgpu_runs_the_parity_check() {
     );
 }
 
-// BACK-6: whether the GPU backends can run with burn-fusion. The same MoE
-// steps on Burn's stock (fused) wgpu backend, with the expert groups padded
-// (MOE-16, the default off the CPU) and unpadded, against the backend
-// without fusion: host RSS and device memory growth per step and the step
-// time. Run by hand:
+// BACK-6: why the GPU backends can run with burn-fusion. The same MoE steps
+// on the fused wgpu backend (the one the binary and the tests above use)
+// and on CubeCL without fusion, with the expert groups padded (MOE-16, the
+// default off the CPU) and unpadded: host RSS and device memory growth per
+// step and the step time. Padded, the fused backend must stay flat; the
+// unpadded figures are printed only. Run by hand:
 // `cargo test --release --features wgpu --test cubecl_proxy back_6_fused -- --ignored --nocapture`.
 #[test]
 #[ignore = "20-30 minutes on lavapipe; a measurement, see BENCHMARKS.md"]
@@ -655,19 +656,22 @@ fn back_6_fused_backend_memory_and_step_time() {
     for alignment in [128, 1] {
         let mut config = micro(Some(1), None);
         config.moe.as_mut().unwrap().group_alignment = Some(alignment);
-        let (f_host, f_dev, f_secs) =
-            memory_growth_on::<moe_model::WgpuFusedAutodiff>(&config, 50, 300);
         let (host, dev, secs) = memory_growth_on::<W>(&config, 50, 300);
+        let (u_host, u_dev, u_secs) =
+            memory_growth_on::<moe_model::WgpuUnfusedAutodiff>(&config, 50, 300);
         eprintln!(
-            "moe top-1, group_alignment {alignment}: fused host RSS {f_host:.0} B/step, \
-             device {f_dev:.0} B/step, {:.1} ms/step; without fusion {host:.0} B/step, \
-             {dev:.0} B/step, {:.1} ms/step",
-            f_secs * 1e3,
-            secs * 1e3
+            "moe top-1, group_alignment {alignment}: fused host RSS {host:.0} B/step, \
+             device {dev:.0} B/step, {:.1} ms/step; without fusion {u_host:.0} B/step, \
+             {u_dev:.0} B/step, {:.1} ms/step",
+            secs * 1e3,
+            u_secs * 1e3
         );
+        if alignment == 1 {
+            continue;
+        }
         assert!(
             host <= HOST_BYTES_PER_STEP && dev <= DEVICE_BYTES_PER_STEP,
-            "without fusion: {host:.0} B/step host, {dev:.0} B/step device"
+            "fused, padded: {host:.0} B/step host, {dev:.0} B/step device"
         );
     }
 }

@@ -69,25 +69,30 @@ pub use weights::{load_model_dir, save_model_dir};
 pub type CpuBackend = burn::backend::Flex;
 /// The CPU backend with automatic differentiation, for training on the CPU.
 pub type CpuAutodiff = burn::backend::Autodiff<CpuBackend>;
-// The GPU backends are Burn's CubeCL backend without burn-fusion, under
-// which an MoE run's host memory grew every step (BACK-6; BENCHMARKS.md).
+// The GPU backends are Burn's CubeCL backend with burn-fusion. Fusion keys
+// its plans on the pattern of shapes and keeps them: with the expert groups
+// padded to 128 rows (MOE-16) an MoE step repeats one pattern and host
+// memory stays flat (BACK-6; BENCHMARKS.md), where unpadded groups grew it
+// every step.
 
-/// Burn's CUDA backend (CubeCL, no fusion; f32 unless `F` says otherwise),
-/// with `--features cuda`; the driver loads at run time.
+/// Burn's CUDA backend (CubeCL with burn-fusion; f32 unless `F` says
+/// otherwise), with `--features cuda`; the driver loads at run time.
 #[cfg(feature = "cuda")]
-pub type CudaBackend<F = f32> =
-    burn_cubecl::CubeBackend<burn::cubecl::cuda::CudaRuntime, F, i32, u8>;
+pub type CudaBackend<F = f32> = burn::backend::Cuda<F, i32>;
 /// The CUDA backend with automatic differentiation.
 #[cfg(feature = "cuda")]
 pub type CudaAutodiff = burn::backend::Autodiff<CudaBackend>;
-/// Burn's wgpu backend (CubeCL, no fusion, f32: the same kernels and autotune
-/// as CUDA), with `--features wgpu`; the Vulkan loader opens at run time.
+/// Burn's wgpu backend (CubeCL with burn-fusion, f32: the same kernels,
+/// autotune and fusion as CUDA), with `--features wgpu`; the Vulkan loader
+/// opens at run time.
 #[cfg(feature = "wgpu")]
-pub type WgpuBackend = burn_cubecl::CubeBackend<burn::cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
+pub type WgpuBackend = burn::backend::Wgpu<f32, i32, u32>;
 /// The wgpu backend with automatic differentiation.
 #[cfg(feature = "wgpu")]
 pub type WgpuAutodiff = burn::backend::Autodiff<WgpuBackend>;
-/// Burn's stock wgpu backend, with burn-fusion: only for the memory
-/// comparison of BACK-6 (`tests/cubecl_proxy.rs`).
+/// CubeCL's wgpu backend without burn-fusion: only for the comparison of
+/// BACK-6 (`tests/cubecl_proxy.rs`).
 #[cfg(feature = "wgpu")]
-pub type WgpuFusedAutodiff = burn::backend::Autodiff<burn::backend::Wgpu>;
+pub type WgpuUnfusedAutodiff = burn::backend::Autodiff<
+    burn_cubecl::CubeBackend<burn::cubecl::wgpu::WgpuRuntime, f32, i32, u32>,
+>;
