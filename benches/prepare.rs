@@ -23,8 +23,7 @@ use moe_data::config::DataConfig;
 use moe_data::prepare::{PrepareOptions, prepare_with};
 use moe_data::tokenizer::{Gpt2Tokenizer, PieceCache, TokenEncoder};
 
-// mimalloc that keeps freed memory: large tensors are not page-faulted in
-// again on every step (crates/moe-alloc).
+// The binary's allocator, set up in `main` as `moe data` sets it up.
 #[global_allocator]
 static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
 
@@ -60,6 +59,9 @@ fn input_bytes(config: &DataConfig, base: &Path) -> u64 {
 }
 
 fn main() {
+    // What `moe data` runs with (DATA-16).
+    moe_alloc::purge_freed_memory_after(0);
+    moe_alloc::no_transparent_huge_pages();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config_path = match std::env::var_os("MOE_BENCH_CORPUS") {
         Some(dir) => PathBuf::from(dir).join("bench.toml"),

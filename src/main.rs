@@ -63,6 +63,7 @@ fn main() {
         Some(Command::Data(cmd)) => {
             // Streaming documents: peak resident set over page faults (DATA-16).
             moe_alloc::purge_freed_memory_after(0);
+            moe_alloc::no_transparent_huge_pages();
             cmd_data::run(cmd)
         }
         Some(Command::Model(cmd)) => cmd_model::run(cmd),

@@ -8,7 +8,6 @@
 //! the audit undoes the shuffle with the same [`block_order`].
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::error::{DataError, Result};
@@ -44,7 +43,7 @@ pub struct WrittenShard {
 
 /// Writes the llm.c shard `path` (SHARD-1) from `packed`: its first `keep`
 /// blocks in the [`block_order`] of (`seed`, `purpose`) (BAL-1, BAL-2),
-/// read from the packed file one block at a time.
+/// read from the spool one block at a time.
 pub fn write_shard(
     path: &Path,
     packed: &PackedFile,
@@ -56,16 +55,13 @@ pub fn write_shard(
     let order = block_order(packed.n_blocks(), keep, seed, purpose);
     let n_tokens = order.len() * block_size;
     let src = &packed.path;
-    let mut input = File::open(src).map_err(|e| DataError::io(src, e))?;
+    let input = File::open(src).map_err(|e| DataError::io(src, e))?;
     let mut out = ShardWriter::create(path, n_tokens, block_size)?;
     let mut block = vec![0u8; 2 * block_size];
     let eos = (EOS_ID as u16).to_le_bytes();
     let mut eos_count = 0u64;
     for &i in &order {
-        input
-            .seek(SeekFrom::Start((i * block.len()) as u64))
-            .and_then(|_| input.read_exact(&mut block))
-            .map_err(|e| DataError::io(src, e))?;
+        packed.read_block(&input, i, &mut block)?;
         eos_count += block.chunks_exact(2).filter(|t| *t == eos).count() as u64;
         out.write_tokens(&block)?;
     }

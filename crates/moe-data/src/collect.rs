@@ -14,20 +14,19 @@
 //! the data; each worker thread keeps its encoder scratch (the piece cache)
 //! for the whole run.
 
-use std::collections::HashSet;
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
 use std::ops::{ControlFlow, DerefMut};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use indicatif::ProgressBar;
 use rayon::prelude::*;
+use rustc_hash::FxHashSet;
 
 use crate::config::{DataConfig, DomainConfig, SourceConfig, SourceKind};
 use crate::error::{DataError, Result};
 use crate::filter::{DropReason, check_length, content_key};
 use crate::manifest::{FileStats, SourceStats};
+use crate::pack::DocSpool;
 use crate::sources::{self, Candidate, FileDigest, HubOptions, SourceFile, digest_file};
 use crate::tokenizer::TokenEncoder;
 
@@ -39,77 +38,10 @@ const READ_AHEAD: usize = 2;
 /// A domain's kept documents, as tokens, in reading order.
 #[derive(Debug)]
 pub struct DomainDocs {
-    /// One token list per kept document (no EOS), spooled to a file.
+    /// The kept documents' tokens, spooled to a file.
     pub docs: DocSpool,
     /// Per source statistics.
     pub sources: Vec<SourceStats>,
-}
-
-/// Documents' tokens (little-endian u16, no EOS) appended to a file, with
-/// each document's length kept in memory; read back in order with
-/// [`DocSpool::for_each`].
-#[derive(Debug)]
-pub struct DocSpool {
-    path: PathBuf,
-    out: BufWriter<File>,
-    lens: Vec<u32>,
-    bytes: Vec<u8>,
-}
-
-impl DocSpool {
-    /// A spool writing to a new file at `path`.
-    pub fn create(path: &Path) -> Result<Self> {
-        let file = File::create(path).map_err(|e| DataError::io(path, e))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            out: BufWriter::with_capacity(1 << 16, file),
-            lens: Vec::new(),
-            bytes: Vec::new(),
-        })
-    }
-
-    /// Appends one document.
-    pub fn push(&mut self, ids: &[u32]) -> Result<()> {
-        self.bytes.clear();
-        ids.iter()
-            .for_each(|&t| self.bytes.extend_from_slice(&(t as u16).to_le_bytes()));
-        self.lens.push(ids.len() as u32);
-        self.out
-            .write_all(&self.bytes)
-            .map_err(|e| DataError::io(&self.path, e))
-    }
-
-    /// Number of documents.
-    pub fn len(&self) -> usize {
-        self.lens.len()
-    }
-
-    /// Whether no document was pushed.
-    pub fn is_empty(&self) -> bool {
-        self.lens.is_empty()
-    }
-
-    /// Calls `f(index, tokens)` for every document in order, then deletes the file.
-    pub fn for_each(self, mut f: impl FnMut(usize, &[u16]) -> Result<()>) -> Result<()> {
-        let path = self.path;
-        let io = |e| DataError::io(&path, e);
-        let file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
-        drop(file);
-        let mut reader = BufReader::with_capacity(1 << 16, File::open(&path).map_err(io)?);
-        let (mut bytes, mut tokens) = (Vec::new(), Vec::new());
-        for (i, &len) in self.lens.iter().enumerate() {
-            bytes.resize(2 * len as usize, 0);
-            reader.read_exact(&mut bytes).map_err(io)?;
-            tokens.clear();
-            tokens.extend(
-                bytes
-                    .chunks_exact(2)
-                    .map(|b| u16::from_le_bytes([b[0], b[1]])),
-            );
-            f(i, &tokens)?;
-        }
-        std::fs::remove_file(&path).map_err(io)
-    }
 }
 
 /// Each worker thread's encoder scratch, kept across batches.
@@ -174,8 +106,9 @@ pub struct Collector<'a, E: TokenEncoder> {
     pub pool: &'a rayon::ThreadPool,
     /// Per worker thread encoder scratch.
     pub scratch: &'a ThreadScratch<E::Scratch>,
-    /// Content keys of every kept document so far (all domains).
-    pub seen: HashSet<[u8; 16]>,
+    /// Content keys of every kept document so far (all domains; empty
+    /// when `dedup` is off).
+    pub seen: FxHashSet<[u8; 16]>,
     /// Progress display.
     pub progress: &'a ProgressBar,
 }
@@ -299,6 +232,7 @@ impl<E: TokenEncoder> Collector<'_, E> {
     /// limit is met (DATA-15). Returns the file's digest, hashed while read.
     fn read_file(&mut self, file: &SourceFile, sink: &mut Sink<'_>) -> Result<FileDigest> {
         let (source, policy) = (sink.source, self.config.pipeline.invalid_utf8);
+        let (encoder, scratch) = (self.encoder, self.scratch);
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Candidate>>(READ_AHEAD);
         std::thread::scope(|scope| {
             let reader = scope.spawn(move || {
@@ -321,12 +255,27 @@ impl<E: TokenEncoder> Collector<'_, E> {
                 }
                 Ok(digest)
             });
+            // Batch k+1 is tokenized on the pool while batch k is kept
+            // here, in order (DATA-17).
             let mut stopped = false;
+            let mut ready: Option<Vec<Processed>> = None;
             for batch in rx.iter() {
-                if self.consume(batch, sink)?.is_break() {
+                let mut next = None;
+                let flow = self.pool.in_place_scope(|scope| {
+                    scope.spawn(|_| next = Some(process_batch(batch, source, encoder, scratch)));
+                    match ready.take() {
+                        Some(processed) => self.keep(processed, sink),
+                        None => Ok(ControlFlow::Continue(())),
+                    }
+                })?;
+                if flow.is_break() {
                     stopped = true;
                     break;
                 }
+                ready = next;
+            }
+            if let Some(processed) = ready.filter(|_| !stopped) {
+                stopped = self.keep(processed, sink)?.is_break();
             }
             drop(rx);
             let read: Result<FileDigest> = reader
@@ -341,50 +290,50 @@ impl<E: TokenEncoder> Collector<'_, E> {
         })
     }
 
-    /// Processes a batch in parallel, then keeps its documents in order until a limit.
-    fn consume(&mut self, batch: Vec<Candidate>, sink: &mut Sink<'_>) -> Result<ControlFlow<()>> {
+    /// Keeps a processed batch's documents in order until a limit; the
+    /// progress bar moves once per batch.
+    fn keep(&mut self, processed: Vec<Processed>, sink: &mut Sink<'_>) -> Result<ControlFlow<()>> {
+        let before = sink.budget.tokens;
+        let flow = self.keep_documents(processed, sink);
+        self.progress.inc(sink.budget.tokens - before);
+        flow
+    }
+
+    fn keep_documents(
+        &mut self,
+        processed: Vec<Processed>,
+        sink: &mut Sink<'_>,
+    ) -> Result<ControlFlow<()>> {
         let Sink {
-            source,
             budget,
             limit,
             stats,
             docs,
+            ..
         } = sink;
-        let source = *source;
         if budget.reached() || limit.stopped {
             return Ok(ControlFlow::Break(()));
         }
-        let (encoder, scratch) = (self.encoder, self.scratch);
-        let processed: Vec<Processed> = self.pool.install(|| {
-            batch
-                .into_par_iter()
-                .map_init(
-                    || scratch.get(),
-                    |scratch, candidate| process(candidate, source, encoder, scratch),
-                )
-                .collect()
-        });
         for item in processed {
             stats.records_read += 1;
-            match item {
-                Processed::Drop(reason) => *stats.drops.entry(reason).or_default() += 1,
-                Processed::Doc { key, .. }
-                    if self.config.pipeline.dedup && self.seen.contains(&key) =>
-                {
-                    *stats.drops.entry(DropReason::Duplicate).or_default() += 1;
+            let (key, ids) = match item {
+                Processed::Drop(reason) => {
+                    *stats.drops.entry(reason).or_default() += 1;
+                    continue;
                 }
-                Processed::Doc { key, ids } => {
-                    self.seen.insert(key);
-                    budget.tokens += ids.len() as u64 + 1;
-                    stats.documents_kept += 1;
-                    stats.tokens_kept += ids.len() as u64;
-                    self.progress.inc(ids.len() as u64 + 1);
-                    docs.push(&ids)?;
-                    limit.stopped = limit.max_docs.is_some_and(|m| stats.documents_kept >= m);
-                    if budget.reached() || limit.stopped {
-                        return Ok(ControlFlow::Break(()));
-                    }
-                }
+                Processed::Doc { key, ids } => (key, ids),
+            };
+            if self.config.pipeline.dedup && !self.seen.insert(key) {
+                *stats.drops.entry(DropReason::Duplicate).or_default() += 1;
+                continue;
+            }
+            budget.tokens += ids.len() as u64 + 1;
+            stats.documents_kept += 1;
+            stats.tokens_kept += ids.len() as u64;
+            docs.push(&ids)?;
+            limit.stopped = limit.max_docs.is_some_and(|m| stats.documents_kept >= m);
+            if budget.reached() || limit.stopped {
+                return Ok(ControlFlow::Break(()));
             }
         }
         Ok(ControlFlow::Continue(()))
@@ -403,6 +352,22 @@ struct Sink<'a> {
     limit: &'a mut SourceLimit,
     stats: &'a mut SourceStats,
     docs: &'a mut DocSpool,
+}
+
+/// Filters, tokenizes and keys a batch on the pool, in order.
+fn process_batch<E: TokenEncoder>(
+    batch: Vec<Candidate>,
+    source: &SourceConfig,
+    encoder: &E,
+    scratch: &ThreadScratch<E::Scratch>,
+) -> Vec<Processed> {
+    batch
+        .into_par_iter()
+        .map_init(
+            || scratch.get(),
+            |scratch, candidate| process(candidate, source, encoder, scratch),
+        )
+        .collect()
 }
 
 fn process<E: TokenEncoder>(

@@ -72,8 +72,8 @@ impl Template {
 pub fn strip_calc_annotations(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(start) = rest.find("<<") {
-        let Some(len) = rest[start..].find(">>") else {
+    while let Some(start) = find_pair(rest, b'<') {
+        let Some(len) = find_pair(&rest[start..], b'>') else {
             break;
         };
         out.push_str(&rest[..start]);
@@ -81,6 +81,21 @@ pub fn strip_calc_annotations(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Byte offset of the first `cc` (an ASCII byte twice) in `text`: a
+/// `memchr` for `c`, no substring searcher to set up per call.
+fn find_pair(text: &str, c: u8) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(c as char) {
+        let at = from + i;
+        if bytes.get(at + 1) == Some(&c) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Repairs WikiText's tokenization artifacts: ` @-@ ` → `-`, ` @,@ ` → `,`, ` @.@ ` → `.`.
@@ -151,6 +166,16 @@ mod tests {
             strip_calc_annotations("48/2 = <<48/2=24>>24 and <<a"),
             "48/2 = 24 and <<a"
         );
+    }
+
+    proptest::proptest! {
+        // FMT-2: the pair search finds what a substring search finds, on
+        // text dense in `<`, `>` and multi-byte characters.
+        #[test]
+        fn fmt_2_pair_search_is_a_substring_search(text in "[<>aé=]{0,24}") {
+            proptest::prop_assert_eq!(find_pair(&text, b'<'), text.find("<<"));
+            proptest::prop_assert_eq!(find_pair(&text, b'>'), text.find(">>"));
+        }
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! Packing: documents of one (split, domain) concatenated, each followed by
 //! one EOS, cut into `block_size` blocks; the remainder is dropped and
-//! counted (PACK-1 … PACK-3). [`FilePacker`] is the one packer.
+//! counted (PACK-1 … PACK-3).
+//!
+//! The tokens are written once, to a [`DocSpool`] (every kept document of a
+//! domain and its EOS, in reading order), and read once, by the shard
+//! writer: a [`Packer`] only records which stretches of the spool make up a
+//! split's stream, and a [`PackedFile`] reads any block of that stream
+//! straight from the spool (DATA-18). [`Packer`] is the one packer.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -26,31 +32,137 @@ pub struct PackStats {
     pub eos_count: u64,
 }
 
-/// The packer: `push` documents, then `finish`. It writes through to a
-/// file, so memory does not grow with the data; the file ends up holding the
-/// whole blocks (PACK-1 … PACK-3).
+/// Documents' tokens, each followed by one EOS, appended to a file as
+/// little-endian u16, with each document's length kept in memory.
 #[derive(Debug)]
-pub struct FilePacker {
-    block_size: usize,
+pub struct DocSpool {
     path: PathBuf,
     out: BufWriter<File>,
+    lens: Vec<u32>,
     bytes: Vec<u8>,
+}
+
+/// A finished spool: its file and each document's length (EOS not counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Tokens of each document, in order.
+    pub lens: Vec<u32>,
+}
+
+impl DocSpool {
+    /// A spool writing to a new file at `path`.
+    pub fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).map_err(|e| DataError::io(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 16, file),
+            lens: Vec::new(),
+            bytes: Vec::new(),
+        })
+    }
+
+    /// Appends one document (GPT-2 ids, so each fits a u16) and its EOS.
+    pub fn push(&mut self, ids: &[u32]) -> Result<()> {
+        let len = u32::try_from(ids.len()).map_err(|_| {
+            DataError::io(
+                &self.path,
+                std::io::Error::other("a document of 2^32 tokens or more"),
+            )
+        })?;
+        self.bytes.resize(2 * ids.len() + 2, 0);
+        let (tokens, eos) = self.bytes.split_at_mut(2 * ids.len());
+        for (out, &id) in tokens.chunks_exact_mut(2).zip(ids) {
+            out.copy_from_slice(&(id as u16).to_le_bytes());
+        }
+        eos.copy_from_slice(&(EOS_ID as u16).to_le_bytes());
+        self.lens.push(len);
+        self.out
+            .write_all(&self.bytes)
+            .map_err(|e| DataError::io(&self.path, e))
+    }
+
+    /// Number of documents.
+    pub fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Whether no document was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    /// Flushes and closes the file.
+    pub fn finish(self) -> Result<SpoolFile> {
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| DataError::io(&self.path, e.into_error()))?;
+        drop(file);
+        Ok(SpoolFile {
+            path: self.path,
+            lens: self.lens,
+        })
+    }
+}
+
+impl SpoolFile {
+    /// Number of documents.
+    pub fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Whether the spool holds no document.
+    pub fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    /// Each document's first token's offset in the spool (in tokens) and its length.
+    pub fn documents(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.lens.iter().scan(0u64, |start, &len| {
+            let doc = (*start, len as u64);
+            *start += len as u64 + 1;
+            Some(doc)
+        })
+    }
+}
+
+/// A stretch of the spool that is a stretch of a split's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    /// Where it starts in the split's stream, in tokens.
+    stream_start: u64,
+    /// Where it starts in the spool, in tokens.
+    spool_start: u64,
+    /// Its length in tokens (documents and their EOS).
+    len: u64,
+}
+
+/// The packer: `push` a split's documents in order, then `finish`. It
+/// reads and writes no token: it notes which stretches of the spool make up
+/// the split's stream (PACK-1 … PACK-3).
+#[derive(Debug)]
+pub struct Packer {
+    block_size: usize,
+    runs: Vec<Run>,
     tokens: u64,
     documents: u64,
-    /// Block index of the last EOS written, and how many EOS that block holds.
+    /// Block index of the last EOS pushed, and how many EOS that block holds.
     eos_block: u64,
     eos_in_block: u64,
 }
 
-/// Whole blocks of one (split, domain) in a file of little-endian u16.
+/// Whole blocks of one (split, domain): a view of the spool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackedFile {
-    /// The file; `stats.tokens` tokens.
+    /// The spool the blocks are read from.
     pub path: PathBuf,
     /// Block size.
     pub block_size: usize,
     /// Counts.
     pub stats: PackStats,
+    runs: Vec<Run>,
 }
 
 impl PackedFile {
@@ -58,34 +170,73 @@ impl PackedFile {
     pub fn n_blocks(&self) -> usize {
         self.stats.blocks as usize
     }
+
+    /// Reads block `i` (< [`Self::n_blocks`]) from `spool`, the file at
+    /// [`Self::path`], into `out` (`2 × block_size` bytes, little-endian u16).
+    pub fn read_block(&self, spool: &File, i: usize, out: &mut [u8]) -> Result<()> {
+        let bs = self.block_size as u64;
+        assert!(
+            (i as u64) < self.stats.blocks && out.len() as u64 == 2 * bs,
+            "block {i} of {} blocks of {bs} tokens into {} bytes",
+            self.stats.blocks,
+            out.len()
+        );
+        let mut pos = i as u64 * bs;
+        let mut r = self.runs.partition_point(|run| run.stream_start <= pos) - 1;
+        let mut filled = 0usize;
+        while filled < out.len() {
+            let run = &self.runs[r];
+            let skip = pos - run.stream_start;
+            let take = (run.len - skip).min(bs - (pos - i as u64 * bs));
+            let bytes = &mut out[filled..filled + 2 * take as usize];
+            read_exact_at(spool, bytes, 2 * (run.spool_start + skip))
+                .map_err(|e| DataError::io(&self.path, e))?;
+            filled += bytes.len();
+            pos += take;
+            r += 1;
+        }
+        Ok(())
+    }
 }
 
-impl FilePacker {
-    /// A packer writing blocks of `block_size` (≥ 1) tokens to a new file at `path`.
-    pub fn create(path: &Path, block_size: usize) -> Result<Self> {
-        let file = File::create(path).map_err(|e| DataError::io(path, e))?;
-        Ok(Self {
+/// `pread`: no seek, one call per stretch.
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(mut file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
+}
+
+impl Packer {
+    /// A packer of blocks of `block_size` (≥ 1) tokens.
+    pub fn new(block_size: usize) -> Self {
+        Self {
             block_size: block_size.max(1),
-            path: path.to_path_buf(),
-            out: BufWriter::with_capacity(1 << 16, file),
-            bytes: Vec::new(),
+            runs: Vec::new(),
             tokens: 0,
             documents: 0,
             eos_block: u64::MAX,
             eos_in_block: 0,
-        })
+        }
     }
 
-    /// Appends one document's tokens and its EOS.
-    pub fn push(&mut self, doc: &[u16]) -> Result<()> {
-        self.bytes.clear();
-        doc.iter()
-            .chain(std::iter::once(&(EOS_ID as u16)))
-            .for_each(|t| self.bytes.extend_from_slice(&t.to_le_bytes()));
-        self.out
-            .write_all(&self.bytes)
-            .map_err(|e| DataError::io(&self.path, e))?;
-        let eos_at = self.tokens + doc.len() as u64;
+    /// Appends the document of `len` tokens that starts `start` tokens into
+    /// the spool (one of [`SpoolFile::documents`]), and its EOS.
+    pub fn push(&mut self, start: u64, len: u64) {
+        match self.runs.last_mut() {
+            Some(run) if run.spool_start + run.len == start => run.len += len + 1,
+            _ => self.runs.push(Run {
+                stream_start: self.tokens,
+                spool_start: start,
+                len: len + 1,
+            }),
+        }
+        let eos_at = self.tokens + len;
         let block = eos_at / self.block_size as u64;
         if block == self.eos_block {
             self.eos_in_block += 1;
@@ -94,11 +245,10 @@ impl FilePacker {
         }
         self.tokens = eos_at + 1;
         self.documents += 1;
-        Ok(())
     }
 
-    /// Cuts the file to whole blocks, dropping the tail.
-    pub fn finish(self) -> Result<PackedFile> {
+    /// The whole blocks, read from `spool`; the tail is dropped.
+    pub fn finish(self, spool: &Path) -> PackedFile {
         let bs = self.block_size as u64;
         let blocks = self.tokens / bs;
         let whole = blocks * bs;
@@ -108,14 +258,8 @@ impl FilePacker {
         } else {
             0
         };
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| DataError::io(&self.path, e.into_error()))?;
-        file.set_len(2 * whole)
-            .map_err(|e| DataError::io(&self.path, e))?;
-        Ok(PackedFile {
-            path: self.path,
+        PackedFile {
+            path: spool.to_path_buf(),
             block_size: self.block_size,
             stats: PackStats {
                 documents: self.documents,
@@ -124,6 +268,7 @@ impl FilePacker {
                 tail_dropped: self.tokens - whole,
                 eos_count: self.documents - tail_eos,
             },
-        })
+            runs: self.runs,
+        }
     }
 }

@@ -6,12 +6,15 @@
 //! half-written output (DATA-5).
 //!
 //! Tokens never pile up in memory: collected documents are spooled to a file
-//! per domain, packed from it into a file per (split, domain), and the shards
-//! are written block by block from those (all under `.work/` in the temporary
-//! directory, removed before the rename). Peak memory is the tokenizer, the
-//! dedup keys and per-document lengths, whatever the size of the data.
+//! per domain (under `.work/` in the temporary directory, removed before the
+//! rename); packing notes which stretches of a spool make up each (split,
+//! domain), and the shards are written block by block straight from the
+//! spools (DATA-18). Peak memory is the tokenizer, the dedup keys and
+//! per-document lengths, whatever the size of the data.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashSet;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -24,7 +27,7 @@ use crate::manifest::{
     BalanceInfo, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, ShardInfo,
     SourceStats, TokenizerInfo,
 };
-use crate::pack::{FilePacker, PackedFile};
+use crate::pack::{DocSpool, PackedFile, Packer};
 use crate::sources::HubOptions;
 use crate::split::{Split, assign};
 use crate::tokenizer::{EOS_ID, Gpt2Tokenizer, TokenEncoder, VOCAB_SIZE};
@@ -92,7 +95,7 @@ pub fn prepare_with<E: TokenEncoder>(
         encoder,
         pool: &pool,
         scratch: &scratch,
-        seen: HashSet::new(),
+        seen: FxHashSet::default(),
         progress: &bar,
     };
     let mut domains = Vec::new();
@@ -101,7 +104,7 @@ pub fn prepare_with<E: TokenEncoder>(
         domains.push((domain.name.clone(), collector.collect(domain, &spool)?));
     }
     bar.finish_and_clear();
-    let (shards, mut manifest) = assemble(config, domains, tokenizer_hash, &work)?;
+    let (shards, mut manifest) = assemble(config, domains, tokenizer_hash)?;
     write_into(tmp.path(), &shards, &mut manifest)?;
     std::fs::remove_dir_all(&work).map_err(|e| DataError::io(&work, e))?;
     replace_dir(tmp, &opts.out, opts.force)?;
@@ -137,16 +140,15 @@ struct PendingShard {
     purpose: String,
 }
 
-/// Splits and packs the collected domains into files under `work`, then
+/// Splits and packs the collected domains (views of their spools), then
 /// decides balance and shuffle; the shards are written by [`write_into`].
 fn assemble(
     config: &DataConfig,
     domains: Vec<(String, DomainDocs)>,
     tokenizer_hash: &str,
-    work: &Path,
 ) -> Result<(Vec<PendingShard>, Manifest)> {
     let p = &config.pipeline;
-    let (packed, sources) = pack_all(config, domains, work)?;
+    let (packed, sources) = pack_all(config, domains)?;
     let train_tokens: Vec<u64> = packed
         .iter()
         .filter(|((s, _), _)| *s == Split::Train)
@@ -200,7 +202,6 @@ fn assemble(
 fn pack_all(
     config: &DataConfig,
     domains: Vec<(String, DomainDocs)>,
-    work: &Path,
 ) -> Result<(BTreeMap<(Split, String), PackedFile>, Vec<SourceStats>)> {
     let p = &config.pipeline;
     let splits: Vec<Split> = [Split::Train, Split::Val, Split::Test]
@@ -210,7 +211,7 @@ fn pack_all(
     let mut packed = BTreeMap::new();
     let mut sources = Vec::new();
     for (name, collected) in domains {
-        for (split, blocks) in pack_domain(config, &name, collected.docs, &splits, work)? {
+        for (split, blocks) in pack_domain(config, &name, collected.docs, &splits)? {
             if blocks.stats.blocks == 0 {
                 return Err(DataError::SplitTooSmall {
                     domain: name.clone(),
@@ -269,36 +270,36 @@ fn pending_shards(
 }
 
 /// Assigns `docs` to splits (SPLIT-*) and packs each split present in
-/// `splits` into `work/<split>-<domain>.tok`, in one pass over the spool.
+/// `splits` as stretches of the spool (no token is read or written here).
 fn pack_domain(
     config: &DataConfig,
     domain: &str,
-    docs: crate::collect::DocSpool,
+    docs: DocSpool,
     splits: &[Split],
-    work: &Path,
 ) -> Result<Vec<(Split, PackedFile)>> {
     let p = &config.pipeline;
-    let assignment = assign(docs.len(), p.val_fraction, p.test_fraction, p.seed, domain);
+    let spool = docs.finish()?;
+    let assignment = assign(spool.len(), p.val_fraction, p.test_fraction, p.seed, domain);
     // Index into `packers` of each document's split; NONE: a split not written.
     const NONE: u8 = u8::MAX;
-    let mut split_of = vec![NONE; docs.len()];
+    let mut split_of = vec![NONE; spool.len()];
     let mut packers = Vec::new();
     for (split, indices) in assignment.iter().filter(|(s, _)| splits.contains(s)) {
-        let path = work.join(format!("{split}-{domain}.tok"));
         indices
             .iter()
             .for_each(|&i| split_of[i] = packers.len() as u8);
-        packers.push((*split, FilePacker::create(&path, p.block_size)?));
+        packers.push((*split, Packer::new(p.block_size)));
     }
     drop(assignment);
-    docs.for_each(|i, tokens| match split_of[i] {
-        NONE => Ok(()),
-        k => packers[k as usize].1.push(tokens),
-    })?;
-    packers
+    for ((start, len), &k) in spool.documents().zip(&split_of) {
+        if k != NONE {
+            packers[k as usize].1.push(start, len);
+        }
+    }
+    Ok(packers
         .into_iter()
-        .map(|(split, packer)| Ok((split, packer.finish()?)))
-        .collect()
+        .map(|(split, packer)| (split, packer.finish(&spool.path)))
+        .collect())
 }
 
 /// A fresh temporary sibling of `out`, removed when the guard drops (an

@@ -1,6 +1,6 @@
 //! Property tests of split, pack, balance, shuffle and shards, at the unit
-//! level on the very functions `prepare` runs (`FilePacker`,
-//! `balance::write_shard`; PACK-1, PACK-2, BAL-2) and end to end through `prepare` on random
+//! level on the very functions `prepare` runs (`DocSpool`, `Packer`,
+//! `balance::write_shard`; PACK-1, PACK-2, DATA-18, BAL-2) and end to end through `prepare` on random
 //! corpora with empty documents, documents longer than a block, Unicode and
 //! the literal `<|endoftext|>` (SPLIT-2, PACK-3, PACK-4, BAL-1, SHARD-1, DATA-6).
 
@@ -12,7 +12,7 @@ use std::path::Path;
 use moe_data::balance::{block_order, write_shard};
 use moe_data::config::DataConfig;
 use moe_data::manifest::Manifest;
-use moe_data::pack::{FilePacker, PackedFile};
+use moe_data::pack::{DocSpool, PackedFile, Packer};
 use moe_data::prepare::{PrepareOptions, prepare};
 use moe_data::shard::{HEADER_BYTES, read_shard};
 use moe_data::split::Split;
@@ -30,30 +30,57 @@ fn docs_strategy() -> impl Strategy<Value = Vec<Vec<u16>>> {
     proptest::collection::vec(doc, 0..30)
 }
 
-/// Packs `docs` with the pipeline's packer into `dir/<name>.tok`.
-fn pack(dir: &Path, name: &str, docs: &[Vec<u16>], bs: usize) -> PackedFile {
-    let mut packer = FilePacker::create(&dir.join(format!("{name}.tok")), bs).unwrap();
-    docs.iter().for_each(|d| packer.push(d).unwrap());
-    packer.finish().unwrap()
+/// Spools `docs` to `dir/<name>.docs` and packs those `chosen` marks (all
+/// when `chosen` is empty) with the pipeline's packer.
+fn pack_some(dir: &Path, name: &str, docs: &[Vec<u16>], chosen: &[bool], bs: usize) -> PackedFile {
+    let mut spool = DocSpool::create(&dir.join(format!("{name}.docs"))).unwrap();
+    for doc in docs {
+        let ids: Vec<u32> = doc.iter().map(|&t| t as u32).collect();
+        spool.push(&ids).unwrap();
+    }
+    let spool = spool.finish().unwrap();
+    let mut packer = Packer::new(bs);
+    for (i, (start, len)) in spool.documents().enumerate() {
+        if chosen.get(i).copied().unwrap_or(true) {
+            packer.push(start, len);
+        }
+    }
+    packer.finish(&spool.path)
 }
 
-fn tokens_of(path: &Path) -> Vec<u16> {
-    std::fs::read(path)
-        .unwrap()
-        .chunks(2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .collect()
+/// Packs all of `docs`.
+fn pack(dir: &Path, name: &str, docs: &[Vec<u16>], bs: usize) -> PackedFile {
+    pack_some(dir, name, docs, &[], bs)
+}
+
+/// Every whole block of `packed`, in order, as the shard writer reads them.
+fn blocks_of(packed: &PackedFile) -> Vec<u16> {
+    let spool = std::fs::File::open(&packed.path).unwrap();
+    let mut block = vec![0u8; 2 * packed.block_size];
+    let mut tokens = Vec::new();
+    for i in 0..packed.n_blocks() {
+        packed.read_block(&spool, i, &mut block).unwrap();
+        tokens.extend(block.chunks(2).map(|b| u16::from_le_bytes([b[0], b[1]])));
+    }
+    tokens
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
-    /// PACK-1, PACK-2: blocks are the EOS-joined stream cut at whole blocks.
+    /// PACK-1, PACK-2, DATA-18: the blocks read from the spool are the
+    /// EOS-joined stream of the documents packed (any subset of the
+    /// spool's, as a split takes), cut at whole blocks.
     #[test]
-    fn pack_1_pack_2_packer_keeps_docs_contiguous_and_counts_tail(docs in docs_strategy(), bs in 1usize..24) {
+    fn pack_1_pack_2_packer_keeps_docs_contiguous_and_counts_tail(
+        all_docs in docs_strategy(),
+        chosen in proptest::collection::vec(proptest::bool::weighted(0.7), 30),
+        bs in 1usize..24,
+    ) {
         let tmp = tempfile::tempdir().unwrap();
-        let packed = pack(tmp.path(), "p", &docs, bs);
-        let tokens = tokens_of(&packed.path);
+        let packed = pack_some(tmp.path(), "p", &all_docs, &chosen, bs);
+        let docs: Vec<&Vec<u16>> = all_docs.iter().zip(&chosen).filter(|(_, c)| **c).map(|(d, _)| d).collect();
+        let tokens = blocks_of(&packed);
         let stream: Vec<u16> = docs.iter().flat_map(|d| d.iter().copied().chain([EOS])).collect();
         let whole = stream.len() / bs * bs;
         prop_assert_eq!(tokens.len() % bs, 0);
@@ -80,7 +107,7 @@ proptest! {
     fn bal_2_shard_1_write_shard_only_drops_and_permutes_blocks(docs in docs_strategy(), bs in 1usize..8, keep in 0usize..40) {
         let tmp = tempfile::tempdir().unwrap();
         let packed = pack(tmp.path(), "p", &docs, bs);
-        let input = tokens_of(&packed.path);
+        let input = blocks_of(&packed);
         let path = tmp.path().join("s.bin");
         let written = write_shard(&path, &packed, keep, 3, "t").unwrap();
         let shard = read_shard(&path).unwrap();

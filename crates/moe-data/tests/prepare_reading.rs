@@ -1,6 +1,6 @@
 //! How `prepare` reads its files: hashed while read (DATA-14), read and
 //! parsed on a thread ahead of tokenization without changing the output or
-//! the errors (DATA-15).
+//! the errors (DATA-15), tokenized a batch ahead of keeping (DATA-17).
 
 mod common;
 
@@ -123,5 +123,81 @@ fn data_15_reading_ahead_changes_neither_output_nor_errors() {
     for threads in [1, 2] {
         let err = run(dir, &config, threads).unwrap_err().to_string();
         assert!(err.contains("d.jsonl") && err.contains("301"), "{err}");
+    }
+}
+
+// Checks: DATA-17. Batch k+1 is tokenized while batch k is kept: the
+// documents kept, the rows counted as read and the drops are those of
+// keeping every row in turn, wherever in a batch of 256 the target falls,
+// at 1 and 2 threads.
+#[test]
+fn data_17_overlapped_batches_stop_where_reading_in_step_stops() {
+    use moe_data::filter::DropReason;
+    use moe_data::tokenizer::Gpt2Tokenizer;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Empty rows and repeats of row 0 among distinct rows.
+    let texts: Vec<String> = rows(0..1200)
+        .iter()
+        .enumerate()
+        .map(|(i, row)| match i {
+            _ if i % 97 == 5 => String::new(),
+            _ if i % 50 == 7 => rows(0..1)[0]["text"].as_str().unwrap().to_owned(),
+            _ => row["text"].as_str().unwrap().to_owned(),
+        })
+        .collect();
+    let jsonl: Vec<_> = texts.iter().map(|t| json!({ "text": t })).collect();
+    write_jsonl(&dir.join("d.jsonl"), &jsonl);
+    let tokenizer = Gpt2Tokenizer::embedded().unwrap();
+    // What keeping the rows one at a time gives: (read, kept, tokens, empty, duplicate).
+    let in_step = |target: u64| {
+        let mut seen = std::collections::HashSet::new();
+        let (mut read, mut kept, mut tokens, mut budget, mut empty, mut dup) = (0, 0, 0, 0, 0, 0);
+        for text in &texts {
+            read += 1;
+            if text.trim().is_empty() {
+                empty += 1;
+            } else if !seen.insert(text) {
+                dup += 1;
+            } else {
+                let n = tokenizer.encode(text).len() as u64;
+                (kept, tokens, budget) = (kept + 1, tokens + n, budget + n + 1);
+                if budget >= target {
+                    break;
+                }
+            }
+        }
+        (read, kept, tokens, empty, dup)
+    };
+    let total = in_step(u64::MAX);
+    assert_eq!(total.0, 1200);
+    // Targets met in the first batch, just past the first batch's end, in
+    // the third, and never.
+    for target in [2_000, total.2 * 257 / 1200, total.2 * 700 / 1200, u64::MAX] {
+        let expected = in_step(target);
+        let tokens = match target {
+            u64::MAX => String::new(),
+            t => format!("tokens_per_domain = {t}\n"),
+        };
+        let config = format!(
+            "[pipeline]\nblock_size = 8\n{tokens}[[domains]]\nname = \"d\"\n{}",
+            source("d.jsonl", "jsonl")
+        );
+        for threads in [1, 2] {
+            let m = run(dir, &config, threads).unwrap();
+            let s = &m.sources[0];
+            let drop = |r| s.drops.get(&r).copied().unwrap_or(0);
+            assert_eq!(
+                (
+                    s.records_read,
+                    s.documents_kept,
+                    s.tokens_kept,
+                    drop(DropReason::Empty),
+                    drop(DropReason::Duplicate)
+                ),
+                expected,
+                "target {target}, {threads} threads"
+            );
+        }
     }
 }
