@@ -4,9 +4,9 @@
 //! so none is fetched after the target is met (SRC-10).
 //!
 //! Rows are read in order into batches; a batch is filtered, hashed and
-//! tokenized in parallel (results keep their order), then consumed one by
-//! one, so the documents kept — and where reading stops — never depend on the
-//! thread count (DATA-6). A file is read and parsed on a thread of its own,
+//! tokenized in parallel (results keep their order), then kept one by one
+//! while the pool tokenizes the next batch (DATA-17), so the documents kept
+//! — and where reading stops — never depend on the thread count (DATA-6). A file is read and parsed on a thread of its own,
 //! a few batches ahead of the tokenizing pool (DATA-15); what it read past
 //! the point where the domain stopped is thrown away, an error there
 //! included, so the output and the errors are those of reading in step.
