@@ -1,7 +1,7 @@
 //! Expert masking (MOE-14): a masked expert is never chosen, its tokens take
 //! their next choice, and an empty mask changes nothing.
 
-mod common;
+use crate::common;
 
 use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};

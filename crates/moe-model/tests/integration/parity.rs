@@ -1,7 +1,7 @@
 //! HF parity: our logits equal `transformers`' GPT2LMHeadModel on random tiny
 //! GPT-2s (MODEL-3, MODEL-4). Fixtures come from `fixtures/make_fixtures.py`.
 
-mod common;
+use crate::common;
 
 use common::{expected, fixture_dir, max_rel_err, tokens, values};
 use moe_model::{CpuAutodiff, CpuBackend, ForwardOptions, load_model_dir};

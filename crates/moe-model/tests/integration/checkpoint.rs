@@ -1,7 +1,7 @@
 //! Checkpoints: seeded init, save/load round trips with HF names, and the
 //! errors a bad weights file gets (MODEL-4, MODEL-5, MODEL-6, MODEL-7, MOE-13).
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use moe_model::weights::{WEIGHTS_FILE, named_tensors, save_safetensors};

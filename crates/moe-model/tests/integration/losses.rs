@@ -1,6 +1,6 @@
 //! Load-balancing and z-loss values (MOE-8, MOE-9, MOE-10).
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Tensor, TensorData};
 use moe_model::model::Mlp;

@@ -1,7 +1,7 @@
 //! TRAIN-18: the run directory as one type — its status through a run's
 //! life, and no other code of the workspace naming its files.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

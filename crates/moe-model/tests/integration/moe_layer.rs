@@ -1,7 +1,7 @@
 //! The MoE layer end to end: gradients through the gate, upcycling, noise and
 //! routing records (MOE-3, MOE-4, MOE-11, MOE-12).
 
-mod common;
+use crate::common;
 
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;

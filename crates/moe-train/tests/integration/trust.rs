@@ -2,7 +2,7 @@
 //! refused resume that changes nothing, the same-expert collapse rule, the
 //! sampler's purity and mixing, global-norm clipping.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Grouped dispatch against a naive per-token reference (MOE-6, MOE-7), plus
 //! property tests over random shapes for dispatch and router (MOE-4, MOE-5).
 
-mod common;
+use crate::common;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use moe_model::CpuBackend as B;

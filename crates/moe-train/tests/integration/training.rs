@@ -1,7 +1,7 @@
 //! TRAIN-*: schedule, accumulation, LB gradient, collapse detector, metrics
 //! schema, resume bit-exactness and a falling loss, on a tiny model.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -11,11 +11,6 @@ use moe_analysis::{AnalyzeOptions, analyze, report};
 use moe_data::prepared::PreparedData;
 use moe_train::{RunConfig, RunDir, TrainOptions, train};
 
-// mimalloc that keeps freed memory: large tensors are not page-faulted in
-// again on every step (crates/moe-alloc).
-#[global_allocator]
-static GLOBAL: moe_alloc::Allocator = moe_alloc::Allocator;
-
 /// Prepares three small domains at block size 16 into `dir/data`.
 fn small_data(dir: &Path) -> PathBuf {
     moe_testkit::small_prepared(
