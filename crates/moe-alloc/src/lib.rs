@@ -59,7 +59,7 @@ pub fn purge_freed_memory_after(delay_ms: u32) {
 /// Keeps the process off transparent huge pages from here on, for the same
 /// kind of work: mimalloc asks the kernel for huge pages for its arena, and
 /// a 2 MiB page is resident as a whole once one byte of it is touched (on
-/// a 90 MB prepare, peak RSS 44 against 30 MiB, DATA-16). mimalloc's own
+/// a 90 MB prepare, peak RSS 44.7 against 32.1 MiB, DATA-16). mimalloc's own
 /// option is read when the arena is made, before `main`, so the process
 /// flag (`prctl(PR_SET_THP_DISABLE)`, Linux) is what takes effect; pages
 /// already huge stay. Returns whether the kernel took the flag.
@@ -161,12 +161,11 @@ mod tests {
         assert_eq!(unsafe { sys::mi_option_get(ALLOW_THP) }, 0);
         #[cfg(target_os = "linux")]
         {
-            assert!(taken, "the kernel refused PR_SET_THP_DISABLE");
             // SAFETY: PR_GET_THP_DISABLE takes no pointer.
-            assert_eq!(
-                unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) },
-                1
-            );
+            let flag = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+            // Linux ≥ 3.15 takes the flag; a kernel (or sandbox) without
+            // the call refuses both, and then there is nothing to set.
+            assert_eq!(flag, if taken { 1 } else { -1 }, "taken: {taken}");
         }
         #[cfg(not(target_os = "linux"))]
         assert!(!taken);
