@@ -83,11 +83,6 @@ impl DocSpool {
             .map_err(|e| DataError::io(&self.path, e))
     }
 
-    /// Number of documents.
-    pub fn len(&self) -> usize {
-        self.lens.len()
-    }
-
     /// Whether no document was pushed.
     pub fn is_empty(&self) -> bool {
         self.lens.is_empty()
@@ -181,20 +176,25 @@ impl PackedFile {
             self.stats.blocks,
             out.len()
         );
-        let mut pos = i as u64 * bs;
-        let mut r = self.runs.partition_point(|run| run.stream_start <= pos) - 1;
-        let mut filled = 0usize;
-        while filled < out.len() {
-            let run = &self.runs[r];
+        let (start, end) = (i as u64 * bs, (i as u64 + 1) * bs);
+        let first = self.runs.partition_point(|run| run.stream_start <= start) - 1;
+        let mut pos = start;
+        for run in &self.runs[first..] {
+            if pos == end {
+                break;
+            }
             let skip = pos - run.stream_start;
-            let take = (run.len - skip).min(bs - (pos - i as u64 * bs));
-            let bytes = &mut out[filled..filled + 2 * take as usize];
-            read_exact_at(spool, bytes, 2 * (run.spool_start + skip))
-                .map_err(|e| DataError::io(&self.path, e))?;
-            filled += bytes.len();
+            let take = (run.len - skip).min(end - pos);
+            let at = 2 * (pos - start) as usize;
+            read_exact_at(
+                spool,
+                &mut out[at..at + 2 * take as usize],
+                2 * (run.spool_start + skip),
+            )
+            .map_err(|e| DataError::io(&self.path, e))?;
             pos += take;
-            r += 1;
         }
+        debug_assert_eq!(pos, end, "the runs cover every whole block");
         Ok(())
     }
 }
