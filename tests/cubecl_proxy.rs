@@ -1,4 +1,4 @@
-//! The CubeCL proxy (BACK-2 … BACK-6): the model and the trainer on Burn's
+//! The CubeCL proxy (BACK-1 … BACK-6, BACK-11): the model and the trainer on Burn's
 //! wgpu backend — the CubeCL kernels, autotune, memory management and
 //! burn-fusion the CUDA backend shares (BACK-6) — against the flex CPU
 //! backend from the same seed.
@@ -15,38 +15,27 @@
 #![cfg(feature = "wgpu")]
 
 mod common;
+mod proxy_support;
 
 use std::path::{Path, PathBuf};
 
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use moe_emergence::backend::Device;
 use moe_model::NormalRng;
 use moe_model::model::Mlp;
 use moe_model::moe::{DispatchPlan, capacity, dispatch_combine};
-use moe_model::{
-    CpuAutodiff, ForwardOptions, Gpt2, ModelConfig, MoeConfig, RouterNoise, WgpuAutodiff,
-};
-use moe_train::clip::clip_global_norm;
-use moe_train::config::TrainSection;
+use moe_model::{CpuAutodiff, ForwardOptions, Gpt2, ModelConfig, RouterNoise};
 use moe_train::metrics::{Event, read_events};
 use moe_train::sampler::MicroBatch;
 use moe_train::step::step_gradients;
 use moe_train::{RunConfig, TrainOptions, train};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
-
-/// One test at a time: they share the wgpu device, and BACK-6 measures this
-/// process's memory.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use proxy_support::*;
 
 type F = CpuAutodiff;
-type W = WgpuAutodiff;
 
 /// The error bound of every comparison with flex (relative, per tensor).
 const TOL: f64 = 1e-5;
@@ -81,34 +70,6 @@ fn collect_grads<B: AutodiffBackend>(
         .into_iter()
         .map(|g| (g.path.clone(), g.values().to_vec()))
         .collect()
-}
-
-/// The `micro` preset (vocab 96, 2 blocks of width 32), MoE in both blocks with 8 experts.
-fn micro(top_k: Option<usize>, capacity_factor: Option<f64>) -> ModelConfig {
-    let mut config = ModelConfig::preset("micro").unwrap();
-    config.moe = top_k.map(|top_k| MoeConfig {
-        layers: vec![0, 1],
-        n_experts: 8,
-        top_k,
-        capacity_factor,
-        group_alignment: None,
-    });
-    config
-}
-
-/// `rows` blocks of `block` pseudo-random ids below `vocab`, from `seed`.
-fn token_rows(seed: u64, rows: usize, block: usize, vocab: usize) -> Vec<i64> {
-    let mut rng = NormalRng::new(seed, 99);
-    rng.samples(rows * block, 1.0)
-        .iter()
-        .map(|&v| ((v.abs() * 1e4) as usize % vocab) as i64)
-        .collect()
-}
-
-/// A trainer section with the study's router losses (LB 0.01, z 0.001).
-fn train_section() -> TrainSection {
-    let text = "[run]\nname = \"p\"\n[model]\ninit = \"scratch\"\npreset = \"micro\"\n[model.moe]\nlayers = [0]\nn_experts = 2\ntop_k = 1\n[train]\nsteps = 1\nmicro_batch = 1\nlr = 1e-3\nlb_coef = 0.01\nz_coef = 0.001\nrouter_noise_std = 0.1\n";
-    RunConfig::parse(text, Path::new("p.toml")).unwrap().train
 }
 
 /// What one model does with one batch on one backend: the forward outputs and
@@ -495,99 +456,6 @@ fn back_5_degenerate_routings_match_flex() {
     }
 }
 
-/// Host resident set size of this process, bytes.
-fn host_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
-}
-
-/// Bytes in use on the default wgpu device (CubeCL's memory manager),
-/// through the probe the binary gives the trainer (TRAIN-20).
-fn device_bytes() -> u64 {
-    Device::Wgpu
-        .memory_probe()
-        .expect("built with wgpu")
-        .bytes_in_use()
-}
-
-/// Least-squares slope of `ys` over their index.
-fn slope(ys: &[f64]) -> f64 {
-    let n = ys.len() as f64;
-    let mx = (n - 1.0) / 2.0;
-    let my = ys.iter().sum::<f64>() / n;
-    let (mut num, mut den) = (0.0, 0.0);
-    for (i, y) in ys.iter().enumerate() {
-        num += (i as f64 - mx) * (y - my);
-        den += (i as f64 - mx).powi(2);
-    }
-    num / den
-}
-
-/// Trains `config` on fresh random batches (2 micro-batches of 4 × 32
-/// tokens per step, AdamW, clipping) for `steps` steps on the wgpu backend
-/// `B`, calling `after(step)` once each step has synced.
-fn train_micro_steps<B: AutodiffBackend>(
-    config: &ModelConfig,
-    steps: usize,
-    mut after: impl FnMut(usize),
-) {
-    let device = Default::default();
-    let mut model = Gpt2::<B>::init(config, 1, &device);
-    let mut optim = AdamWConfig::new().init::<B, Gpt2<B>>();
-    let train = train_section();
-    let block = 32;
-    for step in 0..steps {
-        let rows = token_rows(1000 + step as u64, 8, block, 96);
-        let noise = RouterNoise {
-            std: 0.1,
-            seed: step as u64,
-        };
-        let (mut grads, stats) = step_gradients(
-            &model,
-            &train,
-            &[
-                MicroBatch::from_tokens(rows[..4 * block].to_vec(), block),
-                MicroBatch::from_tokens(rows[4 * block..].to_vec(), block),
-            ],
-            noise,
-            &device,
-        );
-        assert!(stats.loss.is_finite());
-        clip_global_norm::<B, Gpt2<B>>(&model, &mut grads, 1.0);
-        model = optim.step(1e-3, model, grads);
-        B::sync(&device).unwrap();
-        after(step);
-    }
-}
-
-/// What `warmup + steps` training steps of `config` on `B` cost in memory
-/// and time: the growth per step after the warm-up (host RSS, device bytes
-/// in use; least-squares slopes) and the mean seconds per step after it.
-fn memory_growth_on<B: AutodiffBackend>(
-    config: &ModelConfig,
-    warmup: usize,
-    steps: usize,
-) -> (f64, f64, f64) {
-    let (mut host, mut dev) = (Vec::new(), Vec::new());
-    let mut clock = None;
-    train_micro_steps::<B>(config, warmup + steps, |step| {
-        if step + 1 == warmup {
-            clock = Some(std::time::Instant::now());
-        }
-        if step >= warmup {
-            host.push(host_rss() as f64);
-            dev.push(device_bytes() as f64);
-        }
-    });
-    let secs = clock.map_or(0.0, |c| c.elapsed().as_secs_f64() / steps as f64);
-    (slope(&host), slope(&dev), secs)
-}
-
 // BACK-6: after a warm-up, neither host RSS nor device memory in use grows
 // per training step (dense and MoE, micro preset, 200 steps after 30).
 #[test]
@@ -609,11 +477,6 @@ fn back_6_memory_is_flat_over_training_steps() {
         );
     }
 }
-
-/// Allowed host RSS growth per step: 10,000 steps may add at most ~40 MB.
-const HOST_BYTES_PER_STEP: f64 = 4096.0;
-/// Allowed device memory growth per step (the model's state is allocated in the warm-up).
-const DEVICE_BYTES_PER_STEP: f64 = 1024.0;
 
 // BACK-1: the binary's `--device wgpu` runs the same generic path (here the
 // parity check of `scripts/gpu-check.sh`, CPU against wgpu).
@@ -640,152 +503,6 @@ fn back_1_cli_device_wgpu_runs_the_parity_check() {
         wgpu_line.contains(") ok") && !stdout.contains("OVER"),
         "{stdout}"
     );
-}
-
-// BACK-6: why the GPU backends can run with burn-fusion. The same MoE steps
-// on the fused wgpu backend (the one the binary and the tests above use)
-// and on CubeCL without fusion, with the expert groups padded (MOE-16, the
-// default off the CPU) and unpadded: host RSS and device memory growth per
-// step and the step time. Padded, the fused backend must stay flat; the
-// unpadded figures are printed only. Run by hand:
-// `cargo test --release --features wgpu --test cubecl_proxy back_6_fused -- --ignored --nocapture`.
-#[test]
-#[ignore = "20-30 minutes on lavapipe; a measurement, see BENCHMARKS.md"]
-fn back_6_fused_backend_memory_and_step_time() {
-    let _serial = serial();
-    for alignment in [128, 1] {
-        let mut config = micro(Some(1), None);
-        config.moe.as_mut().unwrap().group_alignment = Some(alignment);
-        let (host, dev, secs) = memory_growth_on::<W>(&config, 50, 300);
-        let (u_host, u_dev, u_secs) =
-            memory_growth_on::<moe_model::WgpuUnfusedAutodiff>(&config, 50, 300);
-        eprintln!(
-            "moe top-1, group_alignment {alignment}: fused host RSS {host:.0} B/step, \
-             device {dev:.0} B/step, {:.1} ms/step; without fusion {u_host:.0} B/step, \
-             {u_dev:.0} B/step, {:.1} ms/step",
-            secs * 1e3,
-            u_secs * 1e3
-        );
-        if alignment == 1 {
-            continue;
-        }
-        assert!(
-            host <= HOST_BYTES_PER_STEP && dev <= DEVICE_BYTES_PER_STEP,
-            "fused, padded: {host:.0} B/step host, {dev:.0} B/step device"
-        );
-    }
-}
-
-// MOE-16: with the expert groups padded to 128 rows, a run meets a bounded
-// set of kernels: after a warm-up, no training step compiles a kernel or
-// autotunes a key. Each alignment (1, then 128) runs in a child process of
-// its own — this test again, told by MOE_KERNEL_COUNT_ALIGNMENT which run
-// it is — with CubeCL's compilation and autotune loggers on and a fresh
-// autotune cache, so neither run reuses the other's kernels (CubeCL's
-// configuration is global to a process and set once). Run by hand:
-// `cargo test --release --features wgpu --test cubecl_proxy moe_16 -- --ignored --nocapture`.
-#[test]
-#[ignore = "10-20 minutes on lavapipe; a measurement, see BENCHMARKS.md"]
-fn moe_16_padded_groups_stop_compiling_after_warm_up() {
-    if let Ok(alignment) = std::env::var("MOE_KERNEL_COUNT_ALIGNMENT") {
-        let alignment = alignment
-            .parse()
-            .expect("MOE_KERNEL_COUNT_ALIGNMENT: a row count");
-        let dir = std::env::var_os("MOE_KERNEL_COUNT_DIR").expect("MOE_KERNEL_COUNT_DIR");
-        eprintln!("{}", kernel_count_of_one_run(alignment, Path::new(&dir)));
-        return;
-    }
-    let mut padded = None;
-    for alignment in [1usize, 128] {
-        let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "--nocapture",
-                "moe_16_padded_groups_stop_compiling_after_warm_up",
-            ])
-            .env("MOE_KERNEL_COUNT_ALIGNMENT", alignment.to_string())
-            .env("MOE_KERNEL_COUNT_DIR", dir.path())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "alignment {alignment}: {stderr}");
-        let line = stderr
-            .lines()
-            .find(|l| l.starts_with("kernel count:"))
-            .unwrap_or_else(|| panic!("alignment {alignment}: no count line in {stderr}"));
-        eprintln!("{line}");
-        if alignment == 128 {
-            padded = Some(line.to_string());
-        }
-    }
-    let padded = padded.unwrap();
-    assert!(
-        padded.contains("after warm-up: 0 kernels compiled, 0 keys tuned"),
-        "{padded}"
-    );
-}
-
-/// Kernels compiled and autotune keys tuned by the end of each of these steps.
-const KERNEL_COUNT_STEPS: [usize; 6] = [10, 25, 50, 100, 150, 200];
-/// The step after which a run counts as warmed up.
-const KERNEL_COUNT_WARMUP: usize = 25;
-
-/// One run of MOE-16's count, in a process of its own: 200 training steps of
-/// the micro MoE (top-1 of 8 experts in both blocks, 2 × 128 tokens a step)
-/// with the expert groups padded to `alignment` rows, CubeCL's loggers and
-/// autotune cache in `dir`. Returns the `kernel count:` line.
-fn kernel_count_of_one_run(alignment: usize, dir: &Path) -> String {
-    use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
-    let (compiled_log, tuned_log) = (dir.join("compiled.log"), dir.join("tuned.log"));
-    let text = format!(
-        "[compilation.logger]\nlevel = \"basic\"\nfile = {:?}\n\
-         [autotune]\ncache = {{ file = {:?} }}\n[autotune.logger]\nlevel = \"minimal\"\nfile = {:?}\n",
-        compiled_log,
-        dir.join("autotune-cache"),
-        tuned_log
-    );
-    let config: CubeClRuntimeConfig = toml::from_str(&text).unwrap();
-    CubeClRuntimeConfig::set(config);
-
-    let count = |path: &Path, marker: &str| {
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(marker))
-            .count()
-    };
-    let mut model = micro(Some(1), None);
-    model.moe.as_mut().unwrap().group_alignment = Some(alignment);
-    let mut counts = Vec::new();
-    train_micro_steps::<W>(&model, *KERNEL_COUNT_STEPS.last().unwrap(), |step| {
-        if KERNEL_COUNT_STEPS.contains(&(step + 1)) {
-            // The loggers write from a task of their own: let it catch up.
-            std::thread::sleep(std::time::Duration::from_millis(500));
-            counts.push((
-                step + 1,
-                count(&compiled_log, "[Compiling kernel]"),
-                count(&tuned_log, "Fastest result"),
-            ));
-        }
-    });
-    let at_warmup = counts
-        .iter()
-        .find(|(s, ..)| *s == KERNEL_COUNT_WARMUP)
-        .copied()
-        .unwrap();
-    let last = *counts.last().unwrap();
-    let table: Vec<String> = counts
-        .iter()
-        .map(|(s, k, t)| format!("step {s}: {k} kernels, {t} keys"))
-        .collect();
-    format!(
-        "kernel count: group_alignment {alignment}: {}; after warm-up: {} kernels compiled, {} keys tuned",
-        table.join("; "),
-        last.1 - at_warmup.1,
-        last.2 - at_warmup.2
-    )
 }
 
 // Checks: BACK-11
