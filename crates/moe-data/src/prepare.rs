@@ -33,6 +33,7 @@ use crate::split::{Split, assign};
 use crate::tokenizer::{EOS_ID, Gpt2Tokenizer, TokenEncoder, VOCAB_SIZE};
 use moe_hub::TempPath;
 
+mod concurrent;
 mod guard;
 pub use guard::MAX_THREADS;
 use guard::{check_replaceable, check_threads};
@@ -105,7 +106,7 @@ pub fn prepare_with<E: TokenEncoder>(
     }
     bar.finish_and_clear();
     let (shards, mut manifest) = assemble(config, domains, tokenizer_hash)?;
-    write_into(tmp.path(), &shards, &mut manifest)?;
+    write_into(tmp.path(), &shards, &mut manifest, &pool)?;
     std::fs::remove_dir_all(&work).map_err(|e| DataError::io(&work, e))?;
     replace_dir(tmp, &opts.out, opts.force)?;
     Ok(manifest)
@@ -323,13 +324,26 @@ fn temp_dir(out: &Path) -> Result<TempPath> {
     Ok(TempPath::new(tmp))
 }
 
-fn write_into(dir: &Path, shards: &[PendingShard], manifest: &mut Manifest) -> Result<()> {
+/// Writes the shards, several at once (DATA-19), and the manifest, which
+/// lists them in their order.
+fn write_into(
+    dir: &Path,
+    shards: &[PendingShard],
+    manifest: &mut Manifest,
+    pool: &rayon::ThreadPool,
+) -> Result<()> {
     for shard in shards {
-        let path = dir.join(&shard.info.file);
-        if let Some(folder) = path.parent() {
+        if let Some(folder) = dir.join(&shard.info.file).parent() {
             std::fs::create_dir_all(folder).map_err(|e| DataError::io(folder, e))?;
         }
-        let written = write_shard(&path, &shard.packed, shard.keep, shard.seed, &shard.purpose)?;
+    }
+    let sizes: Vec<u64> = shards.iter().map(|s| s.info.tokens).collect();
+    let written = concurrent::largest_first(pool, &sizes, |i| {
+        let shard = &shards[i];
+        let path = dir.join(&shard.info.file);
+        write_shard(&path, &shard.packed, shard.keep, shard.seed, &shard.purpose)
+    })?;
+    for (shard, written) in shards.iter().zip(written) {
         manifest.shards.push(ShardInfo {
             sha256: written.sha256,
             eos_count: written.eos_count,
