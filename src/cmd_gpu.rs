@@ -4,11 +4,10 @@
 //! Burn's wgpu backend; a backend that is not compiled in is an error.
 
 use anyhow::Result;
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Int, Tensor, TensorData};
-use moe_model::{ForwardOptions, Gpt2, ModelConfig, MoeConfig, Precision};
+use moe_model::{ModelConfig, MoeConfig, Precision};
 
-use crate::backend::{Device, OnBackend, run_on};
+use crate::backend::Device;
+use crate::device_checks::{Forward, cpu_logits, cuda_bf16_rate, logits, matmul_rate_on};
 
 /// GPU subcommands.
 #[derive(clap::Subcommand)]
@@ -52,19 +51,8 @@ pub fn run(cmd: GpuCommand) -> Result<()> {
             seq,
         } => {
             let config = parity_config(&preset, moe)?;
-            let on_device = |precision| {
-                run_on(
-                    device,
-                    Logits {
-                        config: &config,
-                        seq,
-                        precision,
-                    },
-                )
-            };
-            let cpu_logits = |precision| {
-                logits_on::<moe_model::CpuBackend>(&config, seq, precision, &Default::default())
-            };
+            let on_device = |precision| logits(device, &config, seq, precision);
+            let cpu_logits = |precision| cpu_logits(&config, seq, precision);
             // The device first: a backend not compiled in fails before any work.
             let f32_device = on_device(Precision::F32)?;
             let cpu = cpu_logits(Precision::F32);
@@ -92,7 +80,7 @@ pub fn run(cmd: GpuCommand) -> Result<()> {
             size,
             iters,
         } => {
-            let f32_rate = run_on(device, MatmulRate { size, iters })?;
+            let f32_rate = matmul_rate_on(device, size, iters)?;
             println!("matmul {size}³ f32: {f32_rate:.1} TFLOP/s");
             if let Some(bf16_rate) = cuda_bf16_rate(device, size, iters) {
                 println!("matmul {size}³ bf16: {bf16_rate:.1} TFLOP/s");
@@ -109,61 +97,6 @@ fn parity_config(preset: &str, moe: bool) -> Result<ModelConfig> {
         config.moe = Some(MoeConfig::default_for(config.gpt2.n_layer));
     }
     Ok(config)
-}
-
-/// What the parity model computed: flat f32 logits `[seq, vocab]` and each
-/// MoE layer's top-1 expert per token (`[layer][token]`, empty when dense).
-pub struct Forward {
-    /// Logits, row-major `[seq, vocab]`.
-    pub logits: Vec<f32>,
-    /// Top-1 expert of each token, per MoE layer.
-    pub top1: Vec<Vec<i64>>,
-}
-
-/// The forward pass of the seeded model of `config` on backend `B`, computed
-/// in `precision`.
-pub fn logits_on<B: Backend>(
-    config: &ModelConfig,
-    seq: usize,
-    precision: Precision,
-    device: &B::Device,
-) -> Forward {
-    let dense = ModelConfig {
-        moe: None,
-        ..config.clone()
-    };
-    let mut model = Gpt2::<B>::init(&dense, 7, device);
-    if let Some(moe) = &config.moe {
-        model = model.upcycle(moe, 1e-3, 7);
-    }
-    let ids: Vec<i64> = (0..seq)
-        .map(|i| ((i * 7919 + 13) % config.gpt2.vocab_size) as i64)
-        .collect();
-    let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, seq]), device);
-    let options = ForwardOptions {
-        precision,
-        ..ForwardOptions::default()
-    };
-    let out = model.forward(tokens, &options);
-    let top1 = out
-        .routing
-        .into_iter()
-        .map(|r| {
-            r.expert_idx
-                .narrow(1, 0, 1)
-                .into_data()
-                .convert::<i64>()
-                .to_vec()
-                .unwrap_or_default()
-        })
-        .collect();
-    let logits = out
-        .logits
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .unwrap_or_default();
-    Forward { logits, top1 }
 }
 
 /// Tokens whose top-1 expert agrees in every MoE layer of the two passes
@@ -192,25 +125,6 @@ pub fn max_diff(reference: &[f32], other: &[f32]) -> (f64, f64) {
         .fold(0.0, f64::max)
         .max(1e-12);
     (abs, abs / scale)
-}
-
-/// The logits of the parity model on a backend.
-struct Logits<'a> {
-    config: &'a ModelConfig,
-    seq: usize,
-    precision: Precision,
-}
-
-impl OnBackend for Logits<'_> {
-    type Output = Forward;
-    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<Forward> {
-        Ok(logits_on::<B::InnerBackend>(
-            self.config,
-            self.seq,
-            self.precision,
-            device,
-        ))
-    }
 }
 
 /// One parity line: the logits' largest difference over the tokens
@@ -251,47 +165,6 @@ fn parity_line(
     )
 }
 
-/// Square matmul rate in TFLOP/s on a backend.
-struct MatmulRate {
-    size: usize,
-    iters: usize,
-}
-
-impl OnBackend for MatmulRate {
-    type Output = f64;
-    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<f64> {
-        Ok(matmul_rate::<B::InnerBackend>(
-            self.size, self.iters, device,
-        ))
-    }
-}
-
-fn matmul_rate<B: Backend>(size: usize, iters: usize, device: &B::Device) -> f64 {
-    let a = Tensor::<B, 2>::ones([size, size], device);
-    let b = Tensor::<B, 2>::ones([size, size], device);
-    let _ = a.clone().matmul(b.clone()).sum().into_data(); // warm-up and kernel compile
-    let start = std::time::Instant::now();
-    let mut acc = Tensor::<B, 1>::zeros([1], device);
-    for _ in 0..iters {
-        acc = acc + a.clone().matmul(b.clone()).slice([0..1, 0..1]).reshape([1]);
-    }
-    let _ = acc.into_data(); // waits for the device
-    2.0 * (size as f64).powi(3) * iters as f64 / start.elapsed().as_secs_f64() / 1e12
-}
-
-/// bf16 matmul rate on CUDA; `None` elsewhere.
-#[cfg(feature = "cuda")]
-fn cuda_bf16_rate(device: Device, size: usize, iters: usize) -> Option<f64> {
-    (device == Device::Cuda).then(|| {
-        matmul_rate::<moe_model::CudaBackend<burn::tensor::bf16>>(size, iters, &Default::default())
-    })
-}
-
-#[cfg(not(feature = "cuda"))]
-fn cuda_bf16_rate(_: Device, _: usize, _: usize) -> Option<f64> {
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,8 +173,8 @@ mod tests {
     #[test]
     fn parity_logits_are_deterministic_on_the_cpu() {
         let config = parity_config("micro", true).unwrap();
-        let a = logits_on::<moe_model::CpuBackend>(&config, 8, Precision::F32, &Default::default());
-        let b = logits_on::<moe_model::CpuBackend>(&config, 8, Precision::F32, &Default::default());
+        let a = cpu_logits(&config, 8, Precision::F32);
+        let b = cpu_logits(&config, 8, Precision::F32);
         assert_eq!(a.logits.len(), 8 * config.gpt2.vocab_size);
         assert_eq!(a.top1.len(), config.moe.as_ref().unwrap().layers.len());
         assert_eq!(max_diff(&a.logits, &b.logits), (0.0, 0.0));

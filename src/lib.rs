@@ -1,6 +1,7 @@
 //! moe-emergence as a library: the study end to end ([`study`]: plan,
 //! prepare if needed, train side by side, analyse, report, summarise), its
-//! steps ([`runs`]) and backend selection ([`backend`]). The `moe` binary
+//! steps ([`runs`]), backend selection ([`backend`]) and the device checks
+//! of `moe gpu` ([`device_checks`]). The `moe` binary
 //! (`src/main.rs`) is a command line over these; the data pipeline, the
 //! model, training and analysis live in the crates under `crates/`.
 //!
@@ -15,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod backend;
+pub mod device_checks;
 pub mod runs;
 pub mod study;
 pub mod sweep;

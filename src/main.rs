@@ -12,7 +12,7 @@ mod cmd_model;
 mod cmd_reproduce;
 mod cmd_train;
 
-use moe_emergence::{backend, runs, study, sweep};
+use moe_emergence::{backend, device_checks, runs, study, sweep};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
