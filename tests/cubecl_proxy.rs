@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use moe_emergence::backend::Device;
+use moe_emergence::backend::{Device, DeviceSlot};
+use moe_emergence::runs::train_on;
 use moe_model::NormalRng;
 use moe_model::model::Mlp;
 use moe_model::moe::{DispatchPlan, capacity, dispatch_combine};
@@ -30,7 +31,7 @@ use moe_model::{CpuAutodiff, ForwardOptions, Gpt2, ModelConfig, RouterNoise};
 use moe_train::metrics::{Event, read_events};
 use moe_train::sampler::MicroBatch;
 use moe_train::step::step_gradients;
-use moe_train::{RunConfig, TrainOptions, train};
+use moe_train::{RunConfig, TrainOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use proxy_support::*;
@@ -242,10 +243,13 @@ fn back_4_training_losses_match_flex() {
     };
     let (f_dir, w_dir) = (tmp.path().join("flex"), tmp.path().join("wgpu"));
     let start = std::time::Instant::now();
-    train::<F>(&config, &run(&f_dir, "cpu"), &Default::default()).unwrap();
+    // Through the binary's entry point: the trainer is compiled for both
+    // backends in the library, not again in this test.
+    let slot = DeviceSlot::default_of;
+    train_on(slot(Device::Cpu), config.clone(), run(&f_dir, "cpu")).unwrap();
     let flex_s = start.elapsed().as_secs_f64();
     let start = std::time::Instant::now();
-    train::<W>(&config, &run(&w_dir, "wgpu"), &Default::default()).unwrap();
+    train_on(slot(Device::Wgpu), config, run(&w_dir, "wgpu")).unwrap();
     eprintln!(
         "60 steps: flex {flex_s:.1} s, wgpu {:.1} s",
         start.elapsed().as_secs_f64()
