@@ -52,10 +52,10 @@ pub fn run(cmd: GpuCommand) -> Result<()> {
         } => {
             let config = parity_config(&preset, moe)?;
             let on_device = |precision| logits(device, &config, seq, precision);
-            let cpu_logits = |precision| cpu_logits(&config, seq, precision);
+            let on_cpu = |precision| cpu_logits(&config, seq, precision);
             // The device first: a backend not compiled in fails before any work.
             let f32_device = on_device(Precision::F32)?;
-            let cpu = cpu_logits(Precision::F32);
+            let cpu = on_cpu(Precision::F32);
             let name = device.name();
             let label = format!("{preset}{}", if moe { " moe" } else { "" });
             let report = |what: &str, other: &Forward, limit| {
@@ -65,7 +65,7 @@ pub fn run(cmd: GpuCommand) -> Result<()> {
             // Mixed precision (MODEL-19): the CPU's own bf16 error is the
             // yardstick for the device's. wgpu cannot run it (WGSL has no
             // bf16 type).
-            report("cpu bf16 (mixed)", &cpu_logits(Precision::Bf16), 5e-2);
+            report("cpu bf16 (mixed)", &on_cpu(Precision::Bf16), 5e-2);
             if device == Device::Cuda {
                 report(
                     &format!("{name} bf16 (mixed)"),

@@ -24,7 +24,7 @@ pub struct Forward {
 
 /// The forward pass of the seeded model of `config` on backend `B`, computed
 /// in `precision`.
-pub fn logits_on<B: Backend>(
+fn logits_on<B: Backend>(
     config: &ModelConfig,
     seq: usize,
     precision: Precision,
@@ -68,7 +68,7 @@ pub fn logits_on<B: Backend>(
     Forward { logits, top1 }
 }
 
-/// [`logits_on`] on `device`'s backend; an error when the binary was built
+/// The parity model's forward pass on `device`'s backend; an error when the binary was built
 /// without it.
 pub fn logits(
     device: Device,
@@ -86,7 +86,7 @@ pub fn logits(
     )
 }
 
-/// [`logits_on`] on the CPU backend.
+/// The parity model's forward pass on the CPU backend.
 pub fn cpu_logits(config: &ModelConfig, seq: usize, precision: Precision) -> Forward {
     logits_on::<moe_model::CpuBackend>(config, seq, precision, &Default::default())
 }
@@ -110,7 +110,7 @@ impl OnBackend for Logits<'_> {
     }
 }
 
-/// [`matmul_rate`] in f32 on `device`'s backend, TFLOP/s; an error when the
+/// The square matmul rate in f32 on `device`'s backend, TFLOP/s; an error when the
 /// binary was built without it.
 pub fn matmul_rate_on(device: Device, size: usize, iters: usize) -> Result<f64> {
     run_on(device, MatmulRate { size, iters })

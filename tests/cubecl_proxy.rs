@@ -28,6 +28,7 @@ use moe_model::NormalRng;
 use moe_model::model::Mlp;
 use moe_model::moe::{DispatchPlan, capacity, dispatch_combine};
 use moe_model::{CpuAutodiff, ForwardOptions, Gpt2, ModelConfig, RouterNoise};
+use moe_testkit::rel_err;
 use moe_train::metrics::{Event, read_events};
 use moe_train::sampler::MicroBatch;
 use moe_train::step::step_gradients;
@@ -40,18 +41,6 @@ type F = CpuAutodiff;
 
 /// The error bound of every comparison with flex (relative, per tensor).
 const TOL: f64 = 1e-5;
-
-/// `max|a − b| / max|b|` (absolute when `b` is all zeros).
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    let diff = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| (x as f64 - y as f64).abs())
-        .fold(0.0, f64::max);
-    let scale = b.iter().map(|&y| (y as f64).abs()).fold(0.0, f64::max);
-    if scale > 0.0 { diff / scale } else { diff }
-}
 
 fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().unwrap()

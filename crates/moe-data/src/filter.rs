@@ -44,7 +44,7 @@ pub fn check_length(text: &str, source: &SourceConfig) -> Result<(), DropReason>
     if chars < source.min_chars {
         return Err(DropReason::TooShort);
     }
-    if source.max_chars.is_some_and(|max| chars > max) {
+    if !max_ok(chars) {
         return Err(DropReason::TooLong);
     }
     Ok(())

@@ -220,3 +220,16 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for GradVisitor<'_, B> {
         });
     }
 }
+
+/// `max|a − b| / max|b|` (absolute when `b` is all zeros): the relative
+/// error of a tensor against its reference in the parity tests.
+pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    let diff = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .fold(0.0, f64::max);
+    let scale = b.iter().map(|&y| (y as f64).abs()).fold(0.0, f64::max);
+    if scale > 0.0 { diff / scale } else { diff }
+}

@@ -7,18 +7,7 @@ use burn::tensor::{DType, Int, Tensor, TensorData};
 use moe_model::{
     CpuAutodiff, CpuBackend, ForwardOptions, Gpt2, ModelConfig, MoeConfig, Precision, RouterNoise,
 };
-
-/// `max|a − b| / max|b|`.
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    let diff = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| (x as f64 - y as f64).abs())
-        .fold(0.0, f64::max);
-    let scale = b.iter().map(|&y| (y as f64).abs()).fold(0.0, f64::max);
-    if scale > 0.0 { diff / scale } else { diff }
-}
+use moe_testkit::rel_err;
 
 fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().unwrap()
